@@ -1,0 +1,13 @@
+// Command gatehouse is Caddy with the standard modules and the gatehouse
+// identity-aware gateway.
+package main
+
+import (
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+func main() {
+	caddycmd.Main()
+}

@@ -1,0 +1,138 @@
+// Package activity is the audit log: the events gatehouse records for every
+// sign-in outcome, session end and admin action, the filters to query them,
+// and the Store interface that keeps them.
+package activity
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// Event types. Session ends use the same names as session.End* constants.
+const (
+	LoginSucceeded   = "login_succeeded"
+	LoginFailed      = "login_failed"
+	Logout           = "logout"
+	SessionRevoked   = "session_revoked"
+	RevokedOthers    = "sessions_revoked_others"
+	ExpiredIdle      = "session_expired_idle"
+	ExpiredLifetime  = "session_expired_lifetime"
+	EndedNewLogin    = "session_ended_new_login"
+	IPConflict       = "ip_conflict"
+	AccessDenied     = "access_denied"
+	RefreshFailed    = "refresh_failed"
+	BackchannelLogout = "backchannel_logout"
+	Anomaly          = "anomaly"
+	AdminExport      = "admin_export"
+)
+
+// Types lists every event type, for validating filters.
+var Types = []string{
+	LoginSucceeded, LoginFailed, Logout, SessionRevoked, RevokedOthers,
+	ExpiredIdle, ExpiredLifetime, EndedNewLogin, IPConflict, AccessDenied,
+	RefreshFailed, BackchannelLogout, Anomaly, AdminExport,
+}
+
+// Reasons carried by login_failed and access_denied events.
+const (
+	ReasonStateMismatch   = "state_mismatch"
+	ReasonIDPError        = "idp_error"
+	ReasonTokenInvalid    = "token_invalid"
+	ReasonNotAllowedGroup = "not_allowed_group"
+	ReasonIPRestricted    = "ip_restricted"
+	ReasonCountry         = "country_restricted"
+	ReasonStoreError      = "store_error"
+)
+
+// ActorSystem is the actor of events nobody in particular caused.
+const ActorSystem = "system"
+
+// Event is one line of the audit log.
+type Event struct {
+	// ID is assigned by the store; it orders events and serves as a cursor.
+	ID        string    `json:"id"`
+	Time      time.Time `json:"time"`
+	Type      string    `json:"type"`
+	User      string    `json:"user"`
+	Email     string    `json:"email"`
+	SessionID string    `json:"session_id"`
+	Site      string    `json:"site"`
+	IP        string    `json:"ip"`
+	City      string    `json:"city"`
+	Country   string    `json:"country"`
+	Device    string    `json:"device"`
+	// Inactivity is how long the session had been unused when it ended, as
+	// a Go duration string ("31m0s"); empty when it does not apply.
+	Inactivity string `json:"inactivity_duration"`
+	Reason     string `json:"reason"`
+	// Actor is the email of whoever caused the event (an admin revoking a
+	// session), or "system".
+	Actor string `json:"actor"`
+}
+
+// Filter selects events. Zero fields match everything.
+type Filter struct {
+	From, To time.Time // inclusive bounds on Time
+	User     string    // exact subject or email
+	IPPrefix string    // start of the IP
+	Types    []string  // any of these types
+	Site     string    // exact site
+	Cursor   string    // Page.Next of an earlier call
+	Limit    int       // page size: default DefaultLimit, at most MaxLimit
+}
+
+// Page sizes.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// Match reports whether e passes f (ignoring Cursor and Limit). Stores that
+// cannot filter natively use it.
+func (f *Filter) Match(e *Event) bool {
+	if !f.From.IsZero() && e.Time.Before(f.From) {
+		return false
+	}
+	if !f.To.IsZero() && e.Time.After(f.To) {
+		return false
+	}
+	if f.User != "" && e.User != f.User && !strings.EqualFold(e.Email, f.User) {
+		return false
+	}
+	if f.IPPrefix != "" && !strings.HasPrefix(e.IP, f.IPPrefix) {
+		return false
+	}
+	if f.Site != "" && e.Site != f.Site {
+		return false
+	}
+	if len(f.Types) > 0 {
+		ok := false
+		for _, t := range f.Types {
+			if t == e.Type {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Page is one page of events, newest first; Next is empty on the last page.
+type Page struct {
+	Items []Event
+	Next  string
+}
+
+// Store keeps events for the retention period.
+type Store interface {
+	// Append records e, assigning e.ID.
+	Append(ctx context.Context, e *Event) error
+	// Query returns events matching f, newest first.
+	Query(ctx context.Context, f Filter) (Page, error)
+	// Trim drops events older than before.
+	Trim(ctx context.Context, before time.Time) error
+}

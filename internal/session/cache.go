@@ -1,0 +1,141 @@
+package session
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Cache keeps recently used sessions in process memory so that a request
+// with a known cookie costs no store round trip. An entry is trusted for at
+// most ttl; ends published through Store.Subscribe remove it at once, which
+// is what makes revocation fast, and ttl bounds the damage when such a
+// message is lost.
+type Cache struct {
+	store Store
+	ttl   time.Duration
+	now   func() time.Time
+
+	mu sync.RWMutex
+	m  map[string]cacheEntry
+	// ended remembers recent invalidations so that a lookup that raced
+	// with one does not put the ended session back.
+	ended map[string]time.Time
+	// flushed is when everything was last forgotten.
+	flushed time.Time
+
+	hits, misses atomic.Uint64
+}
+
+type cacheEntry struct {
+	s       *Session
+	fetched time.Time
+}
+
+// NewCache returns a cache in front of store. now is the clock (time.Now
+// when nil); ttl <= 0 disables caching.
+func NewCache(store Store, ttl time.Duration, now func() time.Time) *Cache {
+	if now == nil {
+		now = time.Now
+	}
+	return &Cache{
+		store: store,
+		ttl:   ttl,
+		now:   now,
+		m:     make(map[string]cacheEntry),
+		ended: make(map[string]time.Time),
+	}
+}
+
+// Store returns the store behind the cache.
+func (c *Cache) Store() Store { return c.store }
+
+// Get returns the session with id, from memory when fresh, else from the
+// store. The result is shared: do not modify it.
+func (c *Cache) Get(ctx context.Context, id string) (*Session, error) {
+	now := c.now()
+	c.mu.RLock()
+	e, ok := c.m[id]
+	c.mu.RUnlock()
+	if ok && now.Sub(e.fetched) < c.ttl {
+		c.hits.Add(1)
+		return e.s, nil
+	}
+	c.misses.Add(1)
+	s, err := c.store.Get(ctx, id)
+	if err != nil {
+		if ok {
+			c.mu.Lock()
+			if cur, still := c.m[id]; still && cur.s == e.s {
+				delete(c.m, id)
+			}
+			c.mu.Unlock()
+		}
+		return nil, err
+	}
+	if c.ttl > 0 {
+		c.mu.Lock()
+		if t, gone := c.ended[id]; !(gone && !t.Before(now)) && c.flushed.Before(now) {
+			c.m[id] = cacheEntry{s: s, fetched: now}
+		}
+		c.mu.Unlock()
+	}
+	return s, nil
+}
+
+// Put replaces the cached copy of a session (after a touch, say) without
+// renewing its freshness.
+func (c *Cache) Put(s *Session) {
+	c.mu.Lock()
+	if e, ok := c.m[s.ID]; ok {
+		c.m[s.ID] = cacheEntry{s: s, fetched: e.fetched}
+	}
+	c.mu.Unlock()
+}
+
+// Invalidate forgets a session; it is the Store.Subscribe callback. An
+// empty id forgets everything.
+func (c *Cache) Invalidate(id string) {
+	now := c.now()
+	c.mu.Lock()
+	if id == "" {
+		clear(c.m)
+		c.flushed = now
+	} else {
+		delete(c.m, id)
+		c.ended[id] = now
+	}
+	c.mu.Unlock()
+}
+
+// Prune drops stale entries and old invalidation records; call it now and
+// then to bound memory.
+func (c *Cache) Prune() {
+	now := c.now()
+	c.mu.Lock()
+	for id, e := range c.m {
+		if now.Sub(e.fetched) >= c.ttl {
+			delete(c.m, id)
+		}
+	}
+	for id, t := range c.ended {
+		// A lookup takes far less than this; keep the record a while.
+		if now.Sub(t) > c.ttl+time.Minute {
+			delete(c.ended, id)
+		}
+	}
+	c.mu.Unlock()
+}
+
+// Len is the number of cached sessions.
+func (c *Cache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m)
+}
+
+// Stats returns the hit and miss counts so far.
+func (c *Cache) Stats() (hits, misses uint64) {
+	return c.hits.Load(), c.misses.Load()
+}

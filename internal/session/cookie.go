@@ -1,0 +1,98 @@
+package session
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+)
+
+// The cookie value is cookiePrefix followed by the unpadded base64url
+// encoding of a 32-byte random secret. The store never sees the secret: the
+// session ID is a truncated SHA-256 of it, so a copy of the store lets no one
+// in, while the secret leads straight to its session with one lookup.
+const (
+	cookiePrefix = "g1."
+	secretLen    = 32
+	// CookieLen is the exact length of a valid cookie value.
+	CookieLen = len(cookiePrefix) + (secretLen*8+5)/6
+	idBytes   = 16
+	// IDLen is the length of a session ID.
+	IDLen = (idBytes*8 + 5) / 6
+)
+
+// ErrMalformedCookie is returned for any cookie value that is not one this
+// package wrote: wrong length, prefix or alphabet.
+var ErrMalformedCookie = errors.New("malformed session cookie")
+
+// Secret is the bearer secret a browser carries in its session cookie.
+type Secret [secretLen]byte
+
+// NewSecret returns a fresh random secret.
+func NewSecret() Secret {
+	var s Secret
+	// crypto/rand.Read never returns an error (Go 1.24+); it aborts the
+	// program if the system's source fails.
+	_, _ = rand.Read(s[:])
+	return s
+}
+
+// Cookie returns the cookie value for s.
+func (s Secret) Cookie() string {
+	buf := make([]byte, CookieLen)
+	copy(buf, cookiePrefix)
+	base64.RawURLEncoding.Encode(buf[len(cookiePrefix):], s[:])
+	return string(buf)
+}
+
+// ID returns the public session ID derived from s.
+func (s Secret) ID() string {
+	var buf [IDLen]byte
+	s.id(&buf)
+	return string(buf[:])
+}
+
+func (s Secret) id(out *[IDLen]byte) {
+	sum := sha256.Sum256(s[:])
+	base64.RawURLEncoding.Encode(out[:], sum[:idBytes])
+}
+
+// ParseCookie checks a cookie value and returns the session ID it leads to.
+// It allocates only the returned string.
+func ParseCookie(v string) (id string, err error) {
+	s, err := DecodeCookie(v)
+	if err != nil {
+		return "", err
+	}
+	return s.ID(), nil
+}
+
+// DecodeCookie returns the secret in a cookie value.
+func DecodeCookie(v string) (Secret, error) {
+	var s Secret
+	if len(v) != CookieLen || v[:len(cookiePrefix)] != cookiePrefix {
+		return s, ErrMalformedCookie
+	}
+	var raw [secretLen + 2]byte
+	n, err := base64.RawURLEncoding.Strict().Decode(raw[:], []byte(v[len(cookiePrefix):]))
+	if err != nil || n != secretLen {
+		return s, ErrMalformedCookie
+	}
+	copy(s[:], raw[:secretLen])
+	return s, nil
+}
+
+// ValidID reports whether id has the shape of a session ID, so that
+// handlers can refuse garbage before it reaches the store.
+func ValidID(id string) bool {
+	if len(id) != IDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

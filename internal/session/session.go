@@ -1,0 +1,229 @@
+// Package session holds the gateway's central types: the Session a browser
+// carries, the Store that keeps sessions, the cookie codec, the sealing of
+// tokens at rest and the local cache that keeps the request path off the
+// network. It knows nothing of Caddy, Redis or HTTP handlers.
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors shared by every Store.
+var (
+	// ErrNotFound means no such session exists (never did, ended or expired).
+	ErrNotFound = errors.New("session not found")
+	// ErrUnavailable means the store cannot be reached; callers degrade
+	// (cached sessions keep working) instead of treating it as "signed out".
+	ErrUnavailable = errors.New("session store unavailable")
+)
+
+// Device is what the user agent says about the browser, summarised.
+type Device struct {
+	UserAgent string `json:"user_agent"`
+	// Browser is a family name such as Chrome, Firefox, Safari or Edge.
+	Browser string `json:"browser"`
+	// OS is a family name such as Windows, macOS, Linux, iOS or Android.
+	OS string `json:"os"`
+	// Device is one of desktop, mobile, tablet or bot.
+	Device string `json:"device"`
+}
+
+// Location is where an IP address is, from a GeoIP lookup. The zero value
+// means unknown.
+type Location struct {
+	City string `json:"city"`
+	// Region is the English name of the first subdivision.
+	Region string `json:"region"`
+	// Country is an ISO 3166-1 alpha-2 code.
+	Country   string  `json:"country"`
+	Latitude  float64 `json:"latitude"`
+	Longitude float64 `json:"longitude"`
+}
+
+// Session is one signed-in browser. Values are treated as immutable once
+// shared (the cache hands the same pointer to concurrent requests): copy
+// before changing.
+type Session struct {
+	// ID is the public handle, shown to admins and used in URLs. It is
+	// derived from the cookie secret by a one-way function, so knowing it
+	// does not let anyone in.
+	ID string `json:"id"`
+	// User is the provider's subject (sub claim).
+	User     string   `json:"user"`
+	Email    string   `json:"email"`
+	Name     string   `json:"name"`
+	Username string   `json:"preferred_username"`
+	Groups   []string `json:"groups"`
+	// Site is the host (with port when not the default) where the session
+	// was created.
+	Site       string    `json:"site"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastAccess time.Time `json:"last_access"`
+	// ExpiresAt is the end of the maximum lifetime.
+	ExpiresAt time.Time `json:"expires_at"`
+	// IdleTimeout is the creating site's idle timeout; 0 means none. It lets
+	// a background sweep find idle sessions without knowing site configs.
+	IdleTimeout time.Duration `json:"idle_timeout"`
+	// IP is the client address at sign-in; LastIP the latest seen.
+	IP     string `json:"ip"`
+	LastIP string `json:"last_ip"`
+	Device
+	Location
+	// IDPSessionID is the provider's sid claim, for back-channel logout.
+	IDPSessionID string `json:"idp_sid"`
+	// Tokens is the sealed (encrypted) token set; see Sealer.
+	Tokens []byte `json:"-"`
+}
+
+// Deadline is when the session ends unless used again: the earlier of the
+// idle deadline and the maximum lifetime.
+func (s *Session) Deadline() time.Time {
+	d := s.ExpiresAt
+	if s.IdleTimeout > 0 {
+		if idle := s.LastAccess.Add(s.IdleTimeout); d.IsZero() || idle.Before(d) {
+			d = idle
+		}
+	}
+	return d
+}
+
+// Expiry tells whether the session has ended by time at now, and why.
+// It returns "" while the session is alive, otherwise ReasonIdle or
+// ReasonLifetime. idle overrides the session's own idle timeout when
+// positive (a site's own policy applies on every request).
+func (s *Session) Expiry(now time.Time, idle time.Duration) string {
+	if !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt) {
+		return EndLifetime
+	}
+	if idle <= 0 {
+		idle = s.IdleTimeout
+	}
+	if idle > 0 && now.Sub(s.LastAccess) >= idle {
+		return EndIdle
+	}
+	return ""
+}
+
+// Clone returns a copy that may be changed without affecting s.
+func (s *Session) Clone() *Session {
+	c := *s
+	c.Groups = append([]string(nil), s.Groups...)
+	c.Tokens = append([]byte(nil), s.Tokens...)
+	return &c
+}
+
+// Why a session ended. These are also activity event types.
+const (
+	EndLogout      = "logout"
+	EndRevoked     = "session_revoked"
+	EndOthers      = "sessions_revoked_others"
+	EndIdle        = "session_expired_idle"
+	EndLifetime    = "session_expired_lifetime"
+	EndNewLogin    = "session_ended_new_login"
+	EndBackchannel = "backchannel_logout"
+	EndRefresh     = "refresh_failed"
+	EndIPConflict  = "ip_conflict"
+)
+
+// Access is one use of a session, recorded by Store.Touch.
+type Access struct {
+	At time.Time
+	IP string
+	// Location, when non-nil, replaces the session's location (it follows
+	// LastIP). Device, when non-nil, replaces the device summary.
+	Location *Location
+	Device   *Device
+}
+
+// Sort orders for Query.
+const (
+	SortLastAccess = "last_access" // most recent first; the default
+	SortCreated    = "created_at"  // newest sign-in first
+)
+
+// Query selects sessions for List. Zero fields match everything.
+type Query struct {
+	// User is an exact subject.
+	User string
+	// IPPrefix matches the start of the login IP or the last IP.
+	IPPrefix string
+	// Country is an ISO code, matched case-insensitively.
+	Country string
+	// Site is an exact site.
+	Site string
+	// Sort is SortLastAccess (default) or SortCreated; a leading "-" is
+	// accepted and ignored (the order is always newest first).
+	Sort string
+	// Cursor is a Page.Next from an earlier call.
+	Cursor string
+	// Limit is the page size; stores cap it (default 100).
+	Limit int
+}
+
+// Page is one page of a listing; Next is empty on the last page.
+type Page struct {
+	Items []*Session
+	Next  string
+}
+
+// User summarises one user's sessions for the admin Users view.
+type User struct {
+	User       string    `json:"user"`
+	Email      string    `json:"email"`
+	LastLogin  time.Time `json:"last_login"`
+	LastLogout time.Time `json:"last_logout"`
+	// Status is "active" when ActiveSessions > 0, else "signed_out".
+	Status         string `json:"status"`
+	ActiveSessions int    `json:"active_sessions"`
+	LastIP         string `json:"last_ip"`
+}
+
+// UserQuery selects users for Users, most recent login first.
+type UserQuery struct {
+	// Prefix matches the start of the subject or the email, case-insensitively.
+	Prefix string
+	Cursor string
+	Limit  int
+}
+
+// UserPage is one page of users.
+type UserPage struct {
+	Items []User
+	Next  string
+}
+
+// Store keeps sessions. Implementations must be safe for concurrent use and
+// must make an ended session unusable on every gateway instance sharing the
+// store: Delete publishes the end, Subscribe receives it.
+type Store interface {
+	// Create saves a new session and records the login on the user's
+	// summary.
+	Create(ctx context.Context, s *Session) error
+	// Get returns the session or ErrNotFound.
+	Get(ctx context.Context, id string) (*Session, error)
+	// Touch records an access. It never brings back an ended session: it
+	// returns ErrNotFound when the session is gone.
+	Touch(ctx context.Context, id string, a Access) error
+	// Delete ends a session, records the end on the user's summary,
+	// publishes the id to every subscriber and returns the session as it
+	// was. It returns ErrNotFound when the session was already gone, so
+	// that exactly one caller reports an end.
+	Delete(ctx context.Context, id string) (*Session, error)
+	// List returns sessions matching q, newest first by q.Sort.
+	List(ctx context.Context, q Query) (Page, error)
+	// Users returns user summaries, most recent login first.
+	Users(ctx context.Context, q UserQuery) (UserPage, error)
+	// Due returns up to n sessions whose Deadline is at or before t, for the
+	// background sweep.
+	Due(ctx context.Context, t time.Time, n int) ([]*Session, error)
+	// Subscribe calls ended with the id of every session ended through any
+	// instance, and with "" when deliveries may have been missed (after a
+	// reconnect), meaning "forget everything cached". It returns when ctx
+	// is done.
+	Subscribe(ctx context.Context, ended func(id string)) error
+	// ClaimOnce marks key as used for ttl and reports whether this call was
+	// the first; it makes login states single-use.
+	ClaimOnce(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
