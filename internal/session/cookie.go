@@ -73,8 +73,11 @@ func DecodeCookie(v string) (Secret, error) {
 	if len(v) != CookieLen || v[:len(cookiePrefix)] != cookiePrefix {
 		return s, ErrMalformedCookie
 	}
+	// Copying into a stack array spares the allocation of []byte(v).
+	var in [CookieLen - len(cookiePrefix)]byte
+	copy(in[:], v[len(cookiePrefix):])
 	var raw [secretLen + 2]byte
-	n, err := base64.RawURLEncoding.Strict().Decode(raw[:], []byte(v[len(cookiePrefix):]))
+	n, err := base64.RawURLEncoding.Strict().Decode(raw[:], in[:])
 	if err != nil || n != secretLen {
 		return s, ErrMalformedCookie
 	}

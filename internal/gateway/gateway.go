@@ -1,0 +1,389 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/oidcflow"
+	"github.com/gatehouse-proxy/gatehouse/internal/policy"
+	"github.com/gatehouse-proxy/gatehouse/internal/session"
+)
+
+// Config is one protected site's settings; caddymodule fills it from the
+// handler's configuration.
+type Config struct {
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	Scopes       []string
+	GroupsClaim  string
+	// PathPrefix is where the gateway's own endpoints live. Default: /.gatehouse
+	PathPrefix string
+	// IdleTimeout ends a session unused this long; 0 disables it.
+	IdleTimeout time.Duration
+	// MaxLifetime ends any session this long after sign-in. Default: 12h.
+	MaxLifetime time.Duration
+	// TouchInterval throttles last-access writes; it is capped at a quarter
+	// of IdleTimeout so that an active session never looks idle.
+	// Default: 30s.
+	TouchInterval time.Duration
+	// CookieName is the session cookie's name. Default: gatehouse.
+	CookieName string
+	// CookieDomain shares the cookie with subdomains when set.
+	CookieDomain string
+	AdminGroups  []string
+	AdminEmails  []string
+	Network      policy.Network
+	Identity     policy.Identity
+	// HTTPClient talks to the provider. Default: 10 s timeout.
+	HTTPClient *http.Client
+	// ClientIP returns the client's address; caddymodule passes Caddy's,
+	// which honours trusted_proxies. Default: the connection's peer.
+	ClientIP func(*http.Request) netip.Addr
+	// Admin serves the pages and the JSON API under PathPrefix (the "my
+	// sessions" page, /admin/ and /api/). It receives requests from signed-in
+	// users with a Viewer in the context; nil answers 404.
+	Admin http.Handler
+}
+
+// Defaults.
+const (
+	DefaultPathPrefix    = "/.gatehouse"
+	DefaultCookieName    = "gatehouse"
+	DefaultMaxLifetime   = 12 * time.Hour
+	DefaultTouchInterval = 30 * time.Second
+	stateTTL             = 10 * time.Minute
+)
+
+// Gateway guards one site.
+type Gateway struct {
+	cfg  Config
+	rt   *Runtime
+	oidc *oidcflow.Client
+}
+
+// New returns a Gateway for cfg sharing rt. It does no network I/O: the
+// provider is discovered on first need.
+func New(cfg Config, rt *Runtime) (*Gateway, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("issuer is required")
+	}
+	if cfg.ClientID == "" {
+		return nil, errors.New("client_id is required")
+	}
+	if cfg.PathPrefix == "" {
+		cfg.PathPrefix = DefaultPathPrefix
+	}
+	if !strings.HasPrefix(cfg.PathPrefix, "/") || strings.HasSuffix(cfg.PathPrefix, "/") {
+		return nil, fmt.Errorf("path_prefix %q must start with / and not end with /", cfg.PathPrefix)
+	}
+	if cfg.CookieName == "" {
+		cfg.CookieName = DefaultCookieName
+	}
+	if cfg.MaxLifetime <= 0 {
+		cfg.MaxLifetime = DefaultMaxLifetime
+	}
+	if cfg.TouchInterval <= 0 {
+		cfg.TouchInterval = DefaultTouchInterval
+	}
+	if cfg.IdleTimeout > 0 && cfg.TouchInterval > cfg.IdleTimeout/4 {
+		cfg.TouchInterval = cfg.IdleTimeout / 4
+	}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = peerIP
+	}
+	g := &Gateway{cfg: cfg, rt: rt}
+	g.oidc = oidcflow.New(oidcflow.Config{
+		Issuer:       cfg.Issuer,
+		ClientID:     cfg.ClientID,
+		ClientSecret: cfg.ClientSecret,
+		Scopes:       cfg.Scopes,
+		GroupsClaim:  cfg.GroupsClaim,
+		HTTPClient:   cfg.HTTPClient,
+		Now:          rt.cfg.Now,
+	})
+	return g, nil
+}
+
+func peerIP(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+// Config returns the effective configuration.
+func (g *Gateway) Config() Config { return g.cfg }
+
+// Serve decides a request. When it returns a session, the request may go on
+// to the upstream: the identity headers are set and every client-supplied
+// copy is gone. When it returns nil, Serve has written the response
+// (a redirect to sign in, a 401, a 403, an endpoint of the gateway's own).
+func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request) *session.Session {
+	stripIdentity(r.Header)
+	if p := r.URL.Path; strings.HasPrefix(p, g.cfg.PathPrefix) &&
+		(len(p) == len(g.cfg.PathPrefix) || p[len(g.cfg.PathPrefix)] == '/') {
+		g.endpoint(w, r, p[len(g.cfg.PathPrefix):])
+		return nil
+	}
+	ip := g.cfg.ClientIP(r)
+	if !g.networkAllowed(w, r, ip) {
+		return nil
+	}
+	s, err := g.check(r, ip)
+	switch {
+	case errors.Is(err, session.ErrUnavailable):
+		g.unavailable(w, r)
+		return nil
+	case err != nil:
+		g.rt.cfg.OnError(err)
+		g.unavailable(w, r)
+		return nil
+	case s == nil:
+		g.unauthenticated(w, r)
+		return nil
+	}
+	setIdentity(r.Header, s.User, s.Email, s.Username, s.Groups)
+	return s
+}
+
+// check finds the request's session and applies the site's expiry rules.
+// A missing, malformed, unknown or expired session is (nil, nil); an error
+// means the store could not say.
+func (g *Gateway) check(r *http.Request, ip netip.Addr) (*session.Session, error) {
+	v := cookieValue(r.Header, g.cfg.CookieName)
+	if v == "" {
+		return nil, nil
+	}
+	sec, err := session.DecodeCookie(v)
+	if err != nil {
+		return nil, nil
+	}
+	s, err := g.rt.cache.GetSecret(r.Context(), sec)
+	if errors.Is(err, session.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading session: %w", err)
+	}
+	now := g.rt.cfg.Now()
+	if reason := s.Expiry(now, g.cfg.IdleTimeout); reason != "" {
+		_, err := g.rt.End(r.Context(), s.ID, reason, activity.ActorSystem, "")
+		if err != nil && !errors.Is(err, session.ErrNotFound) {
+			return nil, fmt.Errorf("ending expired session: %w", err)
+		}
+		return nil, nil
+	}
+	if now.Sub(s.LastAccess) >= g.cfg.TouchInterval {
+		g.touch(r, s, ip, now)
+	}
+	return s, nil
+}
+
+func (g *Gateway) touch(r *http.Request, s *session.Session, ip netip.Addr, now time.Time) {
+	a := session.Access{At: now}
+	if ip.IsValid() {
+		a.IP = ip.String()
+		if a.IP != s.LastIP {
+			loc := g.rt.locate(ip)
+			a.Location = &loc
+		}
+	}
+	if ua := r.UserAgent(); ua != s.UserAgent && !(len(ua) > 512 && ua[:512] == s.UserAgent) {
+		dev := g.rt.describe(ua)
+		if dev.UserAgent != s.UserAgent {
+			a.Device = &dev
+		}
+	}
+	g.rt.queueTouch(s, a)
+}
+
+// cookieValue finds a cookie in the Cookie headers without allocating, as
+// http.Request.Cookie would (it parses every cookie).
+func cookieValue(h http.Header, name string) string {
+	for _, line := range h["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimSpace(part)
+			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
+				v := part[len(name)+1:]
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+// networkAllowed applies the site's IP and country rules, before sign-in is
+// even offered.
+func (g *Gateway) networkAllowed(w http.ResponseWriter, r *http.Request, ip netip.Addr) bool {
+	n := &g.cfg.Network
+	if n.Empty() {
+		return true
+	}
+	var loc session.Location
+	if n.NeedsCountry() {
+		loc = g.rt.locate(ip)
+	}
+	d := n.Decide(ip, loc.Country)
+	if d.Allow {
+		return true
+	}
+	g.rt.recordDenied(r.Context(), activity.Event{
+		Type:    activity.AccessDenied,
+		Site:    Site(r),
+		IP:      ip.String(),
+		City:    loc.City,
+		Country: loc.Country,
+		Reason:  d.Reason,
+	})
+	what := "your network address"
+	if d.Reason == policy.ReasonCountry {
+		what = "your location"
+	}
+	g.page(w, r, http.StatusForbidden, "Access denied",
+		"Access to this site is not allowed from "+what+".", "", "")
+	return false
+}
+
+// isNavigation tells a browser loading a page, which may be redirected to
+// sign in, from an API call or a sub-resource, which must get a 401.
+func isNavigation(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" {
+		return m == "navigate"
+	}
+	if r.Header.Get("X-Requested-With") != "" {
+		return false
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request) {
+	if isNavigation(r) {
+		g.startLogin(w, r, r.URL.RequestURI())
+		return
+	}
+	loginURL := g.cfg.PathPrefix + "/login?rd=" + url.QueryEscape(SafeReturn(r.URL.RequestURI()))
+	w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+	writeJSON(w, http.StatusUnauthorized, map[string]string{
+		"error":     "unauthenticated",
+		"login_url": loginURL,
+	})
+}
+
+func (g *Gateway) unavailable(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Retry-After", "1")
+	if isNavigation(r) {
+		g.page(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
+			"The sign-in service cannot be reached right now. Please try again in a moment.", "", "")
+		return
+	}
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Site is the request's site: its host, with the port when it is not the
+// scheme's default.
+func Site(r *http.Request) string {
+	host := strings.ToLower(r.Host)
+	if h, port, err := net.SplitHostPort(host); err == nil {
+		if (r.TLS != nil && port == "443") || (r.TLS == nil && port == "80") {
+			return h
+		}
+	}
+	return host
+}
+
+// origin is the site's own origin, scheme included.
+func origin(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
+
+func (g *Gateway) secure(r *http.Request) bool { return r.TLS != nil }
+
+// setSessionCookie gives the browser its session secret.
+func (g *Gateway) setSessionCookie(w http.ResponseWriter, r *http.Request, value string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     g.cfg.CookieName,
+		Value:    value,
+		Path:     "/",
+		Domain:   g.cfg.CookieDomain,
+		MaxAge:   int(maxAge / time.Second),
+		HttpOnly: true,
+		Secure:   g.secure(r),
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (g *Gateway) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     g.cfg.CookieName,
+		Value:    "",
+		Path:     "/",
+		Domain:   g.cfg.CookieDomain,
+		MaxAge:   -1,
+		HttpOnly: true,
+		Secure:   g.secure(r),
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// currentSession is the check for the gateway's own endpoints.
+func (g *Gateway) currentSession(r *http.Request) (*session.Session, error) {
+	return g.check(r, g.cfg.ClientIP(r))
+}
+
+func (g *Gateway) isAdmin(s *session.Session) bool {
+	return policy.Member(s.Groups, s.Email, g.cfg.AdminGroups, g.cfg.AdminEmails)
+}
+
+// contextKey keys the viewer in a request context.
+type contextKey struct{}
+
+// Viewer is the signed-in user a gateway page or API call acts for.
+type Viewer struct {
+	Session *session.Session
+	Admin   bool
+	// CSRF is the token forms of this session must carry.
+	CSRF string
+	// Prefix is the site's path prefix, for building links.
+	Prefix string
+}
+
+// WithViewer returns ctx carrying v.
+func WithViewer(ctx context.Context, v *Viewer) context.Context {
+	return context.WithValue(ctx, contextKey{}, v)
+}
+
+// ViewerFrom returns the viewer in ctx, or nil.
+func ViewerFrom(ctx context.Context) *Viewer {
+	v, _ := ctx.Value(contextKey{}).(*Viewer)
+	return v
+}

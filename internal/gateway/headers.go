@@ -1,0 +1,83 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Identity headers for the upstream.
+const (
+	HeaderUser     = "X-Forwarded-User"
+	HeaderEmail    = "X-Forwarded-Email"
+	HeaderUsername = "X-Forwarded-Preferred-Username"
+	HeaderGroups   = "X-Forwarded-Groups"
+)
+
+var identityHeaders = [...]string{HeaderUser, HeaderEmail, HeaderUsername, HeaderGroups}
+
+// stripIdentity deletes every client-supplied copy of the identity headers,
+// including spellings with "_" for "-": some upstreams (CGI, PHP, WSGI)
+// fold both to the same variable, so a client could otherwise smuggle a
+// user past us.
+func stripIdentity(h http.Header) {
+	for k := range h {
+		if isIdentityHeader(k) {
+			delete(h, k)
+		}
+	}
+}
+
+func isIdentityHeader(k string) bool {
+	const prefix = "x-forwarded-"
+	if len(k) < len(prefix)+4 {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		if fold(k[i]) != prefix[i] {
+			return false
+		}
+	}
+	for _, name := range identityHeaders {
+		if len(name) == len(k) && equalFoldDash(k[len(prefix):], name[len(prefix):]) {
+			return true
+		}
+	}
+	return false
+}
+
+// fold lower-cases ASCII and maps '_' to '-'.
+func fold(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	if c == '_' {
+		return '-'
+	}
+	return c
+}
+
+func equalFoldDash(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if fold(a[i]) != fold(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// setIdentity sets the identity headers; stripIdentity must run first.
+func setIdentity(h http.Header, user, email, username string, groups []string) {
+	h[HeaderUser] = []string{user}
+	if email != "" {
+		h[HeaderEmail] = []string{email}
+	}
+	if username != "" {
+		h[HeaderUsername] = []string{username}
+	}
+	if len(groups) > 0 {
+		h[HeaderGroups] = []string{strings.Join(groups, ",")}
+	}
+}

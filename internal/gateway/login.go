@@ -1,0 +1,434 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/oidcflow"
+	"github.com/gatehouse-proxy/gatehouse/internal/session"
+)
+
+// endpoint serves the gateway's own paths under PathPrefix.
+func (g *Gateway) endpoint(w http.ResponseWriter, r *http.Request, rest string) {
+	w.Header().Set("Cache-Control", "no-store")
+	switch rest {
+	case "/backchannel-logout":
+		// Server to server from the provider: no network policy for
+		// browsers applies, the logout token is the credential.
+		g.backchannelLogout(w, r)
+		return
+	}
+	if !g.networkAllowed(w, r, g.cfg.ClientIP(r)) {
+		return
+	}
+	switch rest {
+	case "/login":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			methodNotAllowed(w, "GET, HEAD")
+			return
+		}
+		g.startLogin(w, r, r.URL.Query().Get("rd"))
+	case "/callback":
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, "GET")
+			return
+		}
+		g.callback(w, r)
+	case "/logout":
+		g.logout(w, r)
+	case "/signed-out":
+		g.page(w, r, http.StatusOK, "Signed out", "You have signed out.", "Sign in again", g.cfg.PathPrefix+"/login?rd=/")
+	case "/auth":
+		g.forwardAuth(w, r)
+	default:
+		g.serveAdmin(w, r)
+	}
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+}
+
+// loginState is what the state cookie carries between the redirect to the
+// provider and the callback.
+type loginState struct {
+	oidcflow.State
+	Return  string    `json:"r"`
+	Created time.Time `json:"t"`
+}
+
+func (g *Gateway) redirectURL(r *http.Request) string {
+	return origin(r) + g.cfg.PathPrefix + "/callback"
+}
+
+// stateCookieName is unique per sign-in, so that two tabs signing in at
+// once do not overwrite each other's state.
+func (g *Gateway) stateCookieName(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return g.cfg.CookieName + "_login_" + base64.RawURLEncoding.EncodeToString(sum[:6])
+}
+
+// startLogin sends the browser to the provider, remembering where it
+// wanted to go.
+func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, rd string) {
+	authURL, st, err := g.oidc.AuthCodeURL(r.Context(), g.redirectURL(r))
+	if err != nil {
+		g.rt.cfg.OnError(err)
+		w.Header().Set("Retry-After", "5")
+		g.page(w, r, http.StatusBadGateway, "Sign-in unavailable",
+			"The identity provider cannot be reached right now. Please try again in a moment.", "", "")
+		return
+	}
+	ls := loginState{State: st, Return: SafeReturn(rd), Created: g.rt.cfg.Now()}
+	b, _ := json.Marshal(ls)
+	http.SetCookie(w, &http.Cookie{
+		Name:     g.stateCookieName(st.State),
+		Value:    base64.RawURLEncoding.EncodeToString(g.rt.states.Seal(b, []byte(Site(r)))),
+		Path:     g.cfg.PathPrefix + "/callback",
+		MaxAge:   int(stateTTL / time.Second),
+		HttpOnly: true,
+		Secure:   g.secure(r),
+		// Lax: the callback is a top-level navigation from the provider.
+		SameSite: http.SameSiteLaxMode,
+	})
+	http.Redirect(w, r, authURL, http.StatusFound)
+}
+
+// loginFailed answers a callback that cannot sign anyone in: a 400 page
+// with a link to try again (never an automatic restart, which could loop)
+// and a login_failed event.
+func (g *Gateway) loginFailed(w http.ResponseWriter, r *http.Request, reason string, status int, msg string, e activity.Event) {
+	e.Type = activity.LoginFailed
+	e.Reason = reason
+	e.Site = Site(r)
+	e.IP = g.cfg.ClientIP(r).String()
+	if e.Country == "" {
+		loc := g.rt.locate(g.cfg.ClientIP(r))
+		e.City, e.Country = loc.City, loc.Country
+	}
+	e.Device = deviceLabel(g.rt.describe(r.UserAgent()))
+	g.rt.Record(r.Context(), e)
+	g.page(w, r, status, "Sign-in failed", msg, "Try again", g.cfg.PathPrefix+"/login?rd=/")
+}
+
+func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	state := q.Get("state")
+	if state == "" || len(state) > 512 {
+		g.loginFailed(w, r, activity.ReasonStateMismatch, http.StatusBadRequest,
+			"This sign-in link is not valid.", activity.Event{})
+		return
+	}
+	name := g.stateCookieName(state)
+	c, err := r.Cookie(name)
+	var ls loginState
+	if err == nil {
+		err = g.openState(c.Value, Site(r), &ls)
+	}
+	// The state cookie is single use whatever happens next.
+	http.SetCookie(w, &http.Cookie{Name: name, Path: g.cfg.PathPrefix + "/callback", MaxAge: -1,
+		HttpOnly: true, Secure: g.secure(r), SameSite: http.SameSiteLaxMode})
+	now := g.rt.cfg.Now()
+	switch {
+	case err != nil || !ls.CheckState(state):
+		g.loginFailed(w, r, activity.ReasonStateMismatch, http.StatusBadRequest,
+			"This sign-in attempt does not belong to this browser, or it has already been used.", activity.Event{})
+		return
+	case now.Sub(ls.Created) > stateTTL || ls.Created.After(now.Add(time.Minute)):
+		g.loginFailed(w, r, activity.ReasonStateMismatch, http.StatusBadRequest,
+			"This sign-in attempt has expired.", activity.Event{})
+		return
+	}
+	first, err := g.rt.store.ClaimOnce(r.Context(), "state:"+state, stateTTL+time.Minute)
+	if err != nil {
+		g.rt.cfg.OnError(err)
+		g.unavailable(w, r)
+		return
+	}
+	if !first {
+		g.loginFailed(w, r, activity.ReasonStateMismatch, http.StatusBadRequest,
+			"This sign-in attempt has already been used.", activity.Event{})
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		g.loginFailed(w, r, activity.ReasonIDPError, http.StatusBadRequest,
+			"The identity provider refused the sign-in.", activity.Event{})
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		g.loginFailed(w, r, activity.ReasonIDPError, http.StatusBadRequest,
+			"The identity provider returned no authorization code.", activity.Event{})
+		return
+	}
+	res, err := g.oidc.Exchange(r.Context(), g.redirectURL(r), code, ls.State)
+	if err != nil {
+		reason := activity.ReasonIDPError
+		if errors.Is(err, oidcflow.ErrTokenInvalid) {
+			reason = activity.ReasonTokenInvalid
+		}
+		g.rt.cfg.OnError(err)
+		g.loginFailed(w, r, reason, http.StatusBadRequest,
+			"The sign-in could not be completed.", activity.Event{})
+		return
+	}
+	id := res.Identity
+	who := activity.Event{User: id.Subject, Email: id.Email}
+	if d := g.cfg.Identity.Decide(id.Email, id.Groups); !d.Allow {
+		g.loginFailed(w, r, d.Reason, http.StatusForbidden,
+			"Your account is not allowed to use this site.", who)
+		return
+	}
+	s, cookie, err := g.createSession(r, res)
+	if err != nil {
+		g.rt.cfg.OnError(err)
+		if errors.Is(err, session.ErrUnavailable) {
+			g.unavailable(w, r)
+			return
+		}
+		g.loginFailed(w, r, activity.ReasonStoreError, http.StatusInternalServerError,
+			"The session could not be saved.", who)
+		return
+	}
+	e := eventFor(s, activity.LoginSucceeded)
+	e.Actor = s.Email
+	g.rt.Record(r.Context(), e)
+	g.setSessionCookie(w, r, cookie, g.cfg.MaxLifetime)
+	http.Redirect(w, r, ls.Return, http.StatusFound)
+}
+
+func (g *Gateway) openState(v, site string, ls *loginState) error {
+	if len(v) > 4096 {
+		return session.ErrSealed
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return session.ErrSealed
+	}
+	b, err := g.rt.states.Open(raw, []byte(site))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, ls)
+}
+
+func (g *Gateway) createSession(r *http.Request, res *oidcflow.Result) (*session.Session, string, error) {
+	sec := session.NewSecret()
+	now := g.rt.cfg.Now().UTC().Truncate(time.Millisecond)
+	ip := g.cfg.ClientIP(r)
+	ipStr := ""
+	if ip.IsValid() {
+		ipStr = ip.String()
+	}
+	id := res.Identity
+	s := &session.Session{
+		ID:           sec.ID(),
+		User:         id.Subject,
+		Email:        id.Email,
+		Name:         id.Name,
+		Username:     id.Username,
+		Groups:       id.Groups,
+		Site:         Site(r),
+		CreatedAt:    now,
+		LastAccess:   now,
+		ExpiresAt:    now.Add(g.cfg.MaxLifetime),
+		IdleTimeout:  g.cfg.IdleTimeout,
+		IP:           ipStr,
+		LastIP:       ipStr,
+		Device:       g.rt.describe(r.UserAgent()),
+		Location:     g.rt.locate(ip),
+		IDPSessionID: id.SID,
+	}
+	tokens, err := g.rt.tokens.SealTokens(s.ID, session.Tokens{
+		IDToken:      res.IDToken,
+		AccessToken:  res.AccessToken,
+		RefreshToken: res.RefreshToken,
+		Expiry:       res.Expiry,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	s.Tokens = tokens
+	if err := g.rt.store.Create(r.Context(), s); err != nil {
+		return nil, "", err
+	}
+	return s, sec.Cookie(), nil
+}
+
+// logout ends the browser's session, then sends it to the provider's
+// end_session_endpoint so the provider's session ends too. A cross-site
+// GET (a link or image on another site) only gets a confirmation form, so
+// nobody can sign users out from elsewhere.
+func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+			g.confirmLogout(w, r)
+			return
+		}
+	case http.MethodPost:
+		if !sameOrigin(r) {
+			http.Error(w, "cross-origin request refused", http.StatusForbidden)
+			return
+		}
+	default:
+		methodNotAllowed(w, "GET, POST")
+		return
+	}
+	var idToken string
+	s, err := g.currentSession(r)
+	if err == nil && s != nil {
+		if t, err := g.rt.tokens.OpenTokens(s.ID, s.Tokens); err == nil {
+			idToken = t.IDToken
+		}
+		if _, err := g.rt.End(r.Context(), s.ID, session.EndLogout, s.Email, Site(r)); err != nil && !errors.Is(err, session.ErrNotFound) {
+			g.rt.cfg.OnError(err)
+			g.unavailable(w, r)
+			return
+		}
+	}
+	g.clearSessionCookie(w, r)
+	signedOut := origin(r) + g.cfg.PathPrefix + "/signed-out"
+	if idToken != "" {
+		if u, err := g.oidc.EndSessionURL(r.Context(), idToken, signedOut); err == nil && u != "" {
+			http.Redirect(w, r, u, http.StatusFound)
+			return
+		}
+	}
+	http.Redirect(w, r, g.cfg.PathPrefix+"/signed-out", http.StatusFound)
+}
+
+func (g *Gateway) confirmLogout(w http.ResponseWriter, r *http.Request) {
+	g.render(w, http.StatusOK, "Sign out?", func(b *strings.Builder) {
+		b.WriteString(`<p>Do you want to sign out of this site?</p><form method="post" action="`)
+		b.WriteString(htmlEscape(g.cfg.PathPrefix + "/logout"))
+		b.WriteString(`"><button type="submit">Sign out</button></form>`)
+	})
+}
+
+// sameOrigin refuses state-changing requests sent from another site. A
+// request without Origin (old browsers, curl) passes; SameSite=Lax cookies
+// already keep cross-site POSTs unauthenticated in browsers.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return r.Header.Get("Sec-Fetch-Site") != "cross-site"
+	}
+	return o == origin(r)
+}
+
+// backchannelLogout implements OIDC Back-Channel Logout 1.0: the provider
+// POSTs a signed logout token; sessions with its sid, or all of its sub
+// when it has no sid, end.
+func (g *Gateway) backchannelLogout(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, "POST")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
+		return
+	}
+	raw := r.PostForm.Get("logout_token")
+	if raw == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "missing logout_token"})
+		return
+	}
+	lc, err := g.oidc.VerifyLogoutToken(r.Context(), raw)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "invalid logout token"})
+		return
+	}
+	if lc.JTI != "" {
+		// A replayed token must not end sessions created since.
+		first, err := g.rt.store.ClaimOnce(r.Context(), "logout:"+lc.JTI, 10*time.Minute)
+		if err != nil {
+			g.unavailable(w, r)
+			return
+		}
+		if !first {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "logout token replayed"})
+			return
+		}
+	}
+	if err := g.endMatching(r, lc); err != nil {
+		g.rt.cfg.OnError(err)
+		g.unavailable(w, r)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (g *Gateway) endMatching(r *http.Request, lc oidcflow.LogoutClaims) error {
+	if lc.Subject == "" {
+		// A sid alone: the sessions are found through their users, so
+		// scan; back-channel logout is rare.
+		return g.endWhere(r, session.Query{}, lc.SID)
+	}
+	return g.endWhere(r, session.Query{User: lc.Subject}, lc.SID)
+}
+
+func (g *Gateway) endWhere(r *http.Request, q session.Query, sid string) error {
+	q.Limit = 1000
+	for {
+		page, err := g.rt.store.List(r.Context(), q)
+		if err != nil {
+			return err
+		}
+		for _, s := range page.Items {
+			if sid != "" && s.IDPSessionID != sid {
+				continue
+			}
+			if _, err := g.rt.End(r.Context(), s.ID, session.EndBackchannel, activity.ActorSystem, ""); err != nil && !errors.Is(err, session.ErrNotFound) {
+				return err
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		q.Cursor = page.Next
+	}
+}
+
+// forwardAuth answers nginx auth_request and Traefik forwardAuth: 200 with
+// the identity headers, or 401.
+func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request) {
+	s, err := g.currentSession(r)
+	if err != nil {
+		g.unavailable(w, r)
+		return
+	}
+	if s == nil {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated"})
+		return
+	}
+	setIdentity(w.Header(), s.User, s.Email, s.Username, s.Groups)
+	w.WriteHeader(http.StatusOK)
+}
+
+// serveAdmin hands signed-in users to the pages and API.
+func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request) {
+	if g.cfg.Admin == nil {
+		http.NotFound(w, r)
+		return
+	}
+	s, err := g.currentSession(r)
+	if err != nil {
+		g.unavailable(w, r)
+		return
+	}
+	if s == nil {
+		g.unauthenticated(w, r)
+		return
+	}
+	v := &Viewer{Session: s, Admin: g.isAdmin(s), CSRF: g.rt.CSRFToken(s.ID), Prefix: g.cfg.PathPrefix}
+	g.cfg.Admin.ServeHTTP(w, r.WithContext(WithViewer(r.Context(), v)))
+}

@@ -1,0 +1,412 @@
+// Package gateway is the request flow on plain net/http: the session check
+// on every request, sign-in (redirect, callback), logout, back-channel
+// logout, forward-auth, network policy and identity headers for the
+// upstream. Caddy glue lives in caddymodule; this package knows nothing of
+// Caddy and does not log: it reports through the Runtime's callbacks.
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/session"
+)
+
+// RuntimeConfig is what every site of one process shares.
+type RuntimeConfig struct {
+	Store  session.Store
+	Events activity.Store
+	// Secret (32+ bytes) derives the keys that seal tokens at rest and
+	// sign-in state cookies, and the CSRF tokens of the pages.
+	Secret []byte
+	// CacheTTL bounds how long a cached session is trusted without asking
+	// the store. Default: 5s.
+	CacheTTL time.Duration
+	// Retention is how long events are kept. Default: 90 days.
+	Retention time.Duration
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// Locate finds where an address is; nil means no GeoIP.
+	Locate func(netip.Addr) session.Location
+	// Describe summarises a User-Agent; nil leaves only the raw string.
+	Describe func(ua string) session.Device
+	// OnEvent is called for every recorded event (caddymodule logs it).
+	OnEvent func(activity.Event)
+	// OnError is called for failures that do not fail a request, such as a
+	// lost event write or a failed background touch.
+	OnError func(error)
+}
+
+// Runtime holds the shared parts: store, cache, event log, keys and the
+// background workers (revocation subscription, touches, expiry sweep,
+// retention).
+type Runtime struct {
+	cfg     RuntimeConfig
+	store   session.Store
+	events  activity.Store
+	cache   *session.Cache
+	tokens  *session.Sealer
+	states  *session.Sealer
+	csrfKey []byte
+
+	touches chan touchReq
+	pending sync.Map // session id -> struct{}: a touch is queued
+
+	denyMu   sync.Mutex
+	denySeen map[string]time.Time // ip+site -> last access_denied event
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+type touchReq struct {
+	s      *session.Session
+	access session.Access
+}
+
+// NewRuntime checks cfg and builds a Runtime. It does no I/O; Start begins
+// the background work.
+func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
+	if cfg.Store == nil || cfg.Events == nil {
+		return nil, errors.New("runtime needs a session store and an event store")
+	}
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = 5 * time.Second
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 90 * 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.OnEvent == nil {
+		cfg.OnEvent = func(activity.Event) {}
+	}
+	if cfg.OnError == nil {
+		cfg.OnError = func(error) {}
+	}
+	tokens, err := session.NewSealer(cfg.Secret, "tokens")
+	if err != nil {
+		return nil, fmt.Errorf("secret: %w", err)
+	}
+	states, err := session.NewSealer(cfg.Secret, "login state")
+	if err != nil {
+		return nil, fmt.Errorf("secret: %w", err)
+	}
+	mac := hmac.New(sha256.New, cfg.Secret)
+	mac.Write([]byte("gatehouse csrf key"))
+	return &Runtime{
+		cfg:      cfg,
+		store:    cfg.Store,
+		events:   cfg.Events,
+		cache:    session.NewCache(cfg.Store, cfg.CacheTTL, cfg.Now),
+		tokens:   tokens,
+		states:   states,
+		csrfKey:  mac.Sum(nil),
+		touches:  make(chan touchReq, 1024),
+		denySeen: make(map[string]time.Time),
+	}, nil
+}
+
+// Cache returns the session cache.
+func (rt *Runtime) Cache() *session.Cache { return rt.cache }
+
+// Store returns the session store.
+func (rt *Runtime) Store() session.Store { return rt.store }
+
+// Start runs the background workers until Close.
+func (rt *Runtime) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	rt.stop = cancel
+	rt.wg.Add(4)
+	go func() {
+		defer rt.wg.Done()
+		rt.subscribe(ctx)
+	}()
+	go func() {
+		defer rt.wg.Done()
+		rt.touchLoop(ctx)
+	}()
+	go func() {
+		defer rt.wg.Done()
+		rt.every(ctx, 10*time.Second, rt.Sweep)
+	}()
+	go func() {
+		defer rt.wg.Done()
+		rt.every(ctx, 10*time.Minute, rt.trim)
+	}()
+}
+
+// Close stops the background workers and waits for them.
+func (rt *Runtime) Close() {
+	if rt.stop != nil {
+		rt.stop()
+		rt.wg.Wait()
+	}
+}
+
+// subscribe keeps the cache in step with ends published by any instance;
+// it retries with backoff when the store is down.
+func (rt *Runtime) subscribe(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := rt.store.Subscribe(ctx, rt.cache.Invalidate)
+		if ctx.Err() != nil {
+			return
+		}
+		// Anything may have been missed while not subscribed.
+		rt.cache.Invalidate("")
+		if err != nil {
+			rt.cfg.OnError(fmt.Errorf("revocation subscription: %w", err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (rt *Runtime) every(ctx context.Context, d time.Duration, f func(context.Context)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f(ctx)
+		}
+	}
+}
+
+func (rt *Runtime) trim(ctx context.Context) {
+	rt.cache.Prune()
+	if err := rt.events.Trim(ctx, rt.cfg.Now().Add(-rt.cfg.Retention)); err != nil {
+		rt.cfg.OnError(fmt.Errorf("trimming events: %w", err))
+	}
+	now := rt.cfg.Now()
+	rt.denyMu.Lock()
+	for k, t := range rt.denySeen {
+		if now.Sub(t) > time.Minute {
+			delete(rt.denySeen, k)
+		}
+	}
+	rt.denyMu.Unlock()
+}
+
+// queueTouch asks the background writer to record an access. It never
+// blocks a request: when the queue is full the touch is dropped and the
+// next request asks again.
+func (rt *Runtime) queueTouch(s *session.Session, a session.Access) {
+	if _, dup := rt.pending.LoadOrStore(s.ID, struct{}{}); dup {
+		return
+	}
+	select {
+	case rt.touches <- touchReq{s: s, access: a}:
+	default:
+		rt.pending.Delete(s.ID)
+	}
+}
+
+func (rt *Runtime) touchLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case t := <-rt.touches:
+			rt.touch(ctx, t)
+		}
+	}
+}
+
+func (rt *Runtime) touch(ctx context.Context, t touchReq) {
+	defer rt.pending.Delete(t.s.ID)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := rt.store.Touch(ctx, t.s.ID, t.access)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		rt.cache.Invalidate(t.s.ID)
+	case err != nil:
+		rt.cfg.OnError(fmt.Errorf("recording access: %w", err))
+	default:
+		c := t.s.Clone()
+		c.LastAccess = t.access.At
+		if t.access.IP != "" {
+			c.LastIP = t.access.IP
+		}
+		if t.access.Location != nil {
+			c.Location = *t.access.Location
+		}
+		if t.access.Device != nil {
+			c.Device = *t.access.Device
+		}
+		rt.cache.Put(c)
+	}
+}
+
+// Sweep ends sessions whose deadline has passed and records why; it runs in
+// the background so expiries are logged within a minute even if the browser
+// never comes back.
+func (rt *Runtime) Sweep(ctx context.Context) {
+	now := rt.cfg.Now()
+	for range 100 {
+		due, err := rt.store.Due(ctx, now, 100)
+		if err != nil {
+			rt.cfg.OnError(fmt.Errorf("finding expired sessions: %w", err))
+			return
+		}
+		for _, s := range due {
+			reason := s.Expiry(now, 0)
+			if reason == "" {
+				continue
+			}
+			rt.End(ctx, s.ID, reason, activity.ActorSystem, "")
+		}
+		if len(due) < 100 {
+			return
+		}
+	}
+}
+
+// End ends a session for reason (a session.End* constant), records the
+// event, and returns the ended session. It returns session.ErrNotFound when
+// the session was already gone, in which case nothing is recorded: someone
+// else reported the end.
+func (rt *Runtime) End(ctx context.Context, id, reason, actor, site string) (*session.Session, error) {
+	s, err := rt.store.Delete(ctx, id)
+	rt.cache.Invalidate(id)
+	if err != nil {
+		return nil, err
+	}
+	now := rt.cfg.Now()
+	e := eventFor(s, reason)
+	e.Actor = actor
+	if site != "" {
+		e.Site = site
+	}
+	if reason == session.EndIdle || reason == session.EndLifetime {
+		e.Inactivity = now.Sub(s.LastAccess).Truncate(time.Second).String()
+	}
+	rt.Record(ctx, e)
+	return s, nil
+}
+
+func eventFor(s *session.Session, typ string) activity.Event {
+	return activity.Event{
+		Type:      typ,
+		User:      s.User,
+		Email:     s.Email,
+		SessionID: s.ID,
+		Site:      s.Site,
+		IP:        s.LastIP,
+		City:      s.City,
+		Country:   s.Country,
+		Device:    deviceLabel(s.Device),
+	}
+}
+
+// deviceLabel is the short device description events carry, e.g.
+// "Firefox on Linux (desktop)".
+func deviceLabel(d session.Device) string {
+	switch {
+	case d.Browser != "" && d.OS != "":
+		return d.Browser + " on " + d.OS
+	case d.Browser != "":
+		return d.Browser
+	default:
+		return d.OS
+	}
+}
+
+// Record writes an event to the store and hands it to OnEvent. A failed
+// write does not fail the request that caused it; it is reported.
+func (rt *Runtime) Record(ctx context.Context, e activity.Event) {
+	if e.Time.IsZero() {
+		e.Time = rt.cfg.Now().UTC()
+	}
+	if e.Actor == "" {
+		e.Actor = activity.ActorSystem
+	}
+	// The event must be written even if the client has gone away.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := rt.events.Append(ctx, &e); err != nil {
+		rt.cfg.OnError(fmt.Errorf("recording %s event: %w", e.Type, err))
+	}
+	rt.cfg.OnEvent(e)
+}
+
+// recordDenied writes an access_denied event at most once per minute per
+// address and site, so a scanner cannot flood the log.
+func (rt *Runtime) recordDenied(ctx context.Context, e activity.Event) {
+	key := e.IP + " " + e.Site
+	now := rt.cfg.Now()
+	rt.denyMu.Lock()
+	last, seen := rt.denySeen[key]
+	if seen && now.Sub(last) < time.Minute {
+		rt.denyMu.Unlock()
+		return
+	}
+	rt.denySeen[key] = now
+	rt.denyMu.Unlock()
+	rt.Record(ctx, e)
+}
+
+// CSRFToken is the anti-forgery token for pages of a session: an HMAC of
+// its id, so it needs no storage and dies with the session.
+func (rt *Runtime) CSRFToken(sessionID string) string {
+	mac := hmac.New(sha256.New, rt.csrfKey)
+	mac.Write([]byte(sessionID))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:18])
+}
+
+func (rt *Runtime) locate(ip netip.Addr) session.Location {
+	if rt.cfg.Locate == nil || !ip.IsValid() {
+		return session.Location{}
+	}
+	return rt.cfg.Locate(ip)
+}
+
+func (rt *Runtime) describe(ua string) session.Device {
+	if rt.cfg.Describe == nil {
+		if len(ua) > 512 {
+			ua = ua[:512]
+		}
+		return session.Device{UserAgent: ua}
+	}
+	return rt.cfg.Describe(ua)
+}
+
+// ListSessions lists sessions (admin API).
+func (rt *Runtime) ListSessions(ctx context.Context, q session.Query) (session.Page, error) {
+	return rt.store.List(ctx, q)
+}
+
+// GetSession returns one session (admin API).
+func (rt *Runtime) GetSession(ctx context.Context, id string) (*session.Session, error) {
+	return rt.store.Get(ctx, id)
+}
+
+// Users lists user summaries (admin API).
+func (rt *Runtime) Users(ctx context.Context, q session.UserQuery) (session.UserPage, error) {
+	return rt.store.Users(ctx, q)
+}
+
+// Events queries the activity log (admin API).
+func (rt *Runtime) Events(ctx context.Context, f activity.Filter) (activity.Page, error) {
+	return rt.events.Query(ctx, f)
+}
+
+// Now is the runtime's clock.
+func (rt *Runtime) Now() time.Time { return rt.cfg.Now() }

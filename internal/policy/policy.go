@@ -1,0 +1,156 @@
+// Package policy decides who may pass: network rules (IP ranges, countries)
+// checked before sign-in is offered, and identity rules (groups, emails,
+// email domains) checked at the callback. Every refusal carries a
+// machine-readable reason, which becomes the reason of the activity event.
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Reasons for a refusal.
+const (
+	ReasonIP         = "ip_restricted"
+	ReasonCountry    = "country_restricted"
+	ReasonNotAllowed = "not_allowed_group"
+)
+
+// Decision is the outcome of a check.
+type Decision struct {
+	Allow  bool
+	Reason string // empty when allowed
+}
+
+var allow = Decision{Allow: true}
+
+// Network holds the IP and country rules of a site. Its zero value allows
+// everything.
+type Network struct {
+	AllowIP      []netip.Prefix
+	DenyIP       []netip.Prefix
+	AllowCountry []string // upper-case ISO 3166-1 alpha-2
+	DenyCountry  []string
+}
+
+// ParsePrefixes parses CIDRs; a bare address means that one address.
+func ParsePrefixes(ss []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(ss))
+	for _, s := range ss {
+		var p netip.Prefix
+		var err error
+		if strings.Contains(s, "/") {
+			p, err = netip.ParsePrefix(s)
+		} else {
+			var a netip.Addr
+			a, err = netip.ParseAddr(s)
+			if err == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("invalid IP range %q: %w", s, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// Empty reports whether n has no rules at all.
+func (n *Network) Empty() bool {
+	return len(n.AllowIP) == 0 && len(n.DenyIP) == 0 && len(n.AllowCountry) == 0 && len(n.DenyCountry) == 0
+}
+
+// NeedsCountry reports whether a country lookup is needed to decide.
+func (n *Network) NeedsCountry() bool {
+	return len(n.AllowCountry) > 0 || len(n.DenyCountry) > 0
+}
+
+// Decide checks a client address and its country ("" when unknown). Deny
+// rules win over allow rules; an address outside a non-empty allow list is
+// refused, and so is an unknown country when an allow list of countries is
+// set (fail closed).
+func (n *Network) Decide(ip netip.Addr, country string) Decision {
+	ip = ip.Unmap()
+	for _, p := range n.DenyIP {
+		if p.Contains(ip) {
+			return Decision{Reason: ReasonIP}
+		}
+	}
+	if len(n.AllowIP) > 0 {
+		ok := false
+		for _, p := range n.AllowIP {
+			if p.Contains(ip) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return Decision{Reason: ReasonIP}
+		}
+	}
+	for _, c := range n.DenyCountry {
+		if strings.EqualFold(c, country) {
+			return Decision{Reason: ReasonCountry}
+		}
+	}
+	if len(n.AllowCountry) > 0 {
+		for _, c := range n.AllowCountry {
+			if strings.EqualFold(c, country) {
+				return allow
+			}
+		}
+		return Decision{Reason: ReasonCountry}
+	}
+	return allow
+}
+
+// Identity holds who may sign in to a site. Its zero value allows every
+// authenticated user; when any list is set, a user must match at least one
+// entry of any list.
+type Identity struct {
+	Groups  []string
+	Emails  []string // compared case-insensitively
+	Domains []string // email domains, case-insensitive, without "@"
+}
+
+// Decide checks a signed-in user.
+func (id *Identity) Decide(email string, groups []string) Decision {
+	if len(id.Groups) == 0 && len(id.Emails) == 0 && len(id.Domains) == 0 {
+		return allow
+	}
+	if Member(groups, email, id.Groups, id.Emails) {
+		return allow
+	}
+	if at := strings.LastIndexByte(email, '@'); at >= 0 {
+		dom := email[at+1:]
+		for _, d := range id.Domains {
+			if strings.EqualFold(d, dom) {
+				return allow
+			}
+		}
+	}
+	return Decision{Reason: ReasonNotAllowed}
+}
+
+// Member reports whether a user with these groups and email is in one of
+// wantGroups (exact) or wantEmails (case-insensitive). It decides admin
+// rights too.
+func Member(groups []string, email string, wantGroups, wantEmails []string) bool {
+	for _, w := range wantGroups {
+		for _, g := range groups {
+			if g == w {
+				return true
+			}
+		}
+	}
+	if email != "" {
+		for _, w := range wantEmails {
+			if strings.EqualFold(w, email) {
+				return true
+			}
+		}
+	}
+	return false
+}
