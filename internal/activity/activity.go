@@ -11,20 +11,20 @@ import (
 
 // Event types. Session ends use the same names as session.End* constants.
 const (
-	LoginSucceeded   = "login_succeeded"
-	LoginFailed      = "login_failed"
-	Logout           = "logout"
-	SessionRevoked   = "session_revoked"
-	RevokedOthers    = "sessions_revoked_others"
-	ExpiredIdle      = "session_expired_idle"
-	ExpiredLifetime  = "session_expired_lifetime"
-	EndedNewLogin    = "session_ended_new_login"
-	IPConflict       = "ip_conflict"
-	AccessDenied     = "access_denied"
-	RefreshFailed    = "refresh_failed"
+	LoginSucceeded    = "login_succeeded"
+	LoginFailed       = "login_failed"
+	Logout            = "logout"
+	SessionRevoked    = "session_revoked"
+	RevokedOthers     = "sessions_revoked_others"
+	ExpiredIdle       = "session_expired_idle"
+	ExpiredLifetime   = "session_expired_lifetime"
+	EndedNewLogin     = "session_ended_new_login"
+	IPConflict        = "ip_conflict"
+	AccessDenied      = "access_denied"
+	RefreshFailed     = "refresh_failed"
 	BackchannelLogout = "backchannel_logout"
-	Anomaly          = "anomaly"
-	AdminExport      = "admin_export"
+	Anomaly           = "anomaly"
+	AdminExport       = "admin_export"
 )
 
 // Types lists every event type, for validating filters.
