@@ -1,0 +1,639 @@
+// Package memstore keeps sessions and the activity log in process memory.
+// It is the default store for a single gateway instance: nothing survives a
+// restart and nothing is shared with other instances. It implements
+// session.Store and activity.Store with the same observable behaviour as
+// the Redis store (both pass internal/store/storetest).
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/session"
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxEvents = 100_000
+	DefaultGrace     = 10 * time.Minute
+	DefaultUserTTL   = 90 * 24 * time.Hour
+)
+
+// Page sizes for List and Users.
+const (
+	defaultLimit = 100
+	maxLimit     = 1000
+)
+
+// Options configure a Store. The zero value is ready to use.
+type Options struct {
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// MaxEvents bounds the activity log; the oldest events go first.
+	// Default: 100,000.
+	MaxEvents int
+	// Grace is how long a session is kept after its deadline so that the
+	// background sweep (Due) can record the expiry before it vanishes,
+	// matching the Redis store's key TTLs. Default: 10m.
+	Grace time.Duration
+	// UserTTL is how long a user without sessions stays in Users after
+	// their last activity. Default: 90 days.
+	UserTTL time.Duration
+}
+
+// Store is the in-memory store. The zero value is not usable; call New.
+type Store struct {
+	now     func() time.Time
+	grace   time.Duration
+	userTTL time.Duration
+
+	mu       sync.Mutex
+	sessions map[string]*session.Session
+	users    map[string]*user
+	claims   map[string]time.Time // key → expiry
+	subs     map[*subscriber]struct{}
+
+	ev eventRing
+}
+
+type user struct {
+	email      string
+	lastLogin  time.Time
+	lastLogout time.Time
+	lastIP     string
+	lastSeen   time.Time // for UserTTL
+	sessions   map[string]struct{}
+}
+
+// New returns an empty store.
+func New(opts Options) *Store {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxEvents <= 0 {
+		opts.MaxEvents = DefaultMaxEvents
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = DefaultGrace
+	}
+	if opts.UserTTL <= 0 {
+		opts.UserTTL = DefaultUserTTL
+	}
+	return &Store{
+		now:      opts.Now,
+		grace:    opts.Grace,
+		userTTL:  opts.UserTTL,
+		sessions: make(map[string]*session.Session),
+		users:    make(map[string]*user),
+		claims:   make(map[string]time.Time),
+		subs:     make(map[*subscriber]struct{}),
+		ev:       eventRing{buf: make([]activity.Event, 0, min(opts.MaxEvents, 1024)), max: opts.MaxEvents},
+	}
+}
+
+// ms rounds t the way the Redis store stores it, so both stores return the
+// same values.
+func ms(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return time.UnixMilli(t.UnixMilli()).UTC()
+}
+
+// Create implements session.Store.
+func (m *Store) Create(_ context.Context, s *session.Session) error {
+	if s.ID == "" || s.User == "" {
+		return errors.New("creating session: id and user are required")
+	}
+	c := s.Clone()
+	c.CreatedAt, c.LastAccess, c.ExpiresAt = ms(c.CreatedAt), ms(c.LastAccess), ms(c.ExpiresAt)
+	c.IdleTimeout = c.IdleTimeout.Truncate(time.Millisecond)
+	if len(c.Groups) == 0 {
+		c.Groups = nil
+	}
+	if len(c.Tokens) == 0 {
+		c.Tokens = nil
+	}
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sessions[c.ID] = c
+	u := m.users[c.User]
+	if u == nil {
+		u = &user{sessions: make(map[string]struct{})}
+		m.users[c.User] = u
+	}
+	u.sessions[c.ID] = struct{}{}
+	u.email = c.Email
+	if c.CreatedAt.After(u.lastLogin) {
+		u.lastLogin = c.CreatedAt
+	}
+	u.lastIP = c.LastIP
+	u.lastSeen = now
+	m.pruneUsersLocked(now)
+	return nil
+}
+
+// live returns the session unless it is gone, dropping it when its grace
+// period is over (the Redis store's TTL does the same).
+func (m *Store) liveLocked(id string, now time.Time) *session.Session {
+	s := m.sessions[id]
+	if s == nil {
+		return nil
+	}
+	if d := s.Deadline(); !d.IsZero() && now.After(d.Add(m.grace)) {
+		m.removeLocked(s)
+		return nil
+	}
+	return s
+}
+
+func (m *Store) removeLocked(s *session.Session) {
+	delete(m.sessions, s.ID)
+	if u := m.users[s.User]; u != nil {
+		delete(u.sessions, s.ID)
+	}
+}
+
+// Get implements session.Store.
+func (m *Store) Get(_ context.Context, id string) (*session.Session, error) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.liveLocked(id, now)
+	if s == nil {
+		return nil, session.ErrNotFound
+	}
+	return s.Clone(), nil
+}
+
+// Touch implements session.Store. It refuses (ErrNotFound) a session whose
+// deadline passed before a.At: that session is over, only not yet swept.
+func (m *Store) Touch(_ context.Context, id string, a session.Access) error {
+	now := m.now()
+	at := ms(a.At)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.liveLocked(id, now)
+	if s == nil {
+		return session.ErrNotFound
+	}
+	if d := s.Deadline(); !d.IsZero() && !at.Before(d) {
+		return session.ErrNotFound
+	}
+	// Stored values are shared with nobody (Get clones), but replace
+	// rather than mutate to keep that property obvious.
+	c := *s
+	if at.After(c.LastAccess) {
+		c.LastAccess = at
+	}
+	if a.IP != "" {
+		c.LastIP = a.IP
+	}
+	if a.Location != nil {
+		c.Location = *a.Location
+	}
+	if a.Device != nil {
+		c.Device = *a.Device
+	}
+	m.sessions[id] = &c
+	if u := m.users[c.User]; u != nil {
+		if a.IP != "" {
+			u.lastIP = a.IP
+		}
+		u.lastSeen = now
+	}
+	return nil
+}
+
+// Delete implements session.Store.
+func (m *Store) Delete(_ context.Context, id string) (*session.Session, error) {
+	now := m.now()
+	m.mu.Lock()
+	s := m.liveLocked(id, now)
+	if s == nil {
+		m.mu.Unlock()
+		return nil, session.ErrNotFound
+	}
+	m.removeLocked(s)
+	if u := m.users[s.User]; u != nil {
+		u.lastLogout = ms(now)
+		u.lastSeen = now
+	}
+	subs := make([]*subscriber, 0, len(m.subs))
+	for sub := range m.subs {
+		subs = append(subs, sub)
+	}
+	m.mu.Unlock()
+	for _, sub := range subs {
+		sub.send(id)
+	}
+	return s, nil
+}
+
+// Due implements session.Store. It leaves Tokens nil.
+func (m *Store) Due(_ context.Context, t time.Time, n int) ([]*session.Session, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	now := m.now()
+	m.mu.Lock()
+	var out []*session.Session
+	for id := range m.sessions {
+		s := m.liveLocked(id, now)
+		if s == nil {
+			continue
+		}
+		if d := s.Deadline(); !d.IsZero() && !d.After(t) {
+			out = append(out, s)
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b *session.Session) int {
+		if c := a.Deadline().Compare(b.Deadline()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	out = out[:min(n, len(out))]
+	for i, s := range out {
+		out[i] = listed(s)
+	}
+	return out, nil
+}
+
+// listed is the copy List and Due hand out: no tokens.
+func listed(s *session.Session) *session.Session {
+	c := *s
+	c.Groups = slices.Clone(s.Groups)
+	c.Tokens = nil
+	return &c
+}
+
+// List implements session.Store. It leaves Tokens nil. Ties in the sort
+// key are broken by ID, descending.
+func (m *Store) List(_ context.Context, q session.Query) (session.Page, error) {
+	byCreated, err := sortKind(q.Sort)
+	if err != nil {
+		return session.Page{}, err
+	}
+	var after *cursor
+	if q.Cursor != "" {
+		c, err := parseCursor(q.Cursor, byCreated)
+		if err != nil {
+			return session.Page{}, err
+		}
+		after = &c
+	}
+	limit := pageLimit(q.Limit)
+	key := func(s *session.Session) int64 {
+		if byCreated {
+			return s.CreatedAt.UnixMilli()
+		}
+		return s.LastAccess.UnixMilli()
+	}
+	now := m.now()
+	m.mu.Lock()
+	var candidates []string
+	if q.User != "" {
+		if u := m.users[q.User]; u != nil {
+			for id := range u.sessions {
+				candidates = append(candidates, id)
+			}
+		}
+	} else {
+		for id := range m.sessions {
+			candidates = append(candidates, id)
+		}
+	}
+	var out []*session.Session
+	for _, id := range candidates {
+		s := m.liveLocked(id, now)
+		if s == nil || !matches(s, q) {
+			continue
+		}
+		if after != nil && !after.before(key(s), s.ID) {
+			continue
+		}
+		out = append(out, s)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b *session.Session) int {
+		if c := cmp.Compare(key(b), key(a)); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	var page session.Page
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		page.Next = cursor{score: key(last), member: last.ID}.encode(byCreated)
+	}
+	page.Items = make([]*session.Session, len(out))
+	for i, s := range out {
+		page.Items[i] = listed(s)
+	}
+	return page, nil
+}
+
+func matches(s *session.Session, q session.Query) bool {
+	if q.User != "" && s.User != q.User {
+		return false
+	}
+	if q.IPPrefix != "" && !strings.HasPrefix(s.IP, q.IPPrefix) && !strings.HasPrefix(s.LastIP, q.IPPrefix) {
+		return false
+	}
+	if q.Country != "" && !strings.EqualFold(s.Country, q.Country) {
+		return false
+	}
+	if q.Site != "" && s.Site != q.Site {
+		return false
+	}
+	return true
+}
+
+// Users implements session.Store.
+func (m *Store) Users(_ context.Context, q session.UserQuery) (session.UserPage, error) {
+	var after *cursor
+	if q.Cursor != "" {
+		c, err := parseUserCursor(q.Cursor)
+		if err != nil {
+			return session.UserPage{}, err
+		}
+		after = &c
+	}
+	limit := pageLimit(q.Limit)
+	prefix := strings.ToLower(q.Prefix)
+	now := m.now()
+	m.mu.Lock()
+	m.pruneUsersLocked(now)
+	var out []session.User
+	for name, u := range m.users {
+		if prefix != "" && !strings.HasPrefix(strings.ToLower(name), prefix) && !strings.HasPrefix(strings.ToLower(u.email), prefix) {
+			continue
+		}
+		if after != nil && !after.before(u.lastLogin.UnixMilli(), name) {
+			continue
+		}
+		active := 0
+		for id := range u.sessions {
+			s := m.liveLocked(id, now)
+			if s == nil {
+				continue
+			}
+			// A session past its deadline is over even if the sweep has
+			// not recorded it yet.
+			if d := s.Deadline(); d.IsZero() || d.After(now) {
+				active++
+			}
+		}
+		out = append(out, summary(name, u, active))
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b session.User) int {
+		if c := b.LastLogin.Compare(a.LastLogin); c != 0 {
+			return c
+		}
+		return strings.Compare(b.User, a.User)
+	})
+	var page session.UserPage
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		page.Next = cursor{score: last.LastLogin.UnixMilli(), member: last.User}.encodeUser()
+	}
+	page.Items = out
+	return page, nil
+}
+
+func summary(name string, u *user, active int) session.User {
+	status := "signed_out"
+	if active > 0 {
+		status = "active"
+	}
+	return session.User{
+		User:           name,
+		Email:          u.email,
+		LastLogin:      u.lastLogin,
+		LastLogout:     u.lastLogout,
+		Status:         status,
+		ActiveSessions: active,
+		LastIP:         u.lastIP,
+	}
+}
+
+// pruneUsersLocked forgets users without sessions who have not been seen
+// for UserTTL, so that memory stays bounded by recent users.
+func (m *Store) pruneUsersLocked(now time.Time) {
+	for name, u := range m.users {
+		if len(u.sessions) == 0 && now.Sub(u.lastSeen) > m.userTTL {
+			delete(m.users, name)
+		}
+	}
+}
+
+// Subscribe implements session.Store. Ends are delivered from a separate
+// goroutine so that a slow subscriber never holds up Delete; if one falls
+// too far behind it is told to forget everything instead.
+func (m *Store) Subscribe(ctx context.Context, ended func(id string)) error {
+	sub := &subscriber{ch: make(chan string, 1024)}
+	m.mu.Lock()
+	m.subs[sub] = struct{}{}
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.subs, sub)
+		m.mu.Unlock()
+	}()
+	// Anything cached before this point may be stale.
+	ended("")
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case id := <-sub.ch:
+			ended(id)
+			if sub.overflow.CompareAndSwap(true, false) {
+				ended("")
+			}
+		}
+	}
+}
+
+// ClaimOnce implements session.Store.
+func (m *Store) ClaimOnce(_ context.Context, key string, ttl time.Duration) (bool, error) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if exp, ok := m.claims[key]; ok && now.Before(exp) {
+		return false, nil
+	}
+	// Drop lapsed claims now and then; amortised over the claims made.
+	if len(m.claims) >= 1024 && len(m.claims)%1024 == 0 {
+		for k, exp := range m.claims {
+			if !now.Before(exp) {
+				delete(m.claims, k)
+			}
+		}
+	}
+	m.claims[key] = now.Add(ttl)
+	return true, nil
+}
+
+// Append implements activity.Store.
+func (m *Store) Append(_ context.Context, e *activity.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ev.seq++
+	e.ID = eventID(m.ev.seq)
+	c := *e
+	c.Time = ms(c.Time)
+	m.ev.push(c)
+	return nil
+}
+
+// Query implements activity.Store.
+func (m *Store) Query(_ context.Context, f activity.Filter) (activity.Page, error) {
+	var before uint64
+	if f.Cursor != "" {
+		n, err := parseEventID(f.Cursor)
+		if err != nil {
+			return activity.Page{}, err
+		}
+		before = n
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = activity.DefaultLimit
+	}
+	limit = min(limit, activity.MaxLimit)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var page activity.Page
+	for i := m.ev.len() - 1; i >= 0; i-- {
+		e := m.ev.at(i)
+		if before != 0 && e.ID >= eventID(before) {
+			continue
+		}
+		if !f.Match(e) {
+			continue
+		}
+		if len(page.Items) == limit {
+			page.Next = page.Items[limit-1].ID
+			break
+		}
+		page.Items = append(page.Items, *e)
+	}
+	return page, nil
+}
+
+// Trim implements activity.Store.
+func (m *Store) Trim(_ context.Context, before time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ev.drop(func(e *activity.Event) bool { return e.Time.Before(before) })
+	return nil
+}
+
+// Event IDs are fixed-width so that they compare as strings the way they
+// compare as numbers.
+func eventID(n uint64) string { return fmt.Sprintf("%016x", n) }
+
+func parseEventID(s string) (uint64, error) {
+	if len(s) != 16 {
+		return 0, fmt.Errorf("parsing event cursor %q: wrong length", s)
+	}
+	n, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parsing event cursor %q: %w", s, err)
+	}
+	return n, nil
+}
+
+func pageLimit(n int) int {
+	if n <= 0 {
+		return defaultLimit
+	}
+	return min(n, maxLimit)
+}
+
+func sortKind(s string) (byCreated bool, err error) {
+	switch strings.TrimPrefix(s, "-") {
+	case "", session.SortLastAccess:
+		return false, nil
+	case session.SortCreated:
+		return true, nil
+	}
+	return false, fmt.Errorf("listing sessions: unknown sort %q", s)
+}
+
+// cursor is a position in a listing sorted by (score, member) descending.
+type cursor struct {
+	score  int64
+	member string
+}
+
+// before reports whether (score, member) comes after the cursor in
+// newest-first order.
+func (c cursor) before(score int64, member string) bool {
+	return score < c.score || score == c.score && member < c.member
+}
+
+// The cursor names its sort so that a cursor from one order is not
+// silently applied to the other.
+func (c cursor) encode(byCreated bool) string {
+	kind := "l"
+	if byCreated {
+		kind = "c"
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + strconv.FormatInt(c.score, 10) + ":" + c.member))
+}
+
+func (c cursor) encodeUser() string {
+	return base64.RawURLEncoding.EncodeToString([]byte("u" + strconv.FormatInt(c.score, 10) + ":" + c.member))
+}
+
+func decodeCursor(s, kind string) (cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return cursor{}, fmt.Errorf("parsing cursor: %w", err)
+	}
+	v, ok := strings.CutPrefix(string(raw), kind)
+	if !ok {
+		return cursor{}, errors.New("parsing cursor: not a cursor for this listing")
+	}
+	num, member, ok := strings.Cut(v, ":")
+	if !ok {
+		return cursor{}, errors.New("parsing cursor: malformed")
+	}
+	score, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return cursor{}, fmt.Errorf("parsing cursor: %w", err)
+	}
+	return cursor{score: score, member: member}, nil
+}
+
+func parseCursor(s string, byCreated bool) (cursor, error) {
+	if byCreated {
+		return decodeCursor(s, "c")
+	}
+	return decodeCursor(s, "l")
+}
+
+func parseUserCursor(s string) (cursor, error) { return decodeCursor(s, "u") }
+
+// Interface guards
+var (
+	_ session.Store  = (*Store)(nil)
+	_ activity.Store = (*Store)(nil)
+)
