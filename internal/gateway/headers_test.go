@@ -1,0 +1,50 @@
+package gateway
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestStripIdentity(t *testing.T) {
+	h := http.Header{}
+	spoofed := []string{
+		"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username",
+		"X_Forwarded_User", "x_forwarded-email", "X-FORWARDED_GROUPS", "x-forwarded_preferred_username",
+	}
+	for _, k := range spoofed {
+		h[k] = []string{"admin"}
+	}
+	h.Set("X-Forwarded-For", "192.0.2.1")
+	h.Set("X-Forwarded-Users", "keep")
+	stripIdentity(h)
+	for _, k := range spoofed {
+		if _, ok := h[k]; ok {
+			t.Errorf("header %q survived stripping", k)
+		}
+	}
+	for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Users"} {
+		if h.Get(k) == "" {
+			t.Errorf("unrelated header %q was removed", k)
+		}
+	}
+	setIdentity(h, "sub-1", "a@example.com", "alice", []string{"staff", "admins"})
+	if got := h.Get(HeaderGroups); got != "staff,admins" {
+		t.Errorf("%s = %q, want staff,admins", HeaderGroups, got)
+	}
+}
+
+func TestCookieValue(t *testing.T) {
+	h := http.Header{"Cookie": {"a=1; gatehouse=abc; gatehouse_login_x=zz", "other=2"}}
+	if got := cookieValue(h, "gatehouse"); got != "abc" {
+		t.Errorf("cookieValue = %q, want abc", got)
+	}
+	if got := cookieValue(h, "other"); got != "2" {
+		t.Errorf("cookieValue(other) = %q, want 2", got)
+	}
+	if got := cookieValue(http.Header{"Cookie": {`gatehouse="q"`}}, "gatehouse"); got != "q" {
+		t.Errorf("quoted cookieValue = %q, want q", got)
+	}
+	if got := cookieValue(http.Header{"Cookie": {"xgatehouse=1; gatehouse2=2"}}, "gatehouse"); got != "" {
+		t.Errorf("cookieValue matched a longer name: %q", got)
+	}
+}

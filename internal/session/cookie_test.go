@@ -1,0 +1,100 @@
+package session
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCookieRoundTrip(t *testing.T) {
+	s := NewSecret()
+	c := s.Cookie()
+	if len(c) != CookieLen {
+		t.Fatalf("len(Cookie()) = %d, want %d", len(c), CookieLen)
+	}
+	got, err := DecodeCookie(c)
+	if err != nil {
+		t.Fatalf("DecodeCookie(%q) error: %v", c, err)
+	}
+	if got != s {
+		t.Fatal("DecodeCookie returned a different secret")
+	}
+	id, err := ParseCookie(c)
+	if err != nil || id != s.ID() {
+		t.Fatalf("ParseCookie = %q, %v; want %q", id, err, s.ID())
+	}
+	if !ValidID(id) {
+		t.Errorf("ValidID(%q) = false", id)
+	}
+	if strings.Contains(c, id) {
+		t.Error("cookie contains the public id")
+	}
+	if NewSecret() == s {
+		t.Error("two secrets are equal")
+	}
+}
+
+func TestDecodeCookieRejects(t *testing.T) {
+	good := NewSecret().Cookie()
+	tests := []struct {
+		name, value string
+	}{
+		{"empty", ""},
+		{"garbage", "hello"},
+		{"truncated", good[:len(good)-1]},
+		{"too long", good + "A"},
+		{"oversized", strings.Repeat("A", 8192)},
+		{"wrong prefix", "g2." + good[3:]},
+		{"bad alphabet", good[:10] + "+" + good[11:]},
+		{"padding", good[:len(good)-1] + "="},
+		{"non-canonical last char", good[:len(good)-1] + "B"},
+		{"quoted", `"` + good[1:len(good)-1] + `"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// "B" sets one of the two unused low bits, which strict
+			// decoding refuses: every secret has exactly one spelling.
+			if _, err := DecodeCookie(tt.value); err == nil {
+				t.Errorf("DecodeCookie(%q) succeeded, want error", tt.value)
+			}
+		})
+	}
+}
+
+func TestValidID(t *testing.T) {
+	for _, id := range []string{"", "short", strings.Repeat("a", IDLen+1), strings.Repeat("a", IDLen-1) + "/", "../../etc/passwd_____"} {
+		if ValidID(id) {
+			t.Errorf("ValidID(%q) = true", id)
+		}
+	}
+}
+
+func FuzzDecodeCookie(f *testing.F) {
+	f.Add(NewSecret().Cookie())
+	f.Add("")
+	f.Add("g1.")
+	f.Add("g1." + strings.Repeat("_", 43))
+	f.Add(strings.Repeat("\xff", 46))
+	f.Fuzz(func(t *testing.T, v string) {
+		s, err := DecodeCookie(v)
+		if err != nil {
+			return
+		}
+		// Anything accepted must be exactly what we would have written.
+		if s.Cookie() != v {
+			t.Fatalf("DecodeCookie accepted %q, which re-encodes as %q", v, s.Cookie())
+		}
+		if !ValidID(s.ID()) {
+			t.Fatalf("id %q of accepted cookie is not valid", s.ID())
+		}
+	})
+}
+
+func BenchmarkParseCookie(b *testing.B) {
+	c := NewSecret().Cookie()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseCookie(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
