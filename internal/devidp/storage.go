@@ -165,27 +165,42 @@ func (s *storage) AuthRequestByID(_ context.Context, id string) (op.AuthRequest,
 	return a.copy(), nil
 }
 
-// AuthRequestByCode consumes the code: whatever the exchange's outcome, the
-// code cannot be presented again.
+// AuthRequestByCode finds the request behind a code. The code is spent only
+// once the exchange has passed PKCE and client authentication (redeemLocked),
+// so that a client retrying with another auth style still succeeds.
 func (s *storage) AuthRequestByCode(_ context.Context, code string) (op.AuthRequest, error) {
 	p := s.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := p.now()
-	if id, ok := p.codes[code]; ok {
-		delete(p.codes, code)
-		p.usedCodes[code] = usedCode{authRequestID: id, expires: now.Add(authRequestLifetime)}
-		a, ok := p.authRequests[id]
-		if !ok || now.After(a.codeExp) {
-			return nil, errors.New("code expired")
-		}
-		return a.copy(), nil
-	}
 	if used, ok := p.usedCodes[code]; ok {
 		p.revokeAuthRequestTokensLocked(used.authRequestID)
 		return nil, errors.New("code already used")
 	}
-	return nil, fmt.Errorf("code: %w", errNotFound)
+	id, ok := p.codes[code]
+	if !ok {
+		return nil, fmt.Errorf("code: %w", errNotFound)
+	}
+	a, ok := p.authRequests[id]
+	if !ok || p.now().After(a.codeExp) {
+		return nil, errors.New("code expired")
+	}
+	return a.copy(), nil
+}
+
+// redeemLocked spends the code of auth request id; of two concurrent
+// exchanges of one code, one wins. Caller holds p.mu.
+func (p *Provider) redeemLocked(id string) error {
+	a, ok := p.authRequests[id]
+	if !ok || a.code == "" {
+		return oidc.ErrInvalidGrant().WithDescription("invalid code")
+	}
+	if _, ok := p.codes[a.code]; !ok {
+		p.revokeAuthRequestTokensLocked(id)
+		return oidc.ErrInvalidGrant().WithDescription("code already used")
+	}
+	delete(p.codes, a.code)
+	p.usedCodes[a.code] = usedCode{authRequestID: id, expires: p.now().Add(authRequestLifetime)}
+	return nil
 }
 
 func (s *storage) SaveAuthCode(_ context.Context, id, code string) error {
@@ -241,6 +256,11 @@ func (s *storage) CreateAccessToken(_ context.Context, req op.TokenRequest) (str
 	if _, alive := p.sessions[o.sid]; !alive {
 		return "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the provider session has ended")
 	}
+	if _, ok := req.(*authRequest); ok {
+		if err := p.redeemLocked(o.authRequestID); err != nil {
+			return "", time.Time{}, err
+		}
+	}
 	at := p.newAccessTokenLocked(o)
 	return at.id, at.expires, nil
 }
@@ -262,6 +282,11 @@ func (s *storage) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRe
 	}
 	if _, alive := p.sessions[o.sid]; !alive {
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the provider session has ended")
+	}
+	if _, ok := req.(*authRequest); ok {
+		if err := p.redeemLocked(o.authRequestID); err != nil {
+			return "", "", time.Time{}, err
+		}
 	}
 	at := p.newAccessTokenLocked(o)
 	rt := &refreshToken{
