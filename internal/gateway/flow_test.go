@@ -1,0 +1,561 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/session"
+	"github.com/gatehouse-proxy/gatehouse/internal/store/memstore"
+)
+
+// stores lists the store implementations every flow test runs against;
+// redis_test.go adds the Redis store.
+var stores = map[string]func(t *testing.T, now func() time.Time) backend{
+	"memory": func(t *testing.T, now func() time.Time) backend {
+		return memstore.New(memstore.Options{Now: now})
+	},
+}
+
+// forEachStore runs f once per store with a fresh harness.
+func forEachStore(t *testing.T, f func(t *testing.T, newH func(...harnessOption) *harness)) {
+	for name, mk := range stores {
+		t.Run(name, func(t *testing.T) {
+			f(t, func(opts ...harnessOption) *harness {
+				return newHarness(t, mk, opts...)
+			})
+		})
+	}
+}
+
+func TestSignInRoundTrip(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		h := newH()
+		b := h.browser()
+		// The first navigation goes to the provider.
+		first := b.do(http.MethodGet, h.site.URL+"/reports?year=2026", nil, true)
+		if first.status != http.StatusFound || !strings.HasPrefix(first.header.Get("Location"), h.idpSrv.URL) {
+			t.Fatalf("navigation without session: %d Location %q, want 302 to the provider", first.status, first.header.Get("Location"))
+		}
+		loc, _ := url.Parse(first.header.Get("Location"))
+		q := loc.Query()
+		if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("state") == "" || q.Get("nonce") == "" {
+			t.Errorf("authorization request lacks PKCE S256, state or nonce: %s", loc.RawQuery)
+		}
+		e, _ := b.login("alice", "/reports?year=2026")
+		if e.Path != "/reports?year=2026" {
+			t.Errorf("returned to %q, want /reports?year=2026", e.Path)
+		}
+		want := map[string]string{
+			HeaderUser:     "alice",
+			HeaderEmail:    "alice@example.com",
+			HeaderUsername: "alice",
+			HeaderGroups:   "gatehouse-admins,staff",
+		}
+		for k, v := range want {
+			if got := strings.Join(e.Headers[k], ","); got != v {
+				t.Errorf("upstream %s = %q, want %q", k, got, v)
+			}
+		}
+		// A signed-in request with spoofed identity headers: the upstream
+		// sees only ours.
+		p := b.do(http.MethodGet, h.site.URL+"/x", nil, false,
+			"X-Forwarded-User", "bob", "X_Forwarded_Email", "bob@example.com", "x-forwarded-groups", "gatehouse-admins,root")
+		if p.status != http.StatusOK {
+			t.Fatalf("signed-in API request: %d %s", p.status, p.body)
+		}
+		e = parseEcho(t, p)
+		if got := e.Headers[HeaderUser]; len(got) != 1 || got[0] != "alice" {
+			t.Errorf("upstream X-Forwarded-User = %v, want [alice]", got)
+		}
+		for k := range e.Headers {
+			if strings.Contains(k, "_") {
+				t.Errorf("client-supplied header %q reached the upstream", k)
+			}
+		}
+		if got := strings.Join(e.Headers[HeaderGroups], ","); got != "gatehouse-admins,staff" {
+			t.Errorf("upstream groups = %q", got)
+		}
+		// The store knows the session by its id, not by the cookie.
+		id := b.sessionID()
+		s, err := h.store.Get(context.Background(), id)
+		if err != nil {
+			t.Fatalf("store.Get(%s): %v", id, err)
+		}
+		if s.User != "alice" || s.Email != "alice@example.com" || s.IP != "127.0.0.1" || s.Site == "" || s.IDPSessionID == "" {
+			t.Errorf("stored session = %+v", s)
+		}
+		if strings.Contains(string(s.Tokens), "eyJ") {
+			t.Error("tokens are stored in clear")
+		}
+		if ev := h.eventsOf(activity.LoginSucceeded); len(ev) != 1 || ev[0].User != "alice" || ev[0].SessionID != id {
+			t.Errorf("login_succeeded events = %+v", ev)
+		}
+		page, err := h.store.Query(context.Background(), activity.Filter{Types: []string{activity.LoginSucceeded}})
+		if err != nil || len(page.Items) != 1 {
+			t.Errorf("stored login events = %+v, %v", page.Items, err)
+		}
+	})
+}
+
+func TestUnauthenticatedAPIGets401(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		h := newH()
+		b := h.browser()
+		for _, tc := range []struct {
+			method string
+			hdr    []string
+		}{
+			{http.MethodGet, []string{"Accept", "application/json"}},
+			{http.MethodPost, []string{"Accept", "text/html"}},
+			{http.MethodGet, []string{"Accept", "text/html", "Sec-Fetch-Mode", "cors"}},
+			{http.MethodGet, []string{"Accept", "text/html", "X-Requested-With", "XMLHttpRequest"}},
+		} {
+			p := b.do(tc.method, h.site.URL+"/api/data?x=1", nil, false, tc.hdr...)
+			if p.status != http.StatusUnauthorized {
+				t.Errorf("%s with %v: status %d, want 401", tc.method, tc.hdr, p.status)
+				continue
+			}
+			var body map[string]string
+			mustJSON(t, p.body, &body)
+			if body["error"] != "unauthenticated" || body["login_url"] != "/.gatehouse/login?rd=%2Fapi%2Fdata%3Fx%3D1" {
+				t.Errorf("401 body = %v", body)
+			}
+		}
+	})
+}
+
+func TestBadCookies(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		h := newH()
+		forged := session.NewSecret().Cookie()
+		for name, v := range map[string]string{
+			"garbage":   "not-a-cookie",
+			"truncated": forged[:20],
+			"oversized": strings.Repeat("A", 3000),
+			"forged":    forged,
+			"binary":    "g1.%00%ff",
+		} {
+			t.Run(name, func(t *testing.T) {
+				b := h.browser()
+				b.setCookie("gatehouse", v)
+				if p := b.do(http.MethodGet, h.site.URL+"/", nil, true); p.status != http.StatusFound {
+					t.Errorf("navigation: status %d, want 302", p.status)
+				}
+				if p := b.do(http.MethodGet, h.site.URL+"/", nil, false); p.status != http.StatusUnauthorized {
+					t.Errorf("API: status %d, want 401", p.status)
+				}
+			})
+		}
+	})
+}
+
+// startLogin navigates to the site and returns the provider's login page,
+// leaving the state cookie in the browser.
+func startLogin(b *browser, path string) page {
+	return b.follow(b.h.site.URL + path)
+}
+
+func TestTamperedAndReplayedCallbacks(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		h := newH()
+
+		t.Run("tampered state", func(t *testing.T) {
+			b := h.browser()
+			p := startLogin(b, "/")
+			// Stop at the callback to change its state.
+			b.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			cb := callbackURL(t, b, p, "alice")
+			u, _ := url.Parse(cb)
+			q := u.Query()
+			q.Set("state", q.Get("state")+"x")
+			u.RawQuery = q.Encode()
+			r := b.do(http.MethodGet, u.String(), nil, true)
+			assertFailed(t, h, b, r, activity.ReasonStateMismatch)
+		})
+		t.Run("replayed callback", func(t *testing.T) {
+			b := h.browser()
+			p := startLogin(b, "/")
+			cb := callbackURL(t, b, p, "alice")
+			stateCookies := b.jar.Cookies(mustURL(cb))
+			if r := b.do(http.MethodGet, cb, nil, true); r.status != http.StatusFound {
+				t.Fatalf("first callback: %d %s", r.status, r.body)
+			}
+			// An attacker who saw the callback URL and the state cookie
+			// replays both in a fresh browser.
+			b2 := h.browser()
+			b2.jar.SetCookies(mustURL(cb), stateCookies)
+			r := b2.do(http.MethodGet, cb, nil, true)
+			assertFailed(t, h, b2, r, activity.ReasonStateMismatch)
+		})
+		t.Run("callback without the browser's state cookie", func(t *testing.T) {
+			b := h.browser()
+			p := startLogin(b, "/")
+			cb := callbackURL(t, b, p, "alice")
+			victim := h.browser()
+			r := victim.do(http.MethodGet, cb, nil, true)
+			assertFailed(t, h, victim, r, activity.ReasonStateMismatch)
+		})
+		t.Run("replayed code with a fresh state", func(t *testing.T) {
+			b := h.browser()
+			p := startLogin(b, "/")
+			cb := callbackURL(t, b, p, "alice")
+			if r := b.do(http.MethodGet, cb, nil, true); r.status != http.StatusFound {
+				t.Fatalf("first callback: %d", r.status)
+			}
+			oldCode := mustURL(cb).Query().Get("code")
+			// Start a new sign-in to get a valid state, then hand the old
+			// code in with it.
+			b2 := h.browser()
+			first := b2.do(http.MethodGet, h.site.URL+"/", nil, true)
+			state := mustURL(first.header.Get("Location")).Query().Get("state")
+			r := b2.do(http.MethodGet, h.site.URL+"/.gatehouse/callback?code="+url.QueryEscape(oldCode)+"&state="+url.QueryEscape(state), nil, true)
+			assertFailed(t, h, b2, r, activity.ReasonIDPError)
+		})
+		t.Run("provider error", func(t *testing.T) {
+			b := h.browser()
+			first := b.do(http.MethodGet, h.site.URL+"/", nil, true)
+			state := mustURL(first.header.Get("Location")).Query().Get("state")
+			r := b.do(http.MethodGet, h.site.URL+"/.gatehouse/callback?error=access_denied&state="+url.QueryEscape(state), nil, true)
+			assertFailed(t, h, b, r, activity.ReasonIDPError)
+		})
+		t.Run("garbage state cookie", func(t *testing.T) {
+			b := h.browser()
+			first := b.do(http.MethodGet, h.site.URL+"/", nil, true)
+			state := mustURL(first.header.Get("Location")).Query().Get("state")
+			cbURL := h.site.URL + "/.gatehouse/callback?code=x&state=" + url.QueryEscape(state)
+			for _, c := range b.jar.Cookies(mustURL(cbURL)) {
+				if strings.HasPrefix(c.Name, "gatehouse_login_") {
+					b.jar.SetCookies(mustURL(cbURL), []*http.Cookie{{Name: c.Name, Value: "AAAA" + c.Value[4:], Path: "/.gatehouse/callback"}})
+				}
+			}
+			r := b.do(http.MethodGet, cbURL, nil, true)
+			assertFailed(t, h, b, r, activity.ReasonStateMismatch)
+		})
+	})
+}
+
+// callbackURL signs in at the provider and returns the callback URL it
+// sends the browser to, without visiting it.
+func callbackURL(t *testing.T, b *browser, p page, user string) string {
+	t.Helper()
+	a := formAction.FindStringSubmatch(p.body)
+	id := formID.FindStringSubmatch(p.body)
+	if a == nil || id == nil {
+		t.Fatalf("no login form: %.200s", p.body)
+	}
+	action := b.resolve(p.url, strings.ReplaceAll(a[1], "&amp;", "&"))
+	r := b.do(http.MethodPost, action, url.Values{"id": {strings.ReplaceAll(id[1], "&amp;", "&")}, "username": {user}, "password": {"demo"}}, true)
+	u := action
+	for range 10 {
+		loc := r.header.Get("Location")
+		if loc == "" {
+			t.Fatalf("provider stopped at %s with %d: %.200s", u, r.status, r.body)
+		}
+		u = b.resolve(u, loc)
+		if strings.Contains(u, "/.gatehouse/callback") {
+			return u
+		}
+		r = b.do(http.MethodGet, u, nil, true)
+	}
+	t.Fatal("no callback")
+	return ""
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// assertFailed checks a refused callback: 400 page, a login_failed event
+// with reason, no session cookie, and no automatic restart of sign-in.
+func assertFailed(t *testing.T, h *harness, b *browser, r page, reason string) {
+	t.Helper()
+	if r.status != http.StatusBadRequest {
+		t.Errorf("status %d, want 400 (body %.200s)", r.status, r.body)
+	}
+	if loc := r.header.Get("Location"); loc != "" {
+		t.Errorf("failed callback redirects to %q; it must not restart sign-in", loc)
+	}
+	if !strings.Contains(r.body, "Sign-in failed") {
+		t.Errorf("failure page lacks its title: %.200s", r.body)
+	}
+	if c := b.cookie("gatehouse"); c != "" {
+		t.Errorf("failed callback left a session cookie")
+	}
+	found := false
+	for _, e := range h.eventsOf(activity.LoginFailed) {
+		if e.Reason == reason {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no login_failed event with reason %q; have %+v", reason, h.eventsOf(activity.LoginFailed))
+	}
+}
+
+func TestIDTokenChecks(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		tests := []struct {
+			name    string
+			mutate  func(c map[string]any)
+			foreign bool
+		}{
+			{"wrong issuer", func(c map[string]any) { c["iss"] = "https://evil.example" }, false},
+			{"wrong audience", func(c map[string]any) { c["aud"] = []string{"another-client"} }, false},
+			{"wrong nonce", func(c map[string]any) { c["nonce"] = "replayed-nonce" }, false},
+			{"no nonce", func(c map[string]any) { delete(c, "nonce") }, false},
+			{"expired", func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }, false},
+			{"bad signature", func(map[string]any) {}, true},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				h := newH()
+				h.tamper, h.foreignKey = tt.mutate, tt.foreign
+				b := h.browser()
+				p := startLogin(b, "/")
+				cb := callbackURL(t, b, p, "alice")
+				r := b.do(http.MethodGet, cb, nil, true)
+				assertFailed(t, h, b, r, activity.ReasonTokenInvalid)
+			})
+		}
+		t.Run("untampered token passes through the same path", func(t *testing.T) {
+			h := newH()
+			h.tamper = func(map[string]any) {}
+			b := h.browser()
+			p := startLogin(b, "/")
+			cb := callbackURL(t, b, p, "alice")
+			if r := b.do(http.MethodGet, cb, nil, true); r.status != http.StatusFound {
+				t.Fatalf("re-signed genuine token refused: %d %s", r.status, r.body)
+			}
+		})
+	})
+}
+
+func TestReturnURLStaysOnSite(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		h := newH()
+		for _, rd := range []string{"https://evil.example/", "//evil.example", "/\\evil.example", "/%2F%2Fevil.example"} {
+			b := h.browser()
+			p := b.follow(h.site.URL + "/.gatehouse/login?rd=" + url.QueryEscape(rd))
+			final, _ := b.submitLogin(p, "bob", "demo")
+			if e := parseEcho(t, final); e.Path != "/" {
+				t.Errorf("rd=%q: returned to %q, want /", rd, e.Path)
+			}
+		}
+		b := h.browser()
+		p := b.follow(h.site.URL + "/.gatehouse/login?rd=" + url.QueryEscape("/docs?a=1"))
+		final, _ := b.submitLogin(p, "bob", "demo")
+		if e := parseEcho(t, final); e.Path != "/docs?a=1" {
+			t.Errorf("rd=/docs?a=1: returned to %q", e.Path)
+		}
+	})
+}
+
+func TestNotAllowedUserRefusedAtCallback(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		h := newH(func(c *Config) { c.Identity.Groups = []string{"gatehouse-admins"} })
+		b := h.browser()
+		p := startLogin(b, "/")
+		cb := callbackURL(t, b, p, "bob")
+		r := b.do(http.MethodGet, cb, nil, true)
+		if r.status != http.StatusForbidden {
+			t.Errorf("status %d, want 403", r.status)
+		}
+		if b.cookie("gatehouse") != "" {
+			t.Error("refused user got a session cookie")
+		}
+		ev := h.eventsOf(activity.LoginFailed)
+		if len(ev) != 1 || ev[0].Reason != activity.ReasonNotAllowedGroup || ev[0].User != "bob" {
+			t.Errorf("login_failed events = %+v", ev)
+		}
+		page, _ := h.store.List(context.Background(), session.Query{User: "bob"})
+		if len(page.Items) != 0 {
+			t.Errorf("refused user has %d sessions", len(page.Items))
+		}
+	})
+}
+
+func TestIdleTimeoutAndLifetime(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		h := newH(func(c *Config) { c.IdleTimeout = 10 * time.Minute; c.MaxLifetime = 30 * time.Minute })
+		idle, active := h.browser(), h.browser()
+		idle.login("alice", "/")
+		active.login("bob", "/")
+		idleID := idle.sessionID()
+		// bob works every 4 minutes, past his idle timeout several times
+		// over; alice is away and comes back after 12 minutes.
+		for i := range 7 {
+			h.clock.Add(4 * time.Minute)
+			if p := active.do(http.MethodGet, h.site.URL+"/work", nil, false); p.status != http.StatusOK {
+				t.Fatalf("active session refused after %d min: %d", 4*(i+1), p.status)
+			}
+			// Let the background writer record the access.
+			waitFor(t, "touch", func() bool {
+				s, err := h.store.Get(context.Background(), active.sessionID())
+				return err == nil && !s.LastAccess.Before(h.clock.Now().Add(-time.Second))
+			})
+			if i == 2 {
+				p := idle.do(http.MethodGet, h.site.URL+"/", nil, true)
+				if p.status != http.StatusFound || !strings.HasPrefix(p.header.Get("Location"), h.idpSrv.URL) {
+					t.Errorf("idle session: status %d Location %q, want 302 to sign-in", p.status, p.header.Get("Location"))
+				}
+				if _, err := h.store.Get(context.Background(), idleID); !errors.Is(err, session.ErrNotFound) {
+					t.Errorf("idle session still in store: %v", err)
+				}
+			}
+		}
+		ev := h.eventsOf(activity.ExpiredIdle)
+		if len(ev) != 1 || ev[0].SessionID != idleID || ev[0].Inactivity != "12m0s" {
+			t.Errorf("session_expired_idle events = %+v", ev)
+		}
+		// Past the maximum lifetime even the active session ends.
+		h.clock.Add(3 * time.Minute)
+		if p := active.do(http.MethodGet, h.site.URL+"/work", nil, false); p.status != http.StatusUnauthorized {
+			t.Errorf("session past max lifetime: status %d, want 401", p.status)
+		}
+		if ev := h.eventsOf(activity.ExpiredLifetime); len(ev) != 1 || ev[0].User != "bob" {
+			t.Errorf("session_expired_lifetime events = %+v", ev)
+		}
+	})
+}
+
+func TestSweepRecordsExpiryWithoutARequest(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		h := newH(func(c *Config) { c.IdleTimeout = 10 * time.Minute })
+		b := h.browser()
+		b.login("alice", "/")
+		id := b.sessionID()
+		h.clock.Add(11 * time.Minute)
+		h.rt.Sweep(context.Background())
+		ev := h.eventsOf(activity.ExpiredIdle)
+		if len(ev) != 1 || ev[0].SessionID != id {
+			t.Fatalf("after sweep: session_expired_idle events = %+v", ev)
+		}
+		// The browser coming back later records nothing twice.
+		b.do(http.MethodGet, h.site.URL+"/", nil, false)
+		if ev := h.eventsOf(activity.ExpiredIdle); len(ev) != 1 {
+			t.Errorf("expiry recorded %d times", len(ev))
+		}
+	})
+}
+
+func TestLogout(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		h := newH()
+		b := h.browser()
+		b.login("alice", "/")
+		id := b.sessionID()
+		r := b.do(http.MethodPost, h.site.URL+"/.gatehouse/logout", url.Values{}, true, "Origin", h.site.URL)
+		loc := r.header.Get("Location")
+		if r.status != http.StatusFound || !strings.HasPrefix(loc, h.idpSrv.URL) {
+			t.Fatalf("logout: %d to %q, want 302 to the provider's end_session", r.status, loc)
+		}
+		q := mustURL(loc).Query()
+		if q.Get("id_token_hint") == "" || q.Get("post_logout_redirect_uri") != h.site.URL+"/.gatehouse/signed-out" {
+			t.Errorf("end_session query = %v", q)
+		}
+		if _, err := h.store.Get(context.Background(), id); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("session survived logout: %v", err)
+		}
+		final := b.follow(loc)
+		if final.status != http.StatusOK || !strings.Contains(final.body, "Signed out") {
+			t.Errorf("after provider logout: %d %.200s", final.status, final.body)
+		}
+		if ev := h.eventsOf(activity.Logout); len(ev) != 1 || ev[0].SessionID != id || ev[0].Actor != "alice@example.com" {
+			t.Errorf("logout events = %+v", ev)
+		}
+		// The provider's session ended too: the next sign-in asks again.
+		p := b.follow(h.site.URL + "/")
+		if !formAction.MatchString(p.body) {
+			t.Errorf("after logout the provider signed in silently: %.200s", p.body)
+		}
+	})
+}
+
+func TestCrossSiteLogoutNeedsConfirmation(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		h := newH()
+		b := h.browser()
+		b.login("alice", "/")
+		id := b.sessionID()
+		r := b.do(http.MethodGet, h.site.URL+"/.gatehouse/logout", nil, true, "Sec-Fetch-Site", "cross-site")
+		if r.status != http.StatusOK || !strings.Contains(r.body, `method="post"`) {
+			t.Errorf("cross-site GET logout: %d, want a confirmation form", r.status)
+		}
+		r = b.do(http.MethodPost, h.site.URL+"/.gatehouse/logout", url.Values{}, true, "Origin", "https://evil.example")
+		if r.status != http.StatusForbidden {
+			t.Errorf("cross-origin POST logout: %d, want 403", r.status)
+		}
+		if _, err := h.store.Get(context.Background(), id); err != nil {
+			t.Errorf("session ended by a cross-site request: %v", err)
+		}
+	})
+}
+
+func TestBackchannelLogout(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		h := newH()
+		b := h.browser()
+		b.login("alice", "/")
+		id := b.sessionID()
+		if err := h.idp.EndUserSessions("alice"); err != nil {
+			t.Fatalf("EndUserSessions: %v", err)
+		}
+		if _, err := h.store.Get(context.Background(), id); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("session survived back-channel logout: %v", err)
+		}
+		if p := b.do(http.MethodGet, h.site.URL+"/", nil, false); p.status != http.StatusUnauthorized {
+			t.Errorf("request after back-channel logout: %d, want 401", p.status)
+		}
+		if ev := h.eventsOf(activity.BackchannelLogout); len(ev) != 1 {
+			t.Errorf("backchannel_logout events = %+v", ev)
+		}
+		// Forged tokens are refused.
+		for name, tok := range map[string]string{
+			"garbage": "x.y.z",
+			"wrong issuer": mustSign(t, h, map[string]any{"iss": "https://evil.example", "aud": "site", "iat": time.Now().Unix(), "jti": "1",
+				"sub": "bob", "events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}}),
+			"nonce present": mustSign(t, h, map[string]any{"iss": h.idpSrv.URL, "aud": "site", "iat": time.Now().Unix(), "jti": "2", "nonce": "n",
+				"sub": "bob", "events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}}),
+			"no event": mustSign(t, h, map[string]any{"iss": h.idpSrv.URL, "aud": "site", "iat": time.Now().Unix(), "jti": "3", "sub": "bob"}),
+		} {
+			r := b.do(http.MethodPost, h.site.URL+"/.gatehouse/backchannel-logout", url.Values{"logout_token": {tok}}, false)
+			if r.status != http.StatusBadRequest {
+				t.Errorf("%s logout token: status %d, want 400", name, r.status)
+			}
+		}
+	})
+}
+
+func mustSign(t *testing.T, h *harness, claims map[string]any) string {
+	t.Helper()
+	s, err := h.idp.SignJWT(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestForwardAuth(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		h := newH()
+		b := h.browser()
+		if r := b.do(http.MethodGet, h.site.URL+"/.gatehouse/auth", nil, false); r.status != http.StatusUnauthorized {
+			t.Errorf("forward-auth without session: %d, want 401", r.status)
+		}
+		b.login("bob", "/")
+		r := b.do(http.MethodGet, h.site.URL+"/.gatehouse/auth", nil, false)
+		if r.status != http.StatusOK || r.header.Get(HeaderUser) != "bob" || r.header.Get(HeaderEmail) != "bob@example.com" {
+			t.Errorf("forward-auth: %d %v", r.status, r.header)
+		}
+	})
+}
