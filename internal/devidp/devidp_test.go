@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,7 +62,7 @@ type fixture struct {
 	receiver *httptest.Server
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{logouts: make(chan string, 16)}
 	f.receiver = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +80,11 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.issuer = "http://" + l.Addr().String()
-	f.idp, err = New(Config{Issuer: f.issuer, Users: DemoUsers(), SigningKey: testKey()})
+	cfg := Config{Issuer: f.issuer, Users: DemoUsers(), SigningKey: testKey()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	f.idp, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,6 +430,30 @@ func TestTokenRequestRefused(t *testing.T) {
 	}
 }
 
+func TestConcurrentExchangesOfOneCode(t *testing.T) {
+	f := newFixture(t)
+	fl := newFlow()
+	c := f.signIn(t, newBrowser(t), fl, "alice")
+	errs := make([]error, 8)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = f.exchange(c, fl.verifier) })
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case oauthErrorCode(err) != "invalid_grant":
+			t.Errorf("losing exchange: %v, want invalid_grant", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d exchanges of one code succeeded, want 1", won)
+	}
+}
+
 func TestWrongCredentials(t *testing.T) {
 	tests := []struct{ name, username, password string }{
 		{"wrong password", "alice", "wrong"},
@@ -549,6 +578,13 @@ func TestSSO(t *testing.T) {
 	second := f.verifyIDToken(t, tok2, fl2.nonce)
 	if second.SID != first.SID || second.Subject != "alice" {
 		t.Fatalf("SSO sign-in claims %+v, want alice in session %s", second, first.SID)
+	}
+
+	// prompt=none succeeds silently while the session lives.
+	fl3 := newFlow()
+	resp, _ = f.authorize(t, br, fl3, oauth2.SetAuthURLParam("prompt", "none"))
+	if _, err := f.exchange(code(t, resp, fl3), fl3.verifier); err != nil {
+		t.Fatalf("prompt=none with a session: %v", err)
 	}
 
 	// Each of these still shows the form.
@@ -793,6 +829,178 @@ func TestNewRefusesBadConfig(t *testing.T) {
 			tt.cfg.SigningKey = testKey()
 			if _, err := New(tt.cfg); err == nil {
 				t.Fatal("New accepted a bad config")
+			}
+		})
+	}
+}
+
+// clock is a Config.Now that tests move forward.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+func TestExpiry(t *testing.T) {
+	tests := []struct {
+		name    string
+		advance time.Duration
+		use     func(f *fixture, tok *oauth2.Token) error
+	}{
+		{"code after a minute", 61 * time.Second, nil},
+		{"access token at userinfo", 6 * time.Minute, func(f *fixture, tok *oauth2.Token) error {
+			_, err := f.provider.UserInfo(context.Background(), oauth2.StaticTokenSource(tok))
+			return err
+		}},
+		{"refresh token after a day", 25 * time.Hour, func(f *fixture, tok *oauth2.Token) error {
+			_, err := f.oauth.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c clock
+			f := newFixture(t, func(cfg *Config) { cfg.Now = c.now })
+			fl := newFlow()
+			code := f.signIn(t, newBrowser(t), fl, "alice")
+			if tt.use == nil {
+				c.advance(tt.advance)
+				if _, err := f.exchange(code, fl.verifier); oauthErrorCode(err) != "invalid_grant" {
+					t.Fatalf("exchange: %v, want invalid_grant", err)
+				}
+				return
+			}
+			tok, err := f.exchange(code, fl.verifier)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.use(f, tok); err != nil {
+				t.Fatalf("before expiry: %v", err)
+			}
+			c.advance(tt.advance)
+			if err := tt.use(f, tok); err == nil {
+				t.Fatal("still accepted after expiry")
+			}
+		})
+	}
+}
+
+// postForm calls a client-authenticated endpoint of the provider.
+func (f *fixture) postForm(t *testing.T, path string, form url.Values) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, f.issuer+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(clientID, clientSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, readBody(t, resp)
+}
+
+func TestRevokeAndIntrospect(t *testing.T) {
+	f := newFixture(t)
+	fl := newFlow()
+	tok, err := f.exchange(f.signIn(t, newBrowser(t), fl, "alice"), fl.verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := f.postForm(t, "/oauth/introspect", url.Values{"token": {tok.AccessToken}})
+	var in struct {
+		Active bool   `json:"active"`
+		Sub    string `json:"sub"`
+		Email  string `json:"email"`
+	}
+	if err := json.Unmarshal([]byte(body), &in); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("introspect: status %d %s", resp.StatusCode, body)
+	}
+	if !in.Active || in.Sub != "alice" || in.Email != "alice@example.com" {
+		t.Fatalf("introspection %s", body)
+	}
+
+	resp, body = f.postForm(t, "/revoke", url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: status %d %s", resp.StatusCode, body)
+	}
+	if _, err := f.oauth.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); oauthErrorCode(err) != "invalid_grant" {
+		t.Fatalf("refresh after revocation: %v, want invalid_grant", err)
+	}
+}
+
+func TestPublicClient(t *testing.T) {
+	f := newFixture(t)
+	f.idp.AddClient(Client{ID: "spa", RedirectURIs: []string{redirectURI}})
+	f.oauth.ClientID, f.oauth.ClientSecret = "spa", ""
+	fl := newFlow()
+	tok, err := f.exchange(f.signIn(t, newBrowser(t), fl, "bob"), fl.verifier)
+	if err != nil {
+		t.Fatalf("public client with PKCE: %v", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if _, err := f.provider.Verifier(&oidc.Config{ClientID: "spa"}).Verify(context.Background(), raw); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without PKCE a public client's code is worthless.
+	br := newBrowser(t)
+	resp, page := get(t, br, f.oauth.AuthCodeURL("s"))
+	resp, _ = f.submit(t, br, page, "bob", "demo")
+	c := code(t, resp, flow{state: "s"})
+	if _, err := f.oauth.Exchange(context.Background(), c); err == nil {
+		t.Fatal("public client redeemed a code without PKCE")
+	}
+}
+
+func TestAnotherUserOnTheSameBrowser(t *testing.T) {
+	f := newFixture(t)
+	br := newBrowser(t)
+	f.signIn(t, br, newFlow(), "alice")
+	fl := newFlow()
+	resp, page := f.authorize(t, br, fl, oauth2.SetAuthURLParam("prompt", "login"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("prompt=login: status %d, want the form", resp.StatusCode)
+	}
+	resp, _ = f.submit(t, br, page, "bob", "demo")
+	code(t, resp, fl)
+	// alice's session ended when bob signed in on her browser.
+	if lc := f.verifyLogoutToken(t, f.nextLogout(t)); lc.Subject != "alice" {
+		t.Fatalf("logout token for %q, want alice", lc.Subject)
+	}
+}
+
+func TestLoginFormRefused(t *testing.T) {
+	tests := []struct {
+		name   string
+		id     func(page string) string
+		origin string
+		want   int
+	}{
+		{"cross-site post", func(p string) string { return formID.FindStringSubmatch(p)[1] }, "http://evil.test", http.StatusForbidden},
+		{"unknown request", func(string) string { return "nope" }, "", http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			br := newBrowser(t)
+			_, page := f.authorize(t, br, newFlow())
+			form := url.Values{"id": {tt.id(page)}, "username": {"alice"}, "password": {"demo"}}
+			req, err := http.NewRequest(http.MethodPost, f.issuer+"/login", strings.NewReader(form.Encode()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tt.origin != "" {
+				req.Header.Set("Origin", tt.origin)
+			}
+			resp, err := br.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readBody(t, resp)
+			if resp.StatusCode != tt.want || resp.Header.Get("Set-Cookie") != "" {
+				t.Fatalf("status %d (cookie %q), want %d without a session", resp.StatusCode, resp.Header.Get("Set-Cookie"), tt.want)
 			}
 		})
 	}
