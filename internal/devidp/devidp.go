@@ -17,7 +17,8 @@
 //     the granted scopes. Refresh tokens rotate: each use returns a new one
 //     and the old one is refused. All tokens of a provider session die with it.
 //   - Authorization codes are single use and live one minute; a replayed code
-//     is refused and revokes the tokens issued for it (RFC 6749, 4.1.2).
+//     is refused and revokes the tokens issued for it (RFC 6749, 4.1.2). An
+//     exchange refused for a wrong verifier or secret does not spend the code.
 //     The plain PKCE method is refused: only S256 is advertised.
 //   - A client with an empty Secret is public and must use PKCE.
 //   - A successful sign-in sets a provider session cookie, so the next
@@ -124,9 +125,11 @@ type Provider struct {
 	op            *op.Provider
 	pages         *template.Template
 
+	// users and subjects are read-only after New, so read without mu.
+	users    map[string]User // by username
+	subjects map[string]User // by subject
+
 	mu            sync.Mutex
-	users         map[string]User // by username
-	subjects      map[string]User // by subject
 	clients       map[string]Client
 	authRequests  map[string]*authRequest
 	codes         map[string]string // unused code -> auth request id
