@@ -34,26 +34,70 @@ var (
 	amst   = session.Location{City: "Amsterdam", Region: "North Holland", Country: "NL", Latitude: 52.3759, Longitude: 4.8975}
 )
 
-// fakeClock is a clock tests move by hand.
+// fakeClock is a Clock tests move by hand.
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu     sync.Mutex
+	now    time.Duration
+	timers []*fakeTimer
 }
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+type fakeTimer struct {
+	at             time.Duration
+	f              func()
+	fired, stopped bool
 }
 
-func (c *fakeClock) Now() time.Time {
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.t
+	t := &fakeTimer{at: c.now + d, f: f}
+	c.timers = append(c.timers, t)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		pending := !t.fired && !t.stopped
+		t.stopped = true
+		return pending
+	}
 }
 
+// Advance moves time on by d and runs the functions that fall due, in
+// order and in the calling goroutine, so that their effects are visible
+// when it returns.
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
-	c.t = c.t.Add(d)
+	end := c.now + d
+	for {
+		var next *fakeTimer
+		for _, t := range c.timers {
+			if !t.fired && !t.stopped && t.at <= end && (next == nil || t.at < next.at) {
+				next = t
+			}
+		}
+		if next == nil {
+			break
+		}
+		c.now = next.at
+		next.fired = true
+		c.mu.Unlock()
+		next.f()
+		c.mu.Lock()
+	}
+	c.now = end
 	c.mu.Unlock()
+}
+
+// pending counts timers that have not fired or been stopped.
+func (c *fakeClock) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if !t.fired && !t.stopped {
+			n++
+		}
+	}
+	return n
 }
 
 // writeDB writes a database to a fresh directory and returns its path.
@@ -84,13 +128,6 @@ func cityBytes(t testing.TB, entries []geotest.Entry) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// waitCheck waits for a background check started by Lookup: the check
-// goroutine holds db.mu from the moment Lookup starts it until it is done.
-func waitCheck(db *DB) {
-	db.mu.Lock()
-	db.mu.Unlock() //nolint:staticcheck // an empty critical section is the point
 }
 
 func openTest(t testing.TB, path string, opts ...Option) *DB {
@@ -208,11 +245,11 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestReplacedFileIsPickedUpAfterInterval(t *testing.T) {
-	clock := newFakeClock()
+	clock := &fakeClock{}
 	path := writeDB(t, testEntries)
 	var reloads []error
 	db := openTest(t, path,
-		WithClock(clock.Now),
+		WithClock(clock),
 		WithCheckInterval(time.Minute),
 		WithReloadFunc(func(err error) { reloads = append(reloads, err) }),
 	)
@@ -224,14 +261,11 @@ func TestReplacedFileIsPickedUpAfterInterval(t *testing.T) {
 	if got := db.Lookup(ip); got.City != "London" {
 		t.Fatalf("Lookup before the interval = %q, want London", got.City)
 	}
-	waitCheck(db)
-	if got := db.Lookup(ip); got.City != "London" {
-		t.Fatalf("Lookup before the interval = %q, want London (no check due)", got.City)
+	if len(reloads) != 0 {
+		t.Fatalf("reload func calls = %v before the interval, want none", reloads)
 	}
 
 	clock.Advance(time.Second)
-	db.Lookup(ip) // starts the check
-	waitCheck(db)
 	if got := db.Lookup(ip); got.City != "Manchester" {
 		t.Errorf("Lookup after the interval = %q, want Manchester", got.City)
 	}
@@ -242,24 +276,46 @@ func TestReplacedFileIsPickedUpAfterInterval(t *testing.T) {
 		t.Errorf("reload func calls = %v, want one nil", reloads)
 	}
 
-	// An unchanged file is not reopened.
+	// An unchanged file is not reopened, and checks go on.
 	clock.Advance(time.Minute)
-	db.Lookup(ip)
-	waitCheck(db)
 	if len(reloads) != 1 {
 		t.Errorf("reload func calls = %v after an unchanged check, want one", reloads)
+	}
+	replace(t, path, cityBytes(t, testEntries))
+	clock.Advance(time.Minute)
+	if got := db.Lookup(ip); got != london {
+		t.Errorf("Lookup after a second replacement = %+v, want %+v", got, london)
+	}
+
+	// Close stops the timer.
+	db.Close()
+	if n := clock.pending(); n != 0 {
+		t.Errorf("%d timers pending after Close, want 0", n)
+	}
+}
+
+// The real clock drives checks too.
+func TestReplacedFileIsPickedUpRealClock(t *testing.T) {
+	path := writeDB(t, testEntries)
+	db := openTest(t, path, WithCheckInterval(5*time.Millisecond))
+	replace(t, path, cityBytes(t, []geotest.Entry{amsterdam}))
+	ip := netip.MustParseAddr("2001:db8::1")
+	deadline := time.Now().Add(5 * time.Second)
+	for db.Lookup(ip) != amst {
+		if time.Now().After(deadline) {
+			t.Fatal("replacement not picked up within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
 func TestCheckIntervalOff(t *testing.T) {
-	clock := newFakeClock()
+	clock := &fakeClock{}
 	path := writeDB(t, testEntries)
-	db := openTest(t, path, WithClock(clock.Now), WithCheckInterval(0))
+	db := openTest(t, path, WithClock(clock), WithCheckInterval(0))
 	replace(t, path, cityBytes(t, []geotest.Entry{amsterdam}))
 	clock.Advance(24 * time.Hour)
 	ip := netip.MustParseAddr("81.2.69.142")
-	db.Lookup(ip)
-	waitCheck(db)
 	if got := db.Lookup(ip); got != london {
 		t.Fatalf("Lookup with checks off = %+v, want %+v", got, london)
 	}
@@ -281,7 +337,7 @@ func TestBrokenReplacementKeepsOldDatabase(t *testing.T) {
 		{"garbage", []byte("<html>503 Service Unavailable</html>"), "invalid MaxMind DB file"},
 		{"empty", nil, "invalid MaxMind DB file"},
 		{"truncated", full[:len(full)-100], "unexpected end of database"},
-		// Only Verify notices this one: the metadata is intact.
+		// Only the probe lookups notice this one: the metadata is intact.
 		{"damaged search tree", func() []byte {
 			b := append([]byte(nil), full...)
 			for i := 0; i < 64; i++ {
@@ -293,16 +349,14 @@ func TestBrokenReplacementKeepsOldDatabase(t *testing.T) {
 	ip := netip.MustParseAddr("81.2.69.142")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := newFakeClock()
+			clock := &fakeClock{}
 			path := writeDB(t, testEntries)
 			var reloads []error
-			db := openTest(t, path, WithClock(clock.Now),
+			db := openTest(t, path, WithClock(clock),
 				WithReloadFunc(func(err error) { reloads = append(reloads, err) }))
 
 			replace(t, path, tt.data)
 			clock.Advance(DefaultCheckInterval)
-			db.Lookup(ip)
-			waitCheck(db)
 			if got := db.Lookup(ip); got != london {
 				t.Errorf("Lookup after broken replacement = %+v, want %+v", got, london)
 			}
@@ -317,8 +371,6 @@ func TestBrokenReplacementKeepsOldDatabase(t *testing.T) {
 
 			// The same broken file is not retried every interval...
 			clock.Advance(DefaultCheckInterval)
-			db.Lookup(ip)
-			waitCheck(db)
 			if len(reloads) != 1 || db.Err() == nil {
 				t.Errorf("after a second check: reload calls %v, Err %v; want one call, error kept", reloads, db.Err())
 			}
@@ -343,17 +395,15 @@ func TestBrokenReplacementKeepsOldDatabase(t *testing.T) {
 }
 
 func TestRemovedFileKeepsOldDatabase(t *testing.T) {
-	clock := newFakeClock()
+	clock := &fakeClock{}
 	path := writeDB(t, testEntries)
 	var reloads atomic.Int32
-	db := openTest(t, path, WithClock(clock.Now),
+	db := openTest(t, path, WithClock(clock),
 		WithReloadFunc(func(error) { reloads.Add(1) }))
 	os.Remove(path)
 	ip := netip.MustParseAddr("81.2.69.142")
 	for range 3 {
 		clock.Advance(DefaultCheckInterval)
-		db.Lookup(ip)
-		waitCheck(db)
 	}
 	if got := db.Lookup(ip); got != london {
 		t.Errorf("Lookup after removal = %+v, want %+v", got, london)
@@ -399,9 +449,15 @@ func TestClose(t *testing.T) {
 
 // Lookups racing with reloads always see one whole database or the other.
 func TestLookupDuringReloads(t *testing.T) {
-	clock := newFakeClock()
+	clock := &fakeClock{}
 	path := writeDB(t, testEntries)
-	db := openTest(t, path, WithClock(clock.Now), WithCheckInterval(time.Second))
+	var swaps atomic.Int32
+	db := openTest(t, path, WithClock(clock), WithCheckInterval(time.Second),
+		WithReloadFunc(func(err error) {
+			if err == nil {
+				swaps.Add(1)
+			}
+		}))
 	paris := geotest.Entry{Network: "81.2.69.0/24", City: "Paris", Country: "FR"}
 	versions := [][]byte{cityBytes(t, []geotest.Entry{paris}), cityBytes(t, testEntries)}
 
@@ -435,6 +491,12 @@ func TestLookupDuringReloads(t *testing.T) {
 	wg.Wait()
 	if got := bad.Load(); got != nil {
 		t.Errorf("Lookup during reloads returned %+v", got)
+	}
+	if n := swaps.Load(); n != 20 {
+		t.Errorf("%d swaps, want 20", n)
+	}
+	if got := db.Lookup(ip); got != london {
+		t.Errorf("Lookup after the last swap = %+v, want %+v", got, london)
 	}
 }
 
