@@ -1,0 +1,71 @@
+// Package admin serves gatehouse's own pages and JSON API: the "my
+// sessions" page every signed-in user gets, the admin page (sessions,
+// users, activity) and the JSON API behind both, as plain http.Handlers.
+// It knows nothing of Caddy; caddymodule mounts New on every protected site
+// (through gateway.Config.Admin) and NewAPI on Caddy's admin endpoint.
+//
+// # Site routes
+//
+// New serves everything under the site's path prefix (Viewer.Prefix,
+// default /.gatehouse) that is not one of the gateway's own endpoints. The
+// gateway has already signed the user in and put a *gateway.Viewer in the
+// request context.
+//
+// JSON API (admin only, except under /api/me):
+//
+//	GET    {prefix}/api/sessions?user=&ip=&country=&site=&sort=&cursor=&limit=
+//	GET    {prefix}/api/sessions/{id}
+//	DELETE {prefix}/api/sessions/{id}
+//	GET    {prefix}/api/users?prefix=&cursor=&limit=
+//	GET    {prefix}/api/users/{user}/sessions?cursor=&limit=
+//	DELETE {prefix}/api/users/{user}/sessions
+//	GET    {prefix}/api/events?from=&to=&user=&ip=&type=&site=&cursor=&limit=
+//	GET    {prefix}/api/me/sessions
+//	GET    {prefix}/api/me/sessions/{id}
+//	DELETE {prefix}/api/me/sessions/{id}
+//	DELETE {prefix}/api/me/sessions?others=true
+//
+// Pages, and the form actions they post to. Every form action answers 303
+// See Other back to a page (POST-redirect-GET), with the outcome as a flash
+// code in the query (flash=revoked|gone|others|user, n=count): the page
+// turns the code into a fixed sentence, so a crafted link cannot put words
+// of its own on the page.
+//
+//	GET  {prefix}/                          my sessions and login history
+//	POST {prefix}/sessions/{id}/revoke      sign out one of my other sessions
+//	POST {prefix}/sessions/revoke-others    sign out all my other sessions
+//	GET  {prefix}/admin/                    Sessions tab (filters, sort, pages)
+//	GET  {prefix}/admin/users               Users tab
+//	GET  {prefix}/admin/activity            Activity tab
+//	POST {prefix}/admin/sessions/{id}/revoke
+//	POST {prefix}/admin/users/{user}/revoke  every session of the user
+//	GET  {prefix}/assets/{name}             embedded CSS and JavaScript
+//
+// The sign-out button posts to the gateway's own {prefix}/logout.
+//
+// # CSRF
+//
+// State-changing requests (anything but GET and HEAD) must carry either
+// X-Requested-With: XMLHttpRequest (API only: a cross-site page cannot
+// send it without a CORS preflight we never grant) or the session's token
+// (Viewer.CSRF) in the X-Gatehouse-CSRF header or, for forms, the csrf
+// field. When an Origin header is present it must be the site's own, and a
+// browser's Sec-Fetch-Site: cross-site is refused outright.
+//
+// # Caddy admin endpoint
+//
+// NewAPI serves the same JSON semantics (without /me) under a base path,
+// acting as an administrator with actor "system" and no CSRF checks:
+// Caddy's admin endpoint checks origins itself.
+//
+// # JSON
+//
+// Lists are {"items":[...],"next_cursor":"..."} with next_cursor empty on
+// the last page. Times are RFC 3339 in UTC; a time that never happened
+// (a user's last_logout while never signed out) is null. Session items
+// carry the stored fields (never the sealed tokens) plus inactive_for and
+// duration in whole seconds, and in /me a current flag. Errors are
+// {"error":"code","message":"..."}: bad_request (400), forbidden (403),
+// not_found (404), method_not_allowed (405), unavailable (503 with
+// Retry-After), internal_error (500).
+package admin
