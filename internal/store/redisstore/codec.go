@@ -1,0 +1,298 @@
+package redisstore
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/session"
+)
+
+// maxValue is the longest value Redis keeps in a listpack-encoded hash by
+// default (hash-max-listpack-value). One longer value turns the whole hash
+// into a hashtable, which costs about three times the memory, so longer
+// values are split into chunks: field f holds the first maxValue bytes,
+// f1 the next, and so on. See doc.go.
+const maxValue = 64
+
+// Hash field names of a session; doc.go lists them. No base name ends
+// in a digit, so chunk names cannot collide with them.
+const (
+	fUser     = "u"
+	fEmail    = "e"
+	fName     = "n"
+	fUsername = "p"
+	fGroups   = "g"
+	fSite     = "s"
+	fCreated  = "c"
+	fLast     = "l"
+	fExpires  = "x"
+	fIdle     = "t"
+	fIP       = "i"
+	fLastIP   = "j"
+	fUA       = "a"
+	fBrowser  = "b"
+	fOS       = "o"
+	fDevice   = "d"
+	fCity     = "y"
+	fRegion   = "r"
+	fCountry  = "k"
+	fLat      = "la"
+	fLon      = "lo"
+	fIDPSID   = "z"
+)
+
+// groupSep joins groups; the ASCII unit separator does not occur in group
+// names, unlike commas and spaces.
+const groupSep = "\x1f"
+
+// appendField adds name=v to a flat HSET argument list, in chunks when v is
+// long; empty values are left out (absent means empty).
+func appendField(dst []any, name, v string) []any {
+	if v == "" {
+		return dst
+	}
+	for i := 0; len(v) > 0; i++ {
+		n := min(len(v), maxValue)
+		f := name
+		if i > 0 {
+			f = name + strconv.Itoa(i)
+		}
+		dst = append(dst, f, v[:n])
+		v = v[n:]
+	}
+	return dst
+}
+
+func appendMillis(dst []any, name string, t time.Time) []any {
+	if t.IsZero() {
+		return dst
+	}
+	return append(dst, name, t.UnixMilli())
+}
+
+func appendFloat(dst []any, name string, f float64) []any {
+	if f == 0 {
+		return dst
+	}
+	return append(dst, name, strconv.FormatFloat(f, 'g', -1, 64))
+}
+
+// encodeSession returns the HSET field/value pairs for s (tokens excluded).
+func encodeSession(s *session.Session) []any {
+	f := make([]any, 0, 48)
+	f = appendField(f, fUser, s.User)
+	f = appendField(f, fEmail, s.Email)
+	f = appendField(f, fName, s.Name)
+	f = appendField(f, fUsername, s.Username)
+	f = appendField(f, fGroups, strings.Join(s.Groups, groupSep))
+	f = appendField(f, fSite, s.Site)
+	f = appendMillis(f, fCreated, s.CreatedAt)
+	f = appendMillis(f, fLast, s.LastAccess)
+	f = appendMillis(f, fExpires, s.ExpiresAt)
+	if ms := s.IdleTimeout.Milliseconds(); ms > 0 {
+		f = append(f, fIdle, ms)
+	}
+	f = appendField(f, fIP, s.IP)
+	// Most sessions stay on their login address; storing the last IP only
+	// when it differs saves a field. Present-but-empty means empty.
+	if s.LastIP != s.IP {
+		f = append(f, fLastIP, s.LastIP)
+	}
+	f = appendDevice(f, &s.Device)
+	f = appendLocation(f, &s.Location)
+	f = appendField(f, fIDPSID, s.IDPSessionID)
+	return f
+}
+
+func appendDevice(f []any, d *session.Device) []any {
+	f = appendField(f, fUA, d.UserAgent)
+	f = appendField(f, fBrowser, d.Browser)
+	f = appendField(f, fOS, d.OS)
+	return appendField(f, fDevice, d.Device)
+}
+
+func appendLocation(f []any, l *session.Location) []any {
+	f = appendField(f, fCity, l.City)
+	f = appendField(f, fRegion, l.Region)
+	f = appendField(f, fCountry, l.Country)
+	f = appendFloat(f, fLat, l.Latitude)
+	return appendFloat(f, fLon, l.Longitude)
+}
+
+// Field groups Touch replaces as a whole; the Lua script deletes them and
+// their chunks before writing the new values.
+var (
+	deviceFields   = []string{fUA, fBrowser, fOS, fDevice}
+	locationFields = []string{fCity, fRegion, fCountry, fLat, fLon}
+)
+
+// fields is a decoded HGETALL reply.
+type fields map[string]string
+
+func toFields(flat []any) (fields, error) {
+	if len(flat)%2 != 0 {
+		return nil, fmt.Errorf("decoding session: odd hash reply length %d", len(flat))
+	}
+	m := make(fields, len(flat)/2)
+	for i := 0; i < len(flat); i += 2 {
+		k, ok1 := flat[i].(string)
+		v, ok2 := flat[i+1].(string)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("decoding session: unexpected hash reply types %T, %T", flat[i], flat[i+1])
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// str joins a field and its chunks.
+func (m fields) str(name string) string {
+	v := m[name]
+	if _, ok := m[name+"1"]; !ok {
+		return v
+	}
+	var b strings.Builder
+	b.WriteString(v)
+	for i := 1; ; i++ {
+		c, ok := m[name+strconv.Itoa(i)]
+		if !ok {
+			break
+		}
+		b.WriteString(c)
+	}
+	return b.String()
+}
+
+func (m fields) millis(name string) (time.Time, error) {
+	v, ok := m[name]
+	if !ok || v == "" {
+		return time.Time{}, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("decoding session field %s: %w", name, err)
+	}
+	return time.UnixMilli(n).UTC(), nil
+}
+
+func (m fields) float(name string) (float64, error) {
+	v, ok := m[name]
+	if !ok || v == "" {
+		return 0, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return 0, fmt.Errorf("decoding session field %s: %w", name, err)
+	}
+	return f, nil
+}
+
+// decodeSession rebuilds a session from its hash fields and tokens.
+func decodeSession(id string, m fields, tokens []byte) (*session.Session, error) {
+	s := &session.Session{
+		ID:       id,
+		User:     m.str(fUser),
+		Email:    m.str(fEmail),
+		Name:     m.str(fName),
+		Username: m.str(fUsername),
+		Site:     m.str(fSite),
+		IP:       m.str(fIP),
+		Device: session.Device{
+			UserAgent: m.str(fUA),
+			Browser:   m.str(fBrowser),
+			OS:        m.str(fOS),
+			Device:    m.str(fDevice),
+		},
+		Location: session.Location{
+			City:    m.str(fCity),
+			Region:  m.str(fRegion),
+			Country: m.str(fCountry),
+		},
+		IDPSessionID: m.str(fIDPSID),
+	}
+	if len(tokens) > 0 {
+		s.Tokens = tokens
+	}
+	if g := m.str(fGroups); g != "" {
+		s.Groups = strings.Split(g, groupSep)
+	}
+	s.LastIP = s.IP
+	if v, ok := m[fLastIP]; ok {
+		s.LastIP = v
+	}
+	var err error
+	if s.CreatedAt, err = m.millis(fCreated); err != nil {
+		return nil, err
+	}
+	if s.LastAccess, err = m.millis(fLast); err != nil {
+		return nil, err
+	}
+	if s.ExpiresAt, err = m.millis(fExpires); err != nil {
+		return nil, err
+	}
+	if v := m[fIdle]; v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("decoding session field %s: %w", fIdle, err)
+		}
+		s.IdleTimeout = time.Duration(n) * time.Millisecond
+	}
+	if s.Latitude, err = m.float(fLat); err != nil {
+		return nil, err
+	}
+	if s.Longitude, err = m.float(fLon); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// deadlineMillis is s.Deadline() in Unix milliseconds, 0 for none. The Lua
+// scripts compute the same from the stored fields.
+func deadlineMillis(s *session.Session) int64 {
+	d := s.Deadline()
+	if d.IsZero() {
+		return 0
+	}
+	return d.UnixMilli()
+}
+
+// Event stream fields. Every entry carries all of them, in this order,
+// even when empty: Redis then stores the names once per stream node
+// instead of once per entry.
+var eventFields = []string{"t", "y", "u", "e", "s", "si", "ip", "ci", "co", "d", "in", "r", "a"}
+
+func encodeEvent(e *activity.Event) []any {
+	var t int64
+	if !e.Time.IsZero() {
+		t = e.Time.UnixMilli()
+	}
+	vals := []string{strconv.FormatInt(t, 10), e.Type, e.User, e.Email, e.SessionID, e.Site, e.IP, e.City, e.Country, e.Device, e.Inactivity, e.Reason, e.Actor}
+	out := make([]any, 0, 2*len(vals))
+	for i, v := range vals {
+		out = append(out, eventFields[i], v)
+	}
+	return out
+}
+
+func decodeEvent(id string, vals map[string]any) (activity.Event, error) {
+	get := func(k string) string {
+		s, _ := vals[k].(string)
+		return s
+	}
+	e := activity.Event{
+		ID: id, Type: get("y"), User: get("u"), Email: get("e"), SessionID: get("s"), Site: get("si"),
+		IP: get("ip"), City: get("ci"), Country: get("co"), Device: get("d"), Inactivity: get("in"),
+		Reason: get("r"), Actor: get("a"),
+	}
+	if v := get("t"); v != "" && v != "0" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return e, fmt.Errorf("decoding event %s: time: %w", id, err)
+		}
+		e.Time = time.UnixMilli(n).UTC()
+	}
+	return e, nil
+}

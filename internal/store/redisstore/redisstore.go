@@ -1,0 +1,231 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/session"
+)
+
+// Defaults for Options.
+const (
+	DefaultPrefix  = "gh"
+	DefaultGrace   = 10 * time.Minute
+	DefaultUserTTL = 90 * 24 * time.Hour
+	DefaultMaxScan = 20_000
+	// DefaultEventMaxScan is larger than DefaultMaxScan because events
+	// are filtered in the client, in big cheap chunks.
+	DefaultEventMaxScan = 100_000
+	// DefaultMaxSkew bounds how far an event's stream ID may run ahead of
+	// its time (see appendScript); Query widens its upper ID bound by it.
+	DefaultMaxSkew = 5 * time.Minute
+)
+
+// Page sizes for List and Users.
+const (
+	defaultLimit = 100
+	maxLimit     = 1000
+	// scanChunk bounds the entries one scan script examines, so no call
+	// blocks Redis for more than a few milliseconds.
+	scanChunk = 2000
+)
+
+// Options configure a Store.
+type Options struct {
+	// Client is a client to use; Close leaves it open, as its owner may
+	// share it. Exactly one of Client and URL must be set.
+	Client redis.UniversalClient
+	// URL is parsed by ParseURL and a client made from it; Close closes
+	// that client.
+	URL string
+	// Prefix starts every key, inside a hash tag: "gh" gives "{gh}:...".
+	// Several gateways may share one Redis under different prefixes.
+	// Default: "gh".
+	Prefix string
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// Grace is how long session keys outlive the session's deadline, so
+	// that the background sweep (Due) records the expiry before the data
+	// vanishes. Default: 10m.
+	Grace time.Duration
+	// UserTTL is how long a user's summary (Users) stays after their last
+	// activity. Default: 90 days.
+	UserTTL time.Duration
+	// EventMaxLen caps the event stream's length (approximately, as XADD
+	// MAXLEN ~ does), as a safety net behind Trim. Default: 0, no cap.
+	EventMaxLen int64
+	// MaxScan bounds the index entries one List or Users call examines
+	// when filters reject most of them; the page may then come back short
+	// with a cursor to continue from. Default: 20,000.
+	MaxScan int
+	// EventMaxScan is MaxScan for Query. Default: 100,000.
+	EventMaxScan int
+	// MaxSkew is how far apart the clocks of gateways writing events may
+	// be. Default: 5m.
+	MaxSkew time.Duration
+}
+
+// Store keeps sessions and events in Redis. It is safe for concurrent use.
+type Store struct {
+	c       redis.UniversalClient
+	owned   bool
+	now     func() time.Time
+	grace   time.Duration
+	userTTL time.Duration
+	maxLen  int64
+	maxScan int
+	evScan  int
+	skew    time.Duration
+
+	// Key names; see doc.go.
+	tag           string // "{gh}"
+	sessionPrefix string // {gh}:s:
+	tokensPrefix  string // {gh}:k:
+	userPrefix    string // {gh}:u:
+	claimPrefix   string // {gh}:c:
+	byLast        string // {gh}:la
+	byCreated     string // {gh}:ca
+	byDeadline    string // {gh}:dl
+	users         string // {gh}:ul
+	events        string // {gh}:ev
+	endedChannel  string // {gh}:ended
+}
+
+// New returns a store. It does no network I/O: connections are made on
+// first use, so a Redis that is down at start-up is reported by the first
+// operation (as session.ErrUnavailable), not here.
+func New(opts Options) (*Store, error) {
+	if (opts.Client == nil) == (opts.URL == "") {
+		return nil, errors.New("creating redis store: set exactly one of client and url")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(opts.Prefix, "{}") {
+		return nil, fmt.Errorf("creating redis store: prefix %q must not contain braces (it goes inside a hash tag)", opts.Prefix)
+	}
+	s := &Store{
+		c:       opts.Client,
+		now:     opts.Now,
+		grace:   opts.Grace,
+		userTTL: opts.UserTTL,
+		maxLen:  opts.EventMaxLen,
+		maxScan: opts.MaxScan,
+		evScan:  opts.EventMaxScan,
+		skew:    opts.MaxSkew,
+	}
+	if s.c == nil {
+		uo, err := ParseURL(opts.URL)
+		if err != nil {
+			return nil, fmt.Errorf("creating redis store: %w", err)
+		}
+		s.c, s.owned = redis.NewUniversalClient(uo), true
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.grace <= 0 {
+		s.grace = DefaultGrace
+	}
+	if s.userTTL <= 0 {
+		s.userTTL = DefaultUserTTL
+	}
+	if s.maxScan <= 0 {
+		s.maxScan = DefaultMaxScan
+	}
+	if s.evScan <= 0 {
+		s.evScan = DefaultEventMaxScan
+	}
+	if s.skew <= 0 {
+		s.skew = DefaultMaxSkew
+	}
+	s.tag = "{" + opts.Prefix + "}"
+	s.sessionPrefix = s.tag + ":s:"
+	s.tokensPrefix = s.tag + ":k:"
+	s.userPrefix = s.tag + ":u:"
+	s.claimPrefix = s.tag + ":c:"
+	s.byLast = s.tag + ":la"
+	s.byCreated = s.tag + ":ca"
+	s.byDeadline = s.tag + ":dl"
+	s.users = s.tag + ":ul"
+	s.events = s.tag + ":ev"
+	s.endedChannel = s.tag + ":ended"
+	return s, nil
+}
+
+// Close closes the client if New made it.
+func (s *Store) Close() error {
+	if !s.owned {
+		return nil
+	}
+	if err := s.c.Close(); err != nil {
+		return fmt.Errorf("closing redis client: %w", err)
+	}
+	return nil
+}
+
+// Client returns the Redis client, for health checks and tests.
+func (s *Store) Client() redis.UniversalClient { return s.c }
+
+// fail wraps err with context, mapping a missing value to
+// session.ErrNotFound and connection trouble to session.ErrUnavailable
+// (callers answer 503 and keep serving cached sessions).
+func fail(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, redis.Nil):
+		return session.ErrNotFound
+	case unavailable(err):
+		return fmt.Errorf("%s: %w: %w", op, session.ErrUnavailable, err)
+	default:
+		return fmt.Errorf("%s: %w", op, err)
+	}
+}
+
+// unavailable tells connection trouble (retry later) from errors in the
+// request itself.
+func unavailable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		// The caller gave up; the store may be fine.
+		return false
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		// Replies that mean "this server cannot serve now".
+		msg := rerr.Error()
+		for _, p := range []string{"LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "BUSY", "NOREPLICAS", "NOTREADY"} {
+			if strings.HasPrefix(msg, p) {
+				return true
+			}
+		}
+		return false
+	}
+	// Dial and I/O errors, timeouts, a closed pool: the server is not
+	// reachable.
+	return true
+}
+
+// ms is t in Unix milliseconds, 0 for the zero time.
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func (s *Store) sessionKey(id string) string { return s.sessionPrefix + id }
+func (s *Store) tokensKey(id string) string  { return s.tokensPrefix + id }
+func (s *Store) userKey(user string) string  { return s.userPrefix + user }
+
+// Interface guards
+var (
+	_ session.Store  = (*Store)(nil)
+	_ activity.Store = (*Store)(nil)
+)
