@@ -1,0 +1,203 @@
+// Package caddymodule is the Caddy glue of gatehouse: the global app
+// "gatehouse", the HTTP handler "http.handlers.gatehouse", their Caddyfile
+// syntax, the routes on Caddy's admin endpoint, the CLI subcommands and the
+// logging of activity events. The request flow itself lives in
+// internal/gateway and knows nothing of Caddy.
+package caddymodule
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/gateway"
+	"github.com/gatehouse-proxy/gatehouse/internal/session"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the global gatehouse app: the session store, event log and keys
+// that every protected site of this instance shares.
+type App struct {
+	// Store is where sessions and events live: "memory" (the default; one
+	// instance only, lost on restart) or a Redis URL: redis://, rediss://
+	// (TLS), redis-sentinel://host:port,host:port/master, or
+	// redis-cluster://host:port,host:port. Placeholders such as {env.X}
+	// are expanded.
+	Store string `json:"store,omitempty"`
+
+	// Secret (at least 32 bytes) encrypts tokens at rest and protects
+	// sign-in state. Required with a Redis store, and the same on every
+	// instance; with the memory store a random one is made per process.
+	// Use a placeholder: {env.GATEHOUSE_SECRET}.
+	Secret string `json:"secret,omitempty"`
+
+	// CacheTTL bounds how long an instance trusts a cached session without
+	// asking the store; ends are also pushed to every instance at once.
+	// Default: 5s.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+
+	// TouchInterval throttles writes of a session's last access; each site
+	// caps it at a quarter of its idle_timeout. Default: 30s.
+	TouchInterval caddy.Duration `json:"touch_interval,omitempty"`
+
+	// Retention is how long activity events are kept. Default: 90d.
+	Retention caddy.Duration `json:"retention,omitempty"`
+
+	rt     *gateway.Runtime
+	stores *storeHandle
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "gatehouse",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Defaults of the app.
+const (
+	defaultCacheTTL      = 5 * time.Second
+	defaultTouchInterval = 30 * time.Second
+	defaultRetention     = 90 * 24 * time.Hour
+)
+
+// Provision sets up the store and runtime. It does no network I/O:
+// clients connect lazily, so `caddy validate` works offline.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	storeURL := strings.TrimSpace(repl.ReplaceKnown(a.Store, ""))
+	secret := repl.ReplaceKnown(a.Secret, "")
+	if a.CacheTTL == 0 {
+		a.CacheTTL = caddy.Duration(defaultCacheTTL)
+	}
+	if a.TouchInterval == 0 {
+		a.TouchInterval = caddy.Duration(defaultTouchInterval)
+	}
+	if a.Retention == 0 {
+		a.Retention = caddy.Duration(defaultRetention)
+	}
+	if err := a.validate(storeURL, secret); err != nil {
+		return err
+	}
+	h, err := openStore(storeURL)
+	if err != nil {
+		return err
+	}
+	a.stores = h
+	if secret == "" {
+		// Only the memory store gets here; its secret lives as long as
+		// the store itself, across config reloads.
+		secret = h.secret
+	}
+	activityLog := a.logger.Named("activity")
+	rt, err := gateway.NewRuntime(gateway.RuntimeConfig{
+		Store:     h.sessions,
+		Events:    h.events,
+		Secret:    []byte(secret),
+		CacheTTL:  time.Duration(a.CacheTTL),
+		Retention: time.Duration(a.Retention),
+		OnEvent:   func(e activity.Event) { logEvent(activityLog, e) },
+		OnError: func(err error) {
+			a.logger.Error("gatehouse", zap.Error(err))
+		},
+	})
+	if err != nil {
+		// Cleanup, which Caddy calls after a failed Provision, releases
+		// the store.
+		return err
+	}
+	a.rt = rt
+	return nil
+}
+
+func (a *App) validate(storeURL, secret string) error {
+	if a.CacheTTL < 0 || a.TouchInterval < 0 || a.Retention < 0 {
+		return errors.New("gatehouse: durations must not be negative")
+	}
+	if secret != "" && len(secret) < session.MinSecretLen {
+		return fmt.Errorf("gatehouse: secret must be at least %d bytes, got %d", session.MinSecretLen, len(secret))
+	}
+	if !isMemory(storeURL) {
+		if err := checkStoreURL(storeURL); err != nil {
+			return fmt.Errorf("gatehouse: store: %w", err)
+		}
+		if secret == "" {
+			return errors.New("gatehouse: a secret is required with a shared store (all instances must use the same one)")
+		}
+	}
+	return nil
+}
+
+func isMemory(u string) bool { return u == "" || u == "memory" }
+
+// Start begins the background work (revocation subscription, expiry sweep,
+// retention).
+func (a *App) Start() error {
+	a.rt.Start()
+	return nil
+}
+
+// Stop ends the background work.
+func (a *App) Stop() error {
+	a.rt.Close()
+	return nil
+}
+
+// Cleanup releases this config's hold on the shared store.
+func (a *App) Cleanup() error {
+	if a.stores != nil {
+		_, err := storePool.Delete(a.stores.key)
+		return err
+	}
+	return nil
+}
+
+// Runtime returns the shared runtime (for handlers and the admin API).
+func (a *App) Runtime() *gateway.Runtime { return a.rt }
+
+func randomSecret() string {
+	b := make([]byte, 48)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%x", b)
+}
+
+func logEvent(l *zap.Logger, e activity.Event) {
+	fields := []zap.Field{
+		zap.String("type", e.Type),
+		zap.String("event_id", e.ID),
+		zap.Time("time", e.Time),
+		zap.String("user", e.User),
+		zap.String("email", e.Email),
+		zap.String("session_id", e.SessionID),
+		zap.String("site", e.Site),
+		zap.String("ip", e.IP),
+		zap.String("city", e.City),
+		zap.String("country", e.Country),
+		zap.String("device", e.Device),
+		zap.String("reason", e.Reason),
+		zap.String("actor", e.Actor),
+	}
+	if e.Inactivity != "" {
+		fields = append(fields, zap.String("inactivity_duration", e.Inactivity))
+	}
+	l.Info(e.Type, fields...)
+}
+
+// Interface guards
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,166 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func adapt(t *testing.T, src string) ([]byte, error) {
+	t.Helper()
+	a := caddyconfig.GetAdapter("caddyfile")
+	out, warnings, err := a.Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
+	for _, w := range warnings {
+		t.Logf("warning: %s", w.String())
+	}
+	return out, err
+}
+
+// TestAdaptGolden adapts every testdata/adapt/*.caddyfile and compares the
+// JSON with the .json file beside it (go test -update rewrites them).
+func TestAdaptGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/adapt/*.caddyfile")
+	if len(files) == 0 {
+		t.Fatal("no golden inputs")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := adapt(t, string(src))
+			if err != nil {
+				t.Fatalf("adapt: %v", err)
+			}
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, out, "", "\t"); err != nil {
+				t.Fatal(err)
+			}
+			pretty.WriteByte('\n')
+			golden := strings.TrimSuffix(f, ".caddyfile") + ".json"
+			if *update {
+				if err := os.WriteFile(golden, pretty.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("reading golden file (run go test -update): %v", err)
+			}
+			if !bytes.Equal(pretty.Bytes(), want) {
+				t.Errorf("adapted JSON differs from %s:\n%s", golden, pretty.String())
+			}
+		})
+	}
+}
+
+// The directive is ordered before reverse_proxy without an order line,
+// even when written after it.
+func TestDirectiveOrderedBeforeReverseProxy(t *testing.T) {
+	src, _ := os.ReadFile("testdata/adapt/full.caddyfile")
+	out, err := adapt(t, string(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gh := bytes.Index(out, []byte(`"handler":"gatehouse"`))
+	rp := bytes.Index(out, []byte(`"handler":"reverse_proxy"`))
+	if gh < 0 || rp < 0 || gh > rp {
+		t.Errorf("gatehouse at %d, reverse_proxy at %d: gatehouse must come first", gh, rp)
+	}
+}
+
+func TestAdaptExample(t *testing.T) {
+	src, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := adapt(t, string(src))
+	if err != nil {
+		t.Fatalf("Caddyfile.example does not adapt: %v", err)
+	}
+	for _, want := range []string{`"gatehouse":{`, `"issuer":"https://idp.example.com/realms/main"`, `"store":"redis://127.0.0.1:6379/0"`} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("adapted example lacks %s", want)
+		}
+	}
+}
+
+func TestAdaptErrors(t *testing.T) {
+	site := func(body string) string {
+		return "app.example.com {\n\tgatehouse {\n\t\tissuer https://idp.example.com\n\t\tclient_id x\n" + body + "\t}\n}\n"
+	}
+	global := func(body string) string {
+		return "{\n\tgatehouse {\n" + body + "\t}\n}\n" + site("")
+	}
+	tests := []struct {
+		name, src, want string
+		line            int
+	}{
+		{"unknown subdirective", site("\t\tidle_timout 5m\n"), `unrecognized gatehouse subdirective "idle_timout"`, 5},
+		{"duplicate subdirective", site("\t\tclient_id y\n"), `duplicate subdirective "client_id"`, 5},
+		{"bad duration", site("\t\tidle_timeout 5 minutes\n"), "wrong argument count", 5},
+		{"unparsable duration", site("\t\tmax_lifetime forever\n"), `max_lifetime: invalid duration "forever"`, 5},
+		{"negative duration", site("\t\tidle_timeout -5m\n"), "idle_timeout: duration must not be negative", 5},
+		{"bad CIDR", site("\t\tallow_ip 10.0.0.0/33\n"), `allow_ip: invalid IP range "10.0.0.0/33"`, 5},
+		{"bad address", site("\t\tdeny_ip example.com\n"), `deny_ip: invalid IP range "example.com"`, 5},
+		{"unknown country", site("\t\tallow_country NL XX\n"), `allow_country: unknown country code "XX"`, 5},
+		{"not a country code", site("\t\tdeny_country Germany\n"), `deny_country: unknown country code "Germany"`, 5},
+		{"missing issuer", "app.example.com {\n\tgatehouse {\n\t\tclient_id x\n\t}\n}\n", "gatehouse: missing issuer", 2},
+		{"missing client_id", "app.example.com {\n\tgatehouse {\n\t\tissuer https://i\n\t}\n}\n", "gatehouse: missing client_id", 2},
+		{"argument after directive", "app.example.com {\n\tgatehouse x {\n\t}\n}\n", "wrong argument count", 2},
+		{"empty list", site("\t\tadmin_groups\n"), "wrong argument count", 5},
+		{"bad path prefix", site("\t\tpath_prefix auth/\n"), "path_prefix:", 5},
+		{"bad cookie name", site("\t\tcookie_name a;b\n"), `cookie_name "a;b"`, 5},
+		{"unknown global option", global("\t\tstorage memory\n"), `unrecognized gatehouse option "storage"`, 3},
+		{"bad store URL", global("\t\tstore mysql://localhost\n"), "store:", 3},
+		{"short secret", global("\t\tsecret hunter2\n"), "secret must be at least 32 bytes", 3},
+		{"bad retention", global("\t\tretention 90days\n"), `retention: invalid duration "90days"`, 3},
+		{"duplicate global", global("\t\tcache_ttl 1s\n\t\tcache_ttl 2s\n"), `duplicate subdirective "cache_ttl"`, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := adapt(t, tt.src)
+			if err == nil {
+				t.Fatalf("adapt succeeded, want error containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %q, want it to contain %q", err, tt.want)
+			}
+			if at := fmt.Sprintf("at Caddyfile:%d", tt.line); !strings.HasSuffix(err.Error(), at) {
+				t.Errorf("error = %q, want it to name the line: %q", err, at)
+			}
+		})
+	}
+}
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`gatehouse {
+		issuer https://idp.example.com
+		client_id app
+		idle_timeout 0
+		scopes openid email
+	}`)
+	var h Handler
+	if err := h.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	if h.IdleTimeout == nil || *h.IdleTimeout != 0 {
+		t.Errorf("idle_timeout 0 = %v, want explicit zero (off)", h.IdleTimeout)
+	}
+	if strings.Join(h.Scopes, " ") != "openid email" {
+		t.Errorf("scopes = %v", h.Scopes)
+	}
+}

@@ -1,0 +1,234 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/gateway"
+	"github.com/gatehouse-proxy/gatehouse/internal/geo"
+	"github.com/gatehouse-proxy/gatehouse/internal/policy"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler protects a site: it signs people in with OpenID Connect, checks
+// their session on every request, applies the site's policy and passes the
+// identity to the next handler (usually reverse_proxy).
+type Handler struct {
+	// Issuer is the provider's issuer URL, exactly as its discovery
+	// document spells it. Required.
+	Issuer string `json:"issuer,omitempty"`
+	// ClientID is this site's client at the provider. Required.
+	ClientID string `json:"client_id,omitempty"`
+	// ClientSecret authenticates the client; placeholders such as
+	// {env.GATEHOUSE_CLIENT_SECRET} are expanded.
+	ClientSecret string `json:"client_secret,omitempty"`
+	// Scopes requested. Default: openid email profile.
+	Scopes []string `json:"scopes,omitempty"`
+	// PathPrefix is where gatehouse's own endpoints and pages live.
+	// Default: /.gatehouse
+	PathPrefix string `json:"path_prefix,omitempty"`
+	// IdleTimeout ends a session unused this long; 0 turns it off.
+	// Default: 30m.
+	IdleTimeout *caddy.Duration `json:"idle_timeout,omitempty"`
+	// MaxLifetime ends any session this long after sign-in. Default: 12h.
+	MaxLifetime caddy.Duration `json:"max_lifetime,omitempty"`
+	// AllowIP lists the client ranges (CIDR or address) that may use the
+	// site. Default: all.
+	AllowIP []string `json:"allow_ip,omitempty"`
+	// DenyIP lists client ranges refused even when AllowIP matches.
+	DenyIP []string `json:"deny_ip,omitempty"`
+	// AllowCountry lists ISO 3166-1 alpha-2 codes that may use the site;
+	// needs the app's geoip database. Unknown locations are refused.
+	AllowCountry []string `json:"allow_country,omitempty"`
+	// DenyCountry lists country codes that are refused.
+	DenyCountry []string `json:"deny_country,omitempty"`
+	// AllowGroups, AllowEmails and AllowDomains restrict who may sign in;
+	// a user matching any entry of any list passes. Default: everyone the
+	// provider signs in.
+	AllowGroups  []string `json:"allow_groups,omitempty"`
+	AllowEmails  []string `json:"allow_emails,omitempty"`
+	AllowDomains []string `json:"allow_domains,omitempty"`
+	// AdminGroups and AdminEmails say who may use the admin page and API.
+	AdminGroups []string `json:"admin_groups,omitempty"`
+	AdminEmails []string `json:"admin_emails,omitempty"`
+	// GroupsClaim names the token claim listing the user's groups.
+	// Default: groups.
+	GroupsClaim string `json:"groups_claim,omitempty"`
+	// CookieName is the session cookie's name. Default: gatehouse.
+	CookieName string `json:"cookie_name,omitempty"`
+	// CookieDomain shares the session with subdomains (single sign-on
+	// across sites on one store). Default: this host only.
+	CookieDomain string `json:"cookie_domain,omitempty"`
+
+	gw *gateway.Gateway
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.gatehouse",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+const defaultIdleTimeout = 30 * time.Minute
+
+// Provision builds the site's gateway on the shared app. No network I/O:
+// the provider is discovered on the first sign-in.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	appIface, err := ctx.App("gatehouse")
+	if err != nil {
+		return fmt.Errorf("loading gatehouse app: %w", err)
+	}
+	app := appIface.(*App)
+	cfg, err := h.gatewayConfig()
+	if err != nil {
+		return err
+	}
+	cfg.TouchInterval = time.Duration(app.TouchInterval)
+	cfg.ClientIP = clientIP
+	cfg.Admin = adminHandler(app)
+	gw, err := gateway.New(cfg, app.rt)
+	if err != nil {
+		return fmt.Errorf("gatehouse: %w", err)
+	}
+	h.gw = gw
+	return nil
+}
+
+func (h *Handler) gatewayConfig() (gateway.Config, error) {
+	repl := caddy.NewReplacer()
+	idle := defaultIdleTimeout
+	if h.IdleTimeout != nil {
+		idle = time.Duration(*h.IdleTimeout)
+	}
+	scopes := h.Scopes
+	if len(scopes) == 0 {
+		scopes = []string{"openid", "email", "profile"}
+	}
+	cfg := gateway.Config{
+		Issuer:       repl.ReplaceKnown(h.Issuer, ""),
+		ClientID:     repl.ReplaceKnown(h.ClientID, ""),
+		ClientSecret: repl.ReplaceKnown(h.ClientSecret, ""),
+		Scopes:       scopes,
+		GroupsClaim:  h.GroupsClaim,
+		PathPrefix:   h.PathPrefix,
+		IdleTimeout:  idle,
+		MaxLifetime:  time.Duration(h.MaxLifetime),
+		CookieName:   h.CookieName,
+		CookieDomain: h.CookieDomain,
+		AdminGroups:  h.AdminGroups,
+		AdminEmails:  h.AdminEmails,
+		Identity: policy.Identity{
+			Groups:  h.AllowGroups,
+			Emails:  h.AllowEmails,
+			Domains: h.AllowDomains,
+		},
+	}
+	var err error
+	if cfg.Network.AllowIP, err = policy.ParsePrefixes(h.AllowIP); err != nil {
+		return cfg, fmt.Errorf("allow_ip: %w", err)
+	}
+	if cfg.Network.DenyIP, err = policy.ParsePrefixes(h.DenyIP); err != nil {
+		return cfg, fmt.Errorf("deny_ip: %w", err)
+	}
+	cfg.Network.AllowCountry = upper(h.AllowCountry)
+	cfg.Network.DenyCountry = upper(h.DenyCountry)
+	return cfg, nil
+}
+
+func upper(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToUpper(s)
+	}
+	return out
+}
+
+// Validate checks the configuration without side effects; the Caddyfile
+// adapter runs the same checks per line.
+func (h *Handler) Validate() error {
+	if h.Issuer == "" {
+		return errors.New("gatehouse: issuer is required")
+	}
+	if h.ClientID == "" {
+		return errors.New("gatehouse: client_id is required")
+	}
+	if err := checkPathPrefix(h.PathPrefix); err != nil {
+		return fmt.Errorf("gatehouse: path_prefix: %w", err)
+	}
+	if h.IdleTimeout != nil && *h.IdleTimeout < 0 {
+		return errors.New("gatehouse: idle_timeout must not be negative")
+	}
+	if h.MaxLifetime < 0 {
+		return errors.New("gatehouse: max_lifetime must not be negative")
+	}
+	for _, list := range [][]string{h.AllowCountry, h.DenyCountry} {
+		for _, c := range list {
+			if !geo.ValidCountry(strings.ToUpper(c)) {
+				return fmt.Errorf("gatehouse: unknown country code %q", c)
+			}
+		}
+	}
+	if _, err := h.gatewayConfig(); err != nil {
+		return fmt.Errorf("gatehouse: %w", err)
+	}
+	return nil
+}
+
+func checkPathPrefix(p string) error {
+	if p == "" {
+		return nil
+	}
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "?#*{} ") {
+		return fmt.Errorf("%q must start with / and not end with /", p)
+	}
+	return nil
+}
+
+// clientIP is Caddy's idea of the client address, which honours the
+// server's trusted_proxies; X-Forwarded-For is never parsed by hand.
+func clientIP(r *http.Request) netip.Addr {
+	s, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+// ServeHTTP lets signed-in, allowed requests through with identity headers
+// and placeholders; the gateway answers everything else itself.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	s := h.gw.Serve(w, r)
+	if s == nil {
+		return nil
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.auth.user.id", s.User)
+		repl.Set("http.auth.user.email", s.Email)
+		repl.Set("http.auth.user.groups", strings.Join(s.Groups, ","))
+		repl.Set("http.auth.user.session_id", s.ID)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/devidp"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "demo",
+		Usage: "[--redis <url>] [--listen <addr>] [--idp-listen <addr>]",
+		Short: "Runs a local playground: dev OpenID provider, sample app, protected site (development only)",
+		Long: `
+Starts, on loopback only:
+  - a development OpenID provider on http://localhost:8081
+    (users alice [admin] and bob, password "demo");
+  - a sample "legacy app" with no login of its own;
+  - a gatehouse-protected site in front of it on http://localhost:8080,
+    with "my sessions" at /.gatehouse/ and the admin page at /.gatehouse/admin/.
+
+Sessions live in memory unless --redis gives a Redis URL. Caddy's admin
+endpoint stays on its default (localhost:2019), so the CLI subcommands
+(gatehouse sessions, gatehouse revoke, gatehouse events) work against it.
+
+This is for trying gatehouse out. Never expose it: the provider's users and
+passwords are public.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.Flags().String("redis", "", "Redis URL for sessions and events (default: in memory)")
+			cmd.Flags().String("listen", "127.0.0.1:8080", "address of the protected site (loopback only)")
+			cmd.Flags().String("idp-listen", "127.0.0.1:8081", "address of the development OpenID provider (loopback only)")
+			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runDemo)
+		},
+	})
+}
+
+const banner = `
+  ┌──────────────────────────────────────────────────────────────────┐
+  │  gatehouse DEMO — DEVELOPMENT ONLY. DO NOT EXPOSE THIS.          │
+  │  The OpenID provider below has public users and passwords.       │
+  └──────────────────────────────────────────────────────────────────┘
+
+  Protected app     %s/
+  My sessions       %s/.gatehouse/
+  Admin page        %s/.gatehouse/admin/
+  OpenID provider   %s
+  Users             alice (admin), bob — password: demo
+  Store             %s
+  Caddy admin API   http://localhost:2019/gatehouse/sessions
+
+  Press Ctrl+C to stop.
+
+`
+
+func runDemo(fl caddycmd.Flags) (int, error) {
+	listen, idpListen, redisURL := fl.String("listen"), fl.String("idp-listen"), fl.String("redis")
+	for _, a := range []string{listen, idpListen} {
+		if err := mustBeLoopback(a); err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
+	}
+	siteURL := "http://" + publicHost(listen)
+	issuer := "http://" + publicHost(idpListen)
+
+	idp, idpLn, err := startProvider(issuer, idpListen)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	defer idpLn.Close()
+	clientSecret := randomHex(16)
+	var redirects, postLogout []string
+	var backchannel string
+	for _, origin := range siteOrigins(listen) {
+		redirects = append(redirects, origin+"/.gatehouse/callback")
+		postLogout = append(postLogout, origin+"/.gatehouse/signed-out")
+		if backchannel == "" {
+			backchannel = origin + "/.gatehouse/backchannel-logout"
+		}
+	}
+	idp.AddClient(devidp.Client{
+		ID:                     "gatehouse-demo",
+		Secret:                 clientSecret,
+		RedirectURIs:           redirects,
+		PostLogoutRedirectURIs: postLogout,
+		BackchannelLogoutURI:   backchannel,
+	})
+
+	appLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, fmt.Errorf("starting sample app: %w", err)
+	}
+	defer appLn.Close()
+	go func() { _ = http.Serve(appLn, http.HandlerFunc(sampleApp)) }()
+
+	store := "memory"
+	secret := ""
+	if redisURL != "" {
+		store = redisURL
+		secret = os.Getenv("GATEHOUSE_SECRET")
+		if secret == "" {
+			// Fine for a demo; instances sharing a store need one secret.
+			secret = randomHex(32)
+		}
+	}
+	cfg, err := demoConfig(store, secret, listen, issuer, clientSecret, appLn.Addr().String())
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		return caddy.ExitCodeFailedStartup, fmt.Errorf("starting caddy: %w", err)
+	}
+	storeDesc := "in memory (lost on exit)"
+	if redisURL != "" {
+		storeDesc = redisURL
+	}
+	fmt.Fprintf(os.Stderr, banner, siteURL, siteURL, siteURL, issuer, storeDesc)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	fmt.Fprintln(os.Stderr, "\nstopping…")
+	if err := caddy.Stop(); err != nil {
+		return caddy.ExitCodeFailedQuit, err
+	}
+	return caddy.ExitCodeSuccess, nil
+}
+
+func mustBeLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("address %q: the demo listens on loopback only", addr)
+	}
+	return nil
+}
+
+// publicHost is how a browser on this machine spells an address: the
+// provider's issuer must match what the browser and gatehouse both use.
+func publicHost(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return "localhost:" + port
+}
+
+func siteOrigins(listen string) []string {
+	_, port, _ := net.SplitHostPort(listen)
+	return []string{"http://localhost:" + port, "http://127.0.0.1:" + port}
+}
+
+func startProvider(issuer, listen string) (*devidp.Provider, net.Listener, error) {
+	idp, err := devidp.New(devidp.Config{Issuer: issuer, Users: devidp.DemoUsers()})
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating development provider: %w", err)
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting development provider: %w", err)
+	}
+	srv := &http.Server{Handler: idp, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, "development provider:", err)
+		}
+	}()
+	return idp, ln, nil
+}
+
+// demoConfig is the Caddy JSON config of the demo: the gatehouse app, and
+// one server on loopback with gatehouse in front of reverse_proxy.
+func demoConfig(store, secret, listen, issuer, clientSecret, upstream string) ([]byte, error) {
+	app := map[string]any{"store": store}
+	if secret != "" {
+		app["secret"] = secret
+	}
+	cfg := map[string]any{
+		"apps": map[string]any{
+			"gatehouse": app,
+			"http": map[string]any{
+				"servers": map[string]any{
+					"demo": map[string]any{
+						"listen":          []string{listen},
+						"automatic_https": map[string]any{"disable": true},
+						"routes": []any{map[string]any{
+							"handle": []any{
+								map[string]any{
+									"handler":       "gatehouse",
+									"issuer":        issuer,
+									"client_id":     "gatehouse-demo",
+									"client_secret": clientSecret,
+									"scopes":        []string{"openid", "email", "profile", "groups", "offline_access"},
+									"admin_groups":  []string{"gatehouse-admins"},
+								},
+								map[string]any{
+									"handler":   "reverse_proxy",
+									"upstreams": []any{map[string]any{"dial": upstream}},
+								},
+							},
+						}},
+					},
+				},
+			},
+		},
+	}
+	return json.Marshal(cfg)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// sampleApp is the "legacy app": it has no login of its own and trusts
+// the identity headers gatehouse sets.
+func sampleApp(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/favicon.ico" {
+		http.NotFound(w, r)
+		return
+	}
+	data := map[string]any{
+		"User":   r.Header.Get("X-Forwarded-User"),
+		"Email":  r.Header.Get("X-Forwarded-Email"),
+		"Name":   r.Header.Get("X-Forwarded-Preferred-Username"),
+		"Groups": strings.Split(r.Header.Get("X-Forwarded-Groups"), ","),
+		"Path":   r.URL.RequestURI(),
+		"Admin":  strings.Contains(","+r.Header.Get("X-Forwarded-Groups")+",", ",gatehouse-admins,"),
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := samplePage.Execute(w, data); err != nil {
+		http.Error(w, "rendering page", http.StatusInternalServerError)
+	}
+}
+
+var samplePage = template.Must(template.New("app").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Inventory — sample legacy app</title>
+<style>
+body{margin:0;font:15px/1.5 Georgia,serif;background:#fbf8f1;color:#2b2b2b}
+header{background:#6b4f2a;color:#fff;padding:.9rem 1.5rem;font:600 1.1rem system-ui,sans-serif}
+main{max-width:46rem;margin:2rem auto;padding:0 1.25rem}
+.card{background:#fff;border:1px solid #e6dfcf;border-radius:8px;padding:1.25rem 1.5rem;margin-bottom:1.25rem}
+dt{font:600 .8rem system-ui,sans-serif;color:#7a6a50;text-transform:uppercase;letter-spacing:.05em;margin-top:.6rem}
+dd{margin:0}code{background:#f3eee2;padding:.1rem .35rem;border-radius:4px}
+nav a{margin-right:1rem;color:#6b4f2a}
+button{font:inherit;background:none;border:0;color:#6b4f2a;text-decoration:underline;cursor:pointer;padding:0}
+</style></head><body>
+<header>Inventory 1998 — a legacy app with no login of its own</header>
+<main>
+<div class="card">
+<p>Hello <strong>{{.Name}}</strong>. This page comes from the upstream app; it knows who you are only from the headers gatehouse set:</p>
+<dl>
+<dt>X-Forwarded-User</dt><dd><code>{{.User}}</code></dd>
+<dt>X-Forwarded-Email</dt><dd><code>{{.Email}}</code></dd>
+<dt>X-Forwarded-Groups</dt><dd>{{range .Groups}}<code>{{.}}</code> {{end}}</dd>
+<dt>Requested</dt><dd><code>{{.Path}}</code></dd>
+</dl>
+</div>
+<nav class="card"><a href="/.gatehouse/">My sessions</a>{{if .Admin}}<a href="/.gatehouse/admin/">Admin</a>{{end}}
+<form method="post" action="/.gatehouse/logout" style="display:inline"><button type="submit">Sign out</button></form></nav>
+</main></body></html>`))
