@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 	"github.com/gatehouse-proxy/gatehouse/internal/gateway"
+	"github.com/gatehouse-proxy/gatehouse/internal/geo"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
 )
 
@@ -40,6 +42,13 @@ type App struct {
 	// Use a placeholder: {env.GATEHOUSE_SECRET}.
 	Secret string `json:"secret,omitempty"`
 
+	// GeoIP is the path of a MaxMind-format City database (GeoLite2-City,
+	// GeoIP2-City, or compatible). It fills the location of sessions and
+	// events and enables allow_country / deny_country. The file is checked
+	// every minute and reloaded when replaced (as geoipupdate does).
+	// Default: none; locations stay empty.
+	GeoIP string `json:"geoip,omitempty"`
+
 	// CacheTTL bounds how long an instance trusts a cached session without
 	// asking the store; ends are also pushed to every instance at once.
 	// Default: 5s.
@@ -54,6 +63,7 @@ type App struct {
 
 	rt     *gateway.Runtime
 	stores *storeHandle
+	geo    *geo.DB
 	logger *zap.Logger
 }
 
@@ -101,6 +111,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 		// the store itself, across config reloads.
 		secret = h.secret
 	}
+	var locate func(netip.Addr) session.Location
+	if path := repl.ReplaceKnown(a.GeoIP, ""); path != "" {
+		db, err := openGeo(path, a.logger)
+		if err != nil {
+			return fmt.Errorf("gatehouse: geoip: %w", err)
+		}
+		a.geo = db
+		locate = db.Lookup
+	}
 	activityLog := a.logger.Named("activity")
 	rt, err := gateway.NewRuntime(gateway.RuntimeConfig{
 		Store:     h.sessions,
@@ -108,6 +127,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Secret:    []byte(secret),
 		CacheTTL:  time.Duration(a.CacheTTL),
 		Retention: time.Duration(a.Retention),
+		Locate:    locate,
+		Describe:  geo.ParseUserAgent,
 		OnEvent:   func(e activity.Event) { logEvent(activityLog, e) },
 		OnError: func(err error) {
 			a.logger.Error("gatehouse", zap.Error(err))
@@ -157,12 +178,20 @@ func (a *App) Stop() error {
 
 // Cleanup releases this config's hold on the shared store.
 func (a *App) Cleanup() error {
+	var err error
 	if a.stores != nil {
-		_, err := storePool.Delete(a.stores.key)
-		return err
+		_, err = storePool.Delete(a.stores.key)
 	}
-	return nil
+	if a.geo != nil {
+		if _, gerr := geoPool.Delete(a.geo.Path()); err == nil {
+			err = gerr
+		}
+	}
+	return err
 }
+
+// HasGeoIP reports whether a GeoIP database is configured.
+func (a *App) HasGeoIP() bool { return a.geo != nil }
 
 // Runtime returns the shared runtime (for handlers and the admin API).
 func (a *App) Runtime() *gateway.Runtime { return a.rt }

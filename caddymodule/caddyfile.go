@@ -28,6 +28,7 @@ func init() {
 //		gatehouse {
 //			store          memory | redis://... | rediss://... | redis-sentinel://... | redis-cluster://...
 //			secret         {env.GATEHOUSE_SECRET}
+//			geoip          /var/lib/GeoIP/GeoLite2-City.mmdb
 //			cache_ttl      5s
 //			touch_interval 30s
 //			retention      90d
@@ -70,6 +71,12 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.Errf("secret must be at least %d bytes; use a placeholder such as {env.GATEHOUSE_SECRET}", session.MinSecretLen)
 			}
 			app.Secret = v
+		case "geoip":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			app.GeoIP = v
 		case "cache_ttl":
 			if err := durationArg(d, &app.CacheTTL); err != nil {
 				return nil, err

@@ -94,6 +94,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading gatehouse app: %w", err)
 	}
 	app := appIface.(*App)
+	if (len(h.AllowCountry) > 0 || len(h.DenyCountry) > 0) && !app.HasGeoIP() {
+		return errors.New("gatehouse: allow_country and deny_country need the geoip option of the gatehouse app")
+	}
 	cfg, err := h.gatewayConfig()
 	if err != nil {
 		return err
