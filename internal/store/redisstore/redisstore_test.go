@@ -1,7 +1,9 @@
 package redisstore
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,9 +16,20 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/testredis"
 )
 
-// One server for the package's conformance tests; every store gets its own
-// prefix on it, which is also how gateways share one Redis.
+// Every store gets its own prefix on a shared server, which is also how
+// gateways share one Redis.
 var prefixes atomic.Int64
+
+// quiet drops go-redis's own log lines (redials while a test has stopped
+// the server); the store reports failures through its errors.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(quiet{})
+	os.Exit(m.Run())
+}
 
 func newClient(t testing.TB, addr string) redis.UniversalClient {
 	t.Helper()

@@ -31,8 +31,13 @@ const (
 // Credentials in a Sentinel URL are those of the data nodes; the query
 // parameters sentinel_username and sentinel_password give the Sentinels'
 // own. Other query parameters: dial_timeout, read_timeout, write_timeout
-// (Go durations), pool_size, client_name. Unknown parameters are errors, so
-// typos do not pass silently.
+// (Go durations), pool_size, max_retries, client_name. Unknown parameters
+// are errors, so typos do not pass silently.
+//
+// Defaults differ from go-redis's to fail fast when Redis is down: a
+// request then gets its 503 (or a cached session) in milliseconds instead
+// of waiting through rounds of redials. Default: dial_timeout 2s, one dial
+// attempt per connection, max_retries 1.
 func ParseURL(s string) (*redis.UniversalOptions, error) {
 	if s == "" {
 		return nil, errors.New("parsing redis url: empty")
@@ -66,6 +71,12 @@ func ParseURL(s string) (*redis.UniversalOptions, error) {
 	}
 	return parseOne(s)
 }
+
+// Defaults ParseURL applies; see its comment.
+const (
+	defaultDialTimeout = 2 * time.Second
+	defaultMaxRetries  = 1
+)
 
 func parseOne(s string) (*redis.UniversalOptions, error) {
 	scheme, rest, ok := strings.Cut(s, "://")
@@ -160,6 +171,9 @@ func parseOne(s string) (*redis.UniversalOptions, error) {
 			opts.TLSConfig.ServerName = host
 		}
 	}
+	opts.DialTimeout = defaultDialTimeout
+	opts.DialerRetries = 1
+	opts.MaxRetries = defaultMaxRetries
 	if err := applyQuery(opts, rawQuery); err != nil {
 		return nil, fmt.Errorf("parsing redis url %q: %w", redact(s), err)
 	}
@@ -222,6 +236,16 @@ func applyQuery(opts *redis.UniversalOptions, raw string) error {
 				return fmt.Errorf("pool_size %q is not a positive number", v)
 			}
 			opts.PoolSize = n
+		case "max_retries":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("max_retries %q is not a number", v)
+			}
+			// go-redis reads 0 as "the default (3)" and -1 as "none".
+			if n == 0 {
+				n = -1
+			}
+			opts.MaxRetries = n
 		case "client_name":
 			opts.ClientName = v
 		case "sentinel_username", "sentinel_password":

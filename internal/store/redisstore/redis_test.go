@@ -1,0 +1,380 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/session"
+	"github.com/gatehouse-proxy/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-proxy/gatehouse/internal/testredis"
+)
+
+func TestNewDoesNoIO(t *testing.T) {
+	// Nothing listens on port 1; New must still succeed (configuration
+	// validation calls it), and the first operation reports the outage.
+	s, err := New(Options{URL: "redis://127.0.0.1:1/0?dial_timeout=200ms"})
+	if err != nil {
+		t.Fatalf("New = %v, want nil", err)
+	}
+	defer s.Close()
+	if _, err := s.Get(t.Context(), "x"); !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("Get with no server error = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestNewOptions(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	for _, o := range []Options{
+		{},
+		{Client: c, URL: "redis://h"},
+		{URL: "http://h"},
+		{Client: c, Prefix: "a{b}"},
+	} {
+		if _, err := New(o); err == nil {
+			t.Errorf("New(%+v) succeeded, want an error", o)
+		}
+	}
+	s, err := New(Options{Client: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Close leaves a caller's client alone.
+	if err := c.Ping(t.Context()).Err(); errors.Is(err, redis.ErrClosed) {
+		t.Fatal("Close closed the caller's client")
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	srv := testredis.StartServer(t)
+	// ParseURL's defaults: fail fast.
+	s, err := New(Options{URL: "redis://" + srv.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	sess := storetest.Session(1, "alice", time.Now())
+	if err := s.Create(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+
+	ops := map[string]func() error{
+		"Create": func() error { return s.Create(ctx, storetest.Session(2, "bob", time.Now())) },
+		"Get":    func() error { _, err := s.Get(ctx, sess.ID); return err },
+		"Touch":  func() error { return s.Touch(ctx, sess.ID, session.Access{At: time.Now(), IP: "192.0.2.1"}) },
+		"Delete": func() error { _, err := s.Delete(ctx, sess.ID); return err },
+		"List":   func() error { _, err := s.List(ctx, session.Query{}); return err },
+		"ListUser": func() error {
+			_, err := s.List(ctx, session.Query{User: "alice"})
+			return err
+		},
+		"Users":     func() error { _, err := s.Users(ctx, session.UserQuery{}); return err },
+		"Due":       func() error { _, err := s.Due(ctx, time.Now(), 10); return err },
+		"ClaimOnce": func() error { _, err := s.ClaimOnce(ctx, "k", time.Second); return err },
+		"Append":    func() error { return s.Append(ctx, &activity.Event{Time: time.Now(), Type: activity.Logout}) },
+		"Query":     func() error { _, err := s.Query(ctx, activity.Filter{}); return err },
+		"Trim":      func() error { return s.Trim(ctx, time.Now()) },
+	}
+	for name, op := range ops {
+		start := time.Now()
+		err := op()
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Errorf("%s with Redis stopped took %v, want a quick failure", name, d)
+		}
+		if !errors.Is(err, session.ErrUnavailable) {
+			t.Errorf("%s with Redis stopped: error = %v, want ErrUnavailable", name, err)
+		}
+		if errors.Is(err, session.ErrNotFound) {
+			t.Errorf("%s with Redis stopped: error %v is also ErrNotFound; callers would sign the user out", name, err)
+		}
+	}
+
+	// Back within a second of Redis: the same store works again.
+	srv.Restart()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := s.Create(ctx, sess)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Create after restart: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestSubscribeSurvivesRestart(t *testing.T) {
+	srv := testredis.StartServer(t)
+	a := newStorePrefix(t, srv.Addr(), "sub", nil)
+	b := newStorePrefix(t, srv.Addr(), "sub", nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	got := make(chan string, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := b.Subscribe(ctx, func(id string) { got <- id }); err != nil {
+			t.Errorf("Subscribe = %v", err)
+		}
+	}()
+	expect := func(want string, within time.Duration) {
+		t.Helper()
+		timer := time.After(within)
+		for {
+			select {
+			case id := <-got:
+				if id == want {
+					return
+				}
+				if id != "" {
+					t.Fatalf("ended(%q), want ended(%q)", id, want)
+				}
+			case <-timer:
+				t.Fatalf("no ended(%q) within %v", want, within)
+			}
+		}
+	}
+	end := func(i int) string {
+		t.Helper()
+		s := storetest.Session(i, "alice", time.Now())
+		var err error
+		for range 100 { // the client's pool may still hold dead connections
+			if err = a.Create(ctx, s); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		if _, err := a.Delete(ctx, s.ID); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		return s.ID
+	}
+
+	expect("", 5*time.Second)
+	expect(end(1), 5*time.Second)
+
+	for round := range 2 {
+		srv.Stop()
+		time.Sleep(100 * time.Millisecond)
+		srv.Restart()
+		start := time.Now()
+		select {
+		case id := <-got:
+			if id != "" {
+				t.Fatalf("round %d: first call after restart ended(%q), want ended(\"\")", round, id)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: no ended(\"\") within 5s of the restart", round)
+		}
+		t.Logf("round %d: resubscribed %v after the restart", round, time.Since(start))
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("round %d: resubscribed after %v, want within 1s of Redis", round, d)
+		}
+		expect(end(10+round), 5*time.Second)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Subscribe did not return after cancel")
+	}
+}
+
+func TestEveryKeyExpires(t *testing.T) {
+	addr := testredis.Start(t)
+	clock := storetest.NewClock(storetest.T0)
+	s := newStorePrefix(t, addr, "ttl", clock.Now)
+	ctx := t.Context()
+	var live *session.Session
+	for i := range 5 {
+		sess := storetest.Session(i, fmt.Sprintf("user%d", i%2), storetest.T0)
+		sess.Tokens = []byte("sealed")
+		if err := s.Create(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+		live = sess
+	}
+	clock.Advance(time.Minute)
+	if err := s.Touch(ctx, live.ID, session.Access{At: clock.Now(), IP: "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, storetest.Session(0, "", storetest.T0).ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimOnce(ctx, "state", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(ctx, &activity.Event{Time: storetest.T0, Type: activity.Logout}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Indexes and the stream have no TTL; they are cleaned as documented
+	// in doc.go. Everything else must expire.
+	noTTL := map[string]bool{s.byLast: true, s.byCreated: true, s.byDeadline: true, s.users: true, s.events: true}
+	keys, err := s.c.Keys(ctx, "{ttl}:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) < 10 {
+		t.Fatalf("only %d keys: %v", len(keys), keys)
+	}
+	for _, k := range keys {
+		ttl, err := s.c.PTTL(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case noTTL[k] && ttl >= 0:
+			t.Errorf("index %s has a TTL (%v)", k, ttl)
+		case !noTTL[k] && ttl < 0:
+			t.Errorf("key %s has no TTL", k)
+		}
+	}
+
+	// Session keys expire Grace after the deadline: the touched session
+	// has 30m of idle time left at the clock's now.
+	want := 30*time.Minute + DefaultGrace
+	for _, k := range []string{s.sessionKey(live.ID), s.tokensKey(live.ID)} {
+		ttl, _ := s.c.PTTL(ctx, k).Result()
+		if ttl > want || ttl < want-5*time.Second {
+			t.Errorf("PTTL %s = %v, want about %v", k, ttl, want)
+		}
+	}
+}
+
+func TestStaleIndexEntriesAreCleaned(t *testing.T) {
+	// A session hash that expired by TTL leaves index entries behind;
+	// the listings that meet them remove them.
+	addr := testredis.Start(t)
+	clock := storetest.NewClock(storetest.T0)
+	s := newStorePrefix(t, addr, "stale", clock.Now)
+	ctx := t.Context()
+	a := storetest.Session(1, "alice", storetest.T0)
+	b := storetest.Session(2, "alice", storetest.T0)
+	for _, sess := range []*session.Session{a, b} {
+		if err := s.Create(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.c.Del(ctx, s.sessionKey(a.ID)) // as its TTL would
+	gone := func(what string) {
+		t.Helper()
+		for _, k := range []string{s.byLast, s.byCreated, s.byDeadline} {
+			if err := s.c.ZScore(ctx, k, a.ID).Err(); !errors.Is(err, redis.Nil) {
+				t.Errorf("after %s, %s still holds the vanished session (%v)", what, k, err)
+			}
+		}
+	}
+	page, err := s.List(ctx, session.Query{})
+	if err != nil || len(page.Items) != 1 || page.Items[0].ID != b.ID {
+		t.Fatalf("List = %v, %v; want only %s", page.Items, err, b.ID)
+	}
+	gone("List")
+
+	s.c.ZAdd(ctx, s.byDeadline, redis.Z{Score: 1, Member: a.ID})
+	due, err := s.Due(ctx, storetest.T0.Add(time.Hour), 10)
+	if err != nil || len(due) != 1 || due[0].ID != b.ID {
+		t.Fatalf("Due = %v, %v; want only %s", due, err, b.ID)
+	}
+	gone("Due")
+
+	s.c.ZAdd(ctx, s.byLast, redis.Z{Score: 1, Member: a.ID})
+	s.c.HSet(ctx, s.userKey("alice"), a.ID, 1)
+	page, err = s.List(ctx, session.Query{User: "alice"})
+	if err != nil || len(page.Items) != 1 {
+		t.Fatalf("List(user) = %v, %v; want one session", page.Items, err)
+	}
+	gone("List(user)")
+	if n, _ := s.c.HExists(ctx, s.userKey("alice"), a.ID).Result(); n {
+		t.Error("user hash still lists the vanished session")
+	}
+}
+
+// Regression guard: a Touch racing a Delete must never leave the session
+// (or any index entry) behind.
+func TestTouchNeverResurrects(t *testing.T) {
+	addr := testredis.Start(t)
+	a := newStorePrefix(t, addr, "race", nil)
+	b := newStorePrefix(t, addr, "race", nil)
+	ctx := t.Context()
+	for i := range 50 {
+		sess := storetest.Session(i, "alice", time.Now())
+		if err := a.Create(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				err := b.Touch(ctx, sess.ID, session.Access{At: time.Now(), IP: "192.0.2.1"})
+				if err != nil && !errors.Is(err, session.ErrNotFound) {
+					t.Errorf("Touch: %v", err)
+				}
+			})
+		}
+		wg.Go(func() {
+			if _, err := a.Delete(ctx, sess.ID); err != nil {
+				t.Errorf("Delete: %v", err)
+			}
+		})
+		wg.Wait()
+		keys, _ := a.c.Keys(ctx, "{race}:*:"+sess.ID).Result()
+		if len(keys) != 0 {
+			t.Fatalf("after Delete raced with Touch, keys remain: %v", keys)
+		}
+		for _, k := range []string{a.byLast, a.byCreated, a.byDeadline} {
+			if err := a.c.ZScore(ctx, k, sess.ID).Err(); !errors.Is(err, redis.Nil) {
+				t.Fatalf("after Delete raced with Touch, %s holds the session", k)
+			}
+		}
+		if ok, _ := a.c.HExists(ctx, a.userKey("alice"), sess.ID).Result(); ok {
+			t.Fatal("after Delete raced with Touch, the user hash lists the session")
+		}
+	}
+}
+
+func TestLongValuesKeepListpack(t *testing.T) {
+	addr := testredis.Start(t)
+	s := newStore(t, addr, nil)
+	ctx := t.Context()
+	sess := storetest.Session(1, "alice", time.Now())
+	sess.UserAgent = strings.Repeat("Mozilla/5.0 ", 40)
+	sess.Groups = []string{strings.Repeat("g", 200)}
+	if err := s.Create(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	dev := session.Device{UserAgent: strings.Repeat("x", 150), Browser: "X"}
+	if err := s.Touch(ctx, sess.ID, session.Access{At: time.Now(), IP: sess.IP, Device: &dev}); err != nil {
+		t.Fatal(err)
+	}
+	if enc := s.c.ObjectEncoding(ctx, s.sessionKey(sess.ID)).Val(); enc != "listpack" {
+		t.Errorf("session hash encoding = %q, want listpack", enc)
+	}
+	// The old, longer user agent's extra chunks are gone.
+	if n := s.c.HLen(ctx, s.sessionKey(sess.ID)).Val(); n > 30 {
+		t.Errorf("session hash has %d fields after the user agent shrank", n)
+	}
+	got, err := s.Get(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Device != dev {
+		t.Errorf("Device after Touch = %+v, want %+v", got.Device, dev)
+	}
+}
