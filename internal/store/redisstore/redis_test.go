@@ -259,6 +259,33 @@ func TestEveryKeyExpires(t *testing.T) {
 	}
 }
 
+// Regression guard: a user hash that expired and was recreated by Touch
+// or Delete was left without a TTL.
+func TestRecreatedUserHashExpires(t *testing.T) {
+	addr := testredis.Start(t)
+	s := newStorePrefix(t, addr, "urecreate", nil)
+	ctx := t.Context()
+	a := storetest.Session(1, "alice", time.Now())
+	b := storetest.Session(2, "alice", time.Now())
+	for _, sess := range []*session.Session{a, b} {
+		if err := s.Create(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, op := range []func() error{
+		func() error { return s.Touch(ctx, a.ID, session.Access{At: time.Now(), IP: "192.0.2.1"}) },
+		func() error { _, err := s.Delete(ctx, b.ID); return err },
+	} {
+		s.c.Del(ctx, s.userKey("alice"))
+		if err := op(); err != nil {
+			t.Fatal(err)
+		}
+		if ttl := s.c.PTTL(ctx, s.userKey("alice")).Val(); ttl < 0 {
+			t.Fatalf("recreated user hash has PTTL %v, want a TTL", ttl)
+		}
+	}
+}
+
 func TestStaleIndexEntriesAreCleaned(t *testing.T) {
 	// A session hash that expired by TTL leaves index entries behind;
 	// the listings that meet them remove them.

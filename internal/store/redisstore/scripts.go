@@ -42,10 +42,11 @@ local function pttl(dl, now, grace)
   if t < 0 then t = 0 end
   return t + grace
 end
--- extend sets a key's TTL to at least ms, never shortening it.
+-- extend sets a key's TTL to at least ms, never shortening it; a key
+-- without one (just created) gets one.
 local function extend(key, ms)
   local cur = redis.call('PTTL', key)
-  if cur >= 0 and cur < ms then redis.call('PEXPIRE', key, ms) end
+  if cur == -1 or (cur >= 0 and cur < ms) then redis.call('PEXPIRE', key, ms) end
 end
 -- dropfield deletes a hash field and its chunks (f1, f2, ...).
 local function dropfield(key, f)
@@ -98,7 +99,7 @@ if created >= login then
   redis.call('HSET', u, '~i', created)
   redis.call('ZADD', KEYS[7], created, user)
 end
-redis.call('PEXPIRE', u, math.max(userttl, ttl))
+extend(u, math.max(userttl, ttl))
 
 -- Users whose summary expired leave a stale index entry; each login
 -- clears a few of the oldest so the index does not grow without bound.
