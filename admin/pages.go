@@ -364,6 +364,8 @@ type eventRow struct {
 	Reason   string
 	Location string
 	When     string
+	// Idle is the event's inactivity in words.
+	Idle string
 }
 
 func eventRows(events []activity.Event, now time.Time) []eventRow {
@@ -376,9 +378,23 @@ func eventRows(events []activity.Event, now time.Time) []eventRow {
 			Reason:   reasonLabel(e.Reason),
 			Location: place(e.City, "", e.Country),
 			When:     ago(now, e.Time),
+			Idle:     idleText(e.Inactivity),
 		})
 	}
 	return rows
+}
+
+// idleText rewrites an event's inactivity ("96h0m0s") the way the tables
+// show durations; anything unparsable is shown as stored.
+func idleText(v string) string {
+	if v == "" {
+		return ""
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return v
+	}
+	return span(d)
 }
 
 type meData struct {
