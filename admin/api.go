@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
@@ -167,6 +168,9 @@ func (a *api) writeSessions(w http.ResponseWriter, page session.Page, self *sess
 	now := a.b.Now()
 	out := list[sessionJSON]{Items: make([]sessionJSON, 0, len(page.Items)), NextCursor: page.Next}
 	for _, s := range page.Items {
+		if over(s, now) {
+			continue
+		}
 		j := toSessionJSON(s, now)
 		if self != nil {
 			cur := s.ID == self.ID
@@ -175,6 +179,14 @@ func (a *api) writeSessions(w http.ResponseWriter, page session.Page, self *sess
 		out.Items = append(out.Items, j)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// over reports whether s has ended by time without being swept yet.
+// Stores keep such sessions readable for a while so that the sweep can
+// record why they ended; to people they are already gone, so listings
+// leave them out (a page may then be shorter than the limit).
+func over(s *session.Session, now time.Time) bool {
+	return s.Expiry(now, 0) != ""
 }
 
 // resolveUser turns an email into the subject it belongs to, because
@@ -328,6 +340,7 @@ func endAll(ctx context.Context, b Backend, user, keep, reason, actor string) (i
 		return 0, badf("no user given")
 	}
 	var ids []string
+	now := b.Now()
 	q := session.Query{User: user, Limit: activity.MaxLimit}
 	for range maxEndPages {
 		page, err := b.ListSessions(ctx, q)
@@ -337,7 +350,9 @@ func endAll(ctx context.Context, b Backend, user, keep, reason, actor string) (i
 		for _, s := range page.Items {
 			// The store filters by user; checking again costs nothing
 			// and guards the one thing that must never happen.
-			if s.User == user && s.ID != keep {
+			// An expired session is left to the sweep, which records
+			// the real reason it ended.
+			if s.User == user && s.ID != keep && !over(s, now) {
 				ids = append(ids, s.ID)
 			}
 		}

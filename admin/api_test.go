@@ -571,3 +571,27 @@ func TestNoViewer(t *testing.T) {
 		t.Errorf("request without a viewer = %d, want 401", w.Code)
 	}
 }
+
+// Regression: stores keep a session readable for a while after its
+// deadline so the sweep can record the expiry; it must not be listed as
+// active, nor revoked (which would record the wrong reason).
+func TestExpiredButNotSweptIsHidden(t *testing.T) {
+	e := newEnv(t)
+	s := e.login("bob", "bob@example.com", "Bob Builder", safariIPhone, berlin, "192.0.2.40", 7*24*time.Hour+time.Minute, 2*time.Minute)
+	if !e.exists(s) {
+		t.Fatal("setup: expired session not readable in its grace period")
+	}
+	for _, path := range []string{"/api/sessions", "/api/users/bob/sessions", "/api/me/sessions"} {
+		w := e.do(req{as: e.alice, method: "GET", path: path})
+		if slices.Contains(ids(t, w), s.ID) {
+			t.Errorf("GET %s lists a session past its lifetime", path)
+		}
+	}
+	if body := e.do(req{as: e.bob, method: "GET", path: "/", header: html}).Body.String(); strings.Contains(body, s.ID) {
+		t.Error("my sessions lists a session past its lifetime")
+	}
+	e.do(req{as: e.alice, method: "DELETE", path: "/api/users/bob/sessions", header: xhr})
+	if n := len(e.events(activity.SessionRevoked)); n != 3 {
+		t.Errorf("%d session_revoked events, want 3 (the expired one is the sweep's)", n)
+	}
+}

@@ -60,6 +60,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !safeMethod(r.Method) {
 		if !isAPI {
 			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			if err := r.ParseForm(); err != nil {
+				h.pages.fail(w, r, v, prefix, http.StatusBadRequest, "Bad request", "The form could not be read.")
+				return
+			}
 		}
 		if !csrfOK(r, v.CSRF, !isAPI) {
 			if isAPI {
@@ -111,9 +115,7 @@ func csrfOK(r *http.Request, token string, form bool) bool {
 		return true
 	}
 	if form {
-		// ParseForm errors (a body over maxForm) leave the field empty,
-		// which refuses the request.
-		_ = r.ParseForm()
+		// The caller has parsed the form.
 		return tokenEqual(r.PostForm.Get("csrf"), token)
 	}
 	// A cross-site page can only send this header after a CORS preflight,

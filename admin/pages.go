@@ -90,10 +90,6 @@ func (p *pages) serve(w http.ResponseWriter, r *http.Request, v *gateway.Viewer,
 		if p.allow(w, r, v, prefix, get, "GET, HEAD") {
 			p.me(w, r, v, prefix)
 		}
-	case post && len(segs) > 0 && segs[0] != "assets" && r.ParseForm() != nil:
-		// Only an oversized or garbled body gets here; the CSRF check
-		// has already refused most of those.
-		p.fail(w, r, v, prefix, http.StatusBadRequest, "Bad request", "The form could not be read.")
 	case match(segs, "sessions", "revoke-others"):
 		if p.allow(w, r, v, prefix, post, "POST") {
 			p.revokeOthers(w, r, v, prefix)
@@ -428,6 +424,9 @@ func (p *pages) me(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, pr
 	cur := p.row(v.Session, now, prefix, true, false)
 	d.Sessions = append(d.Sessions, cur)
 	for _, s := range own {
+		if over(s, now) {
+			continue
+		}
 		if s.ID == v.Session.ID {
 			// The store's copy has the fresher last access.
 			d.Sessions[0] = p.row(s, now, prefix, true, false)
@@ -565,6 +564,9 @@ func (p *pages) adminSessions(w http.ResponseWriter, r *http.Request, v *gateway
 	}
 	now := p.b.Now()
 	for _, s := range page.Items {
+		if over(s, now) {
+			continue
+		}
 		d.Rows = append(d.Rows, p.row(s, now, prefix, s.ID == v.Session.ID, true))
 	}
 	if q.User != "" {

@@ -375,3 +375,15 @@ func TestAssets(t *testing.T) {
 		t.Errorf("unknown asset = %d, want 404", w.Code)
 	}
 }
+
+func TestOversizedForm(t *testing.T) {
+	e := newEnv(t)
+	w := e.do(req{as: e.bob, method: "POST", path: "/sessions/revoke-others", header: html,
+		form: url.Values{"csrf": {e.rt.CSRFToken(e.bob.ID)}, "pad": {strings.Repeat("x", maxForm)}}})
+	if w.Code != 400 {
+		t.Errorf("oversized form = %d, want 400", w.Code)
+	}
+	if !e.exists(e.bobMac) {
+		t.Error("oversized form still ended sessions")
+	}
+}
