@@ -158,12 +158,14 @@ func (rt *Runtime) Close() {
 func (rt *Runtime) subscribe(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
+		// The store calls Invalidate("") once it is listening again, since
+		// ends may have been missed meanwhile. While it cannot listen,
+		// cached sessions stay trusted for at most the cache TTL, which is
+		// what keeps signed-in users working through a short outage.
 		err := rt.store.Subscribe(ctx, rt.cache.Invalidate)
 		if ctx.Err() != nil {
 			return
 		}
-		// Anything may have been missed while not subscribed.
-		rt.cache.Invalidate("")
 		if err != nil {
 			rt.cfg.OnError(fmt.Errorf("revocation subscription: %w", err))
 		}

@@ -19,11 +19,15 @@ type Cache struct {
 
 	mu sync.RWMutex
 	m  map[string]cacheEntry
-	// ended remembers recent invalidations so that a lookup that raced
-	// with one does not put the ended session back.
-	ended map[string]time.Time
-	// flushed is when everything was last forgotten.
-	flushed time.Time
+	// seq counts invalidations. A lookup notes it before asking the store
+	// and fills the cache only if no invalidation of its id, and no flush,
+	// came in between: otherwise a lookup racing with an end would put the
+	// ended session back. Sequence numbers, unlike times, cannot tie.
+	seq uint64
+	// ended is the seq of recent invalidations by id; flushed the seq of
+	// the last flush.
+	ended   map[string]endMark
+	flushed uint64
 
 	hits, misses atomic.Uint64
 }
@@ -31,6 +35,11 @@ type Cache struct {
 type cacheEntry struct {
 	s       *Session
 	fetched time.Time
+}
+
+type endMark struct {
+	seq uint64
+	at  time.Time
 }
 
 // NewCache returns a cache in front of store. now is the clock (time.Now
@@ -44,7 +53,7 @@ func NewCache(store Store, ttl time.Duration, now func() time.Time) *Cache {
 		ttl:   ttl,
 		now:   now,
 		m:     make(map[string]cacheEntry),
-		ended: make(map[string]time.Time),
+		ended: make(map[string]endMark),
 	}
 }
 
@@ -63,6 +72,9 @@ func (c *Cache) Get(ctx context.Context, id string) (*Session, error) {
 		return e.s, nil
 	}
 	c.misses.Add(1)
+	c.mu.RLock()
+	start := c.seq
+	c.mu.RUnlock()
 	s, err := c.store.Get(ctx, id)
 	if err != nil {
 		if ok {
@@ -76,7 +88,7 @@ func (c *Cache) Get(ctx context.Context, id string) (*Session, error) {
 	}
 	if c.ttl > 0 {
 		c.mu.Lock()
-		if t, gone := c.ended[id]; !(gone && !t.Before(now)) && c.flushed.Before(now) {
+		if e, gone := c.ended[id]; !(gone && e.seq > start) && c.flushed <= start {
 			c.m[id] = cacheEntry{s: s, fetched: now}
 		}
 		c.mu.Unlock()
@@ -115,12 +127,13 @@ func (c *Cache) Put(s *Session) {
 func (c *Cache) Invalidate(id string) {
 	now := c.now()
 	c.mu.Lock()
+	c.seq++
 	if id == "" {
 		clear(c.m)
-		c.flushed = now
+		c.flushed = c.seq
 	} else {
 		delete(c.m, id)
-		c.ended[id] = now
+		c.ended[id] = endMark{seq: c.seq, at: now}
 	}
 	c.mu.Unlock()
 }
@@ -135,9 +148,9 @@ func (c *Cache) Prune() {
 			delete(c.m, id)
 		}
 	}
-	for id, t := range c.ended {
+	for id, e := range c.ended {
 		// A lookup takes far less than this; keep the record a while.
-		if now.Sub(t) > c.ttl+time.Minute {
+		if now.Sub(e.at) > c.ttl+time.Minute {
 			delete(c.ended, id)
 		}
 	}

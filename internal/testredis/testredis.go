@@ -29,6 +29,9 @@ type Server struct {
 	path string
 	dir  string
 
+	// persistent keeps data across Stop/Restart (AOF, fsync always).
+	persistent bool
+
 	mu   sync.Mutex
 	port int
 	cmd  *exec.Cmd
@@ -43,9 +46,17 @@ func Start(t testing.TB) (addr string) {
 	return StartServer(t).Addr()
 }
 
+// Option changes how a server runs.
+type Option func(*Server)
+
+// Persistent makes the server write every command to an append-only file
+// before answering, so that data survives Stop (a SIGKILL) and Restart,
+// as with a production Redis that has persistence on.
+func Persistent() Option { return func(s *Server) { s.persistent = true } }
+
 // StartServer is Start for tests that need to stop and restart the server,
 // for example to check that clients survive an outage.
-func StartServer(t testing.TB) *Server {
+func StartServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -54,6 +65,9 @@ func StartServer(t testing.TB) *Server {
 		t.Fatalf("redis-server not found on PATH (%v): run the project's test command from the README, which installs it", err)
 	}
 	s := &Server{t: t, path: path, dir: t.TempDir()}
+	for _, o := range opts {
+		o(s)
+	}
 	var lastErr error
 	// A free port found by listening and closing may be taken by someone
 	// else before redis-server binds it; try a few.
@@ -86,8 +100,9 @@ func (s *Server) Stop() {
 	s.stopLocked()
 }
 
-// Restart starts a fresh, empty server on the same port, stopping the
-// current one first if it is still running.
+// Restart starts the server again on the same port, stopping the current
+// one first if it is still running. It comes back empty unless it was
+// started Persistent.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.mu.Lock()
@@ -114,15 +129,19 @@ func (s *Server) start(port int) error {
 
 func (s *Server) startLocked(port int) error {
 	out := &syncBuffer{}
-	cmd := exec.Command(s.path,
+	aof := []string{"--appendonly", "no"}
+	if s.persistent {
+		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	args := append([]string{
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--save", "",
-		"--appendonly", "no",
 		"--dir", s.dir,
 		"--daemonize", "no",
 		"--logfile", "",
-	)
+	}, aof...)
+	cmd := exec.Command(s.path, args...)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
