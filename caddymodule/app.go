@@ -101,6 +101,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.validate(storeURL, secret); err != nil {
 		return err
 	}
+	routeRedisLogs(a.logger)
 	h, err := openStore(storeURL)
 	if err != nil {
 		return err

@@ -1,9 +1,13 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
@@ -58,4 +62,19 @@ func openStore(u string) (*storeHandle, error) {
 		return nil, err
 	}
 	return v.(*storeHandle), nil
+}
+
+// redisLogger routes go-redis's own messages (reconnects, pool errors) to
+// Caddy's log instead of the standard logger.
+type redisLogger struct{ l *zap.Logger }
+
+func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
+	r.l.Warn(fmt.Sprintf(format, v...))
+}
+
+var redisLogOnce sync.Once
+
+// routeRedisLogs installs redisLogger; go-redis has one global logger.
+func routeRedisLogs(l *zap.Logger) {
+	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{l: l.Named("redis")}) })
 }

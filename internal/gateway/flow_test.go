@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
 	"github.com/gatehouse-proxy/gatehouse/internal/store/memstore"
+	"github.com/gatehouse-proxy/gatehouse/internal/testflow"
 )
 
 // stores lists the store implementations every flow test runs against;
@@ -38,16 +39,16 @@ func TestSignInRoundTrip(t *testing.T) {
 		h := newH()
 		b := h.browser()
 		// The first navigation goes to the provider.
-		first := b.do(http.MethodGet, h.site.URL+"/reports?year=2026", nil, true)
-		if first.status != http.StatusFound || !strings.HasPrefix(first.header.Get("Location"), h.idpSrv.URL) {
-			t.Fatalf("navigation without session: %d Location %q, want 302 to the provider", first.status, first.header.Get("Location"))
+		first := b.Do(http.MethodGet, h.site.URL+"/reports?year=2026", nil, true)
+		if first.Status != http.StatusFound || !strings.HasPrefix(first.Header.Get("Location"), h.idpSrv.URL) {
+			t.Fatalf("navigation without session: %d Location %q, want 302 to the provider", first.Status, first.Header.Get("Location"))
 		}
-		loc, _ := url.Parse(first.header.Get("Location"))
+		loc, _ := url.Parse(first.Header.Get("Location"))
 		q := loc.Query()
 		if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("state") == "" || q.Get("nonce") == "" {
 			t.Errorf("authorization request lacks PKCE S256, state or nonce: %s", loc.RawQuery)
 		}
-		e, _ := b.login("alice", "/reports?year=2026")
+		e := b.login("alice", "/reports?year=2026")
 		if e.Path != "/reports?year=2026" {
 			t.Errorf("returned to %q, want /reports?year=2026", e.Path)
 		}
@@ -64,10 +65,10 @@ func TestSignInRoundTrip(t *testing.T) {
 		}
 		// A signed-in request with spoofed identity headers: the upstream
 		// sees only ours.
-		p := b.do(http.MethodGet, h.site.URL+"/x", nil, false,
+		p := b.Do(http.MethodGet, h.site.URL+"/x", nil, false,
 			"X-Forwarded-User", "bob", "X_Forwarded_Email", "bob@example.com", "x-forwarded-groups", "gatehouse-admins,root")
-		if p.status != http.StatusOK {
-			t.Fatalf("signed-in API request: %d %s", p.status, p.body)
+		if p.Status != http.StatusOK {
+			t.Fatalf("signed-in API request: %d %s", p.Status, p.Body)
 		}
 		e = parseEcho(t, p)
 		if got := e.Headers[HeaderUser]; len(got) != 1 || got[0] != "alice" {
@@ -116,13 +117,13 @@ func TestUnauthenticatedAPIGets401(t *testing.T) {
 			{http.MethodGet, []string{"Accept", "text/html", "Sec-Fetch-Mode", "cors"}},
 			{http.MethodGet, []string{"Accept", "text/html", "X-Requested-With", "XMLHttpRequest"}},
 		} {
-			p := b.do(tc.method, h.site.URL+"/api/data?x=1", nil, false, tc.hdr...)
-			if p.status != http.StatusUnauthorized {
-				t.Errorf("%s with %v: status %d, want 401", tc.method, tc.hdr, p.status)
+			p := b.Do(tc.method, h.site.URL+"/api/data?x=1", nil, false, tc.hdr...)
+			if p.Status != http.StatusUnauthorized {
+				t.Errorf("%s with %v: status %d, want 401", tc.method, tc.hdr, p.Status)
 				continue
 			}
 			var body map[string]string
-			mustJSON(t, p.body, &body)
+			mustJSON(t, p.Body, &body)
 			if body["error"] != "unauthenticated" || body["login_url"] != "/.gatehouse/login?rd=%2Fapi%2Fdata%3Fx%3D1" {
 				t.Errorf("401 body = %v", body)
 			}
@@ -143,12 +144,12 @@ func TestBadCookies(t *testing.T) {
 		} {
 			t.Run(name, func(t *testing.T) {
 				b := h.browser()
-				b.setCookie("gatehouse", v)
-				if p := b.do(http.MethodGet, h.site.URL+"/", nil, true); p.status != http.StatusFound {
-					t.Errorf("navigation: status %d, want 302", p.status)
+				b.SetCookie(h.site.URL, "gatehouse", v)
+				if p := b.Do(http.MethodGet, h.site.URL+"/", nil, true); p.Status != http.StatusFound {
+					t.Errorf("navigation: status %d, want 302", p.Status)
 				}
-				if p := b.do(http.MethodGet, h.site.URL+"/", nil, false); p.status != http.StatusUnauthorized {
-					t.Errorf("API: status %d, want 401", p.status)
+				if p := b.Do(http.MethodGet, h.site.URL+"/", nil, false); p.Status != http.StatusUnauthorized {
+					t.Errorf("API: status %d, want 401", p.Status)
 				}
 			})
 		}
@@ -157,8 +158,8 @@ func TestBadCookies(t *testing.T) {
 
 // startLogin navigates to the site and returns the provider's login page,
 // leaving the state cookie in the browser.
-func startLogin(b *browser, path string) page {
-	return b.follow(b.h.site.URL + path)
+func startLogin(b *browser, path string) testflow.Page {
+	return b.Follow(b.h.site.URL + path)
 }
 
 func TestTamperedAndReplayedCallbacks(t *testing.T) {
@@ -169,28 +170,28 @@ func TestTamperedAndReplayedCallbacks(t *testing.T) {
 			b := h.browser()
 			p := startLogin(b, "/")
 			// Stop at the callback to change its state.
-			b.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			b.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 			cb := callbackURL(t, b, p, "alice")
 			u, _ := url.Parse(cb)
 			q := u.Query()
 			q.Set("state", q.Get("state")+"x")
 			u.RawQuery = q.Encode()
-			r := b.do(http.MethodGet, u.String(), nil, true)
+			r := b.Do(http.MethodGet, u.String(), nil, true)
 			assertFailed(t, h, b, r, activity.ReasonStateMismatch)
 		})
 		t.Run("replayed callback", func(t *testing.T) {
 			b := h.browser()
 			p := startLogin(b, "/")
 			cb := callbackURL(t, b, p, "alice")
-			stateCookies := b.jar.Cookies(mustURL(cb))
-			if r := b.do(http.MethodGet, cb, nil, true); r.status != http.StatusFound {
-				t.Fatalf("first callback: %d %s", r.status, r.body)
+			stateCookies := b.Jar.Cookies(mustURL(cb))
+			if r := b.Do(http.MethodGet, cb, nil, true); r.Status != http.StatusFound {
+				t.Fatalf("first callback: %d %s", r.Status, r.Body)
 			}
 			// An attacker who saw the callback URL and the state cookie
 			// replays both in a fresh browser.
 			b2 := h.browser()
-			b2.jar.SetCookies(mustURL(cb), stateCookies)
-			r := b2.do(http.MethodGet, cb, nil, true)
+			b2.Jar.SetCookies(mustURL(cb), stateCookies)
+			r := b2.Do(http.MethodGet, cb, nil, true)
 			assertFailed(t, h, b2, r, activity.ReasonStateMismatch)
 		})
 		t.Run("callback without the browser's state cookie", func(t *testing.T) {
@@ -198,73 +199,50 @@ func TestTamperedAndReplayedCallbacks(t *testing.T) {
 			p := startLogin(b, "/")
 			cb := callbackURL(t, b, p, "alice")
 			victim := h.browser()
-			r := victim.do(http.MethodGet, cb, nil, true)
+			r := victim.Do(http.MethodGet, cb, nil, true)
 			assertFailed(t, h, victim, r, activity.ReasonStateMismatch)
 		})
 		t.Run("replayed code with a fresh state", func(t *testing.T) {
 			b := h.browser()
 			p := startLogin(b, "/")
 			cb := callbackURL(t, b, p, "alice")
-			if r := b.do(http.MethodGet, cb, nil, true); r.status != http.StatusFound {
-				t.Fatalf("first callback: %d", r.status)
+			if r := b.Do(http.MethodGet, cb, nil, true); r.Status != http.StatusFound {
+				t.Fatalf("first callback: %d", r.Status)
 			}
 			oldCode := mustURL(cb).Query().Get("code")
 			// Start a new sign-in to get a valid state, then hand the old
 			// code in with it.
 			b2 := h.browser()
-			first := b2.do(http.MethodGet, h.site.URL+"/", nil, true)
-			state := mustURL(first.header.Get("Location")).Query().Get("state")
-			r := b2.do(http.MethodGet, h.site.URL+"/.gatehouse/callback?code="+url.QueryEscape(oldCode)+"&state="+url.QueryEscape(state), nil, true)
+			first := b2.Do(http.MethodGet, h.site.URL+"/", nil, true)
+			state := mustURL(first.Header.Get("Location")).Query().Get("state")
+			r := b2.Do(http.MethodGet, h.site.URL+"/.gatehouse/callback?code="+url.QueryEscape(oldCode)+"&state="+url.QueryEscape(state), nil, true)
 			assertFailed(t, h, b2, r, activity.ReasonIDPError)
 		})
 		t.Run("provider error", func(t *testing.T) {
 			b := h.browser()
-			first := b.do(http.MethodGet, h.site.URL+"/", nil, true)
-			state := mustURL(first.header.Get("Location")).Query().Get("state")
-			r := b.do(http.MethodGet, h.site.URL+"/.gatehouse/callback?error=access_denied&state="+url.QueryEscape(state), nil, true)
+			first := b.Do(http.MethodGet, h.site.URL+"/", nil, true)
+			state := mustURL(first.Header.Get("Location")).Query().Get("state")
+			r := b.Do(http.MethodGet, h.site.URL+"/.gatehouse/callback?error=access_denied&state="+url.QueryEscape(state), nil, true)
 			assertFailed(t, h, b, r, activity.ReasonIDPError)
 		})
 		t.Run("garbage state cookie", func(t *testing.T) {
 			b := h.browser()
-			first := b.do(http.MethodGet, h.site.URL+"/", nil, true)
-			state := mustURL(first.header.Get("Location")).Query().Get("state")
+			first := b.Do(http.MethodGet, h.site.URL+"/", nil, true)
+			state := mustURL(first.Header.Get("Location")).Query().Get("state")
 			cbURL := h.site.URL + "/.gatehouse/callback?code=x&state=" + url.QueryEscape(state)
-			for _, c := range b.jar.Cookies(mustURL(cbURL)) {
+			for _, c := range b.Jar.Cookies(mustURL(cbURL)) {
 				if strings.HasPrefix(c.Name, "gatehouse_login_") {
-					b.jar.SetCookies(mustURL(cbURL), []*http.Cookie{{Name: c.Name, Value: "AAAA" + c.Value[4:], Path: "/.gatehouse/callback"}})
+					b.Jar.SetCookies(mustURL(cbURL), []*http.Cookie{{Name: c.Name, Value: "AAAA" + c.Value[4:], Path: "/.gatehouse/callback"}})
 				}
 			}
-			r := b.do(http.MethodGet, cbURL, nil, true)
+			r := b.Do(http.MethodGet, cbURL, nil, true)
 			assertFailed(t, h, b, r, activity.ReasonStateMismatch)
 		})
 	})
 }
 
-// callbackURL signs in at the provider and returns the callback URL it
-// sends the browser to, without visiting it.
-func callbackURL(t *testing.T, b *browser, p page, user string) string {
-	t.Helper()
-	a := formAction.FindStringSubmatch(p.body)
-	id := formID.FindStringSubmatch(p.body)
-	if a == nil || id == nil {
-		t.Fatalf("no login form: %.200s", p.body)
-	}
-	action := b.resolve(p.url, strings.ReplaceAll(a[1], "&amp;", "&"))
-	r := b.do(http.MethodPost, action, url.Values{"id": {strings.ReplaceAll(id[1], "&amp;", "&")}, "username": {user}, "password": {"demo"}}, true)
-	u := action
-	for range 10 {
-		loc := r.header.Get("Location")
-		if loc == "" {
-			t.Fatalf("provider stopped at %s with %d: %.200s", u, r.status, r.body)
-		}
-		u = b.resolve(u, loc)
-		if strings.Contains(u, "/.gatehouse/callback") {
-			return u
-		}
-		r = b.do(http.MethodGet, u, nil, true)
-	}
-	t.Fatal("no callback")
-	return ""
+func callbackURL(t *testing.T, b *browser, p testflow.Page, user string) string {
+	return b.CallbackURL(p, user)
 }
 
 func mustURL(s string) *url.URL {
@@ -277,16 +255,16 @@ func mustURL(s string) *url.URL {
 
 // assertFailed checks a refused callback: 400 page, a login_failed event
 // with reason, no session cookie, and no automatic restart of sign-in.
-func assertFailed(t *testing.T, h *harness, b *browser, r page, reason string) {
+func assertFailed(t *testing.T, h *harness, b *browser, r testflow.Page, reason string) {
 	t.Helper()
-	if r.status != http.StatusBadRequest {
-		t.Errorf("status %d, want 400 (body %.200s)", r.status, r.body)
+	if r.Status != http.StatusBadRequest {
+		t.Errorf("status %d, want 400 (body %.200s)", r.Status, r.Body)
 	}
-	if loc := r.header.Get("Location"); loc != "" {
+	if loc := r.Header.Get("Location"); loc != "" {
 		t.Errorf("failed callback redirects to %q; it must not restart sign-in", loc)
 	}
-	if !strings.Contains(r.body, "Sign-in failed") {
-		t.Errorf("failure page lacks its title: %.200s", r.body)
+	if !strings.Contains(r.Body, "Sign-in failed") {
+		t.Errorf("failure page lacks its title: %.200s", r.Body)
 	}
 	if c := b.cookie("gatehouse"); c != "" {
 		t.Errorf("failed callback left a session cookie")
@@ -323,7 +301,7 @@ func TestIDTokenChecks(t *testing.T) {
 				b := h.browser()
 				p := startLogin(b, "/")
 				cb := callbackURL(t, b, p, "alice")
-				r := b.do(http.MethodGet, cb, nil, true)
+				r := b.Do(http.MethodGet, cb, nil, true)
 				assertFailed(t, h, b, r, activity.ReasonTokenInvalid)
 			})
 		}
@@ -333,8 +311,8 @@ func TestIDTokenChecks(t *testing.T) {
 			b := h.browser()
 			p := startLogin(b, "/")
 			cb := callbackURL(t, b, p, "alice")
-			if r := b.do(http.MethodGet, cb, nil, true); r.status != http.StatusFound {
-				t.Fatalf("re-signed genuine token refused: %d %s", r.status, r.body)
+			if r := b.Do(http.MethodGet, cb, nil, true); r.Status != http.StatusFound {
+				t.Fatalf("re-signed genuine token refused: %d %s", r.Status, r.Body)
 			}
 		})
 	})
@@ -345,15 +323,15 @@ func TestReturnURLStaysOnSite(t *testing.T) {
 		h := newH()
 		for _, rd := range []string{"https://evil.example/", "//evil.example", "/\\evil.example", "/%2F%2Fevil.example"} {
 			b := h.browser()
-			p := b.follow(h.site.URL + "/.gatehouse/login?rd=" + url.QueryEscape(rd))
-			final, _ := b.submitLogin(p, "bob", "demo")
+			p := b.Follow(h.site.URL + "/.gatehouse/login?rd=" + url.QueryEscape(rd))
+			final, _ := b.SubmitLogin(p, "bob", "demo")
 			if e := parseEcho(t, final); e.Path != "/" {
 				t.Errorf("rd=%q: returned to %q, want /", rd, e.Path)
 			}
 		}
 		b := h.browser()
-		p := b.follow(h.site.URL + "/.gatehouse/login?rd=" + url.QueryEscape("/docs?a=1"))
-		final, _ := b.submitLogin(p, "bob", "demo")
+		p := b.Follow(h.site.URL + "/.gatehouse/login?rd=" + url.QueryEscape("/docs?a=1"))
+		final, _ := b.SubmitLogin(p, "bob", "demo")
 		if e := parseEcho(t, final); e.Path != "/docs?a=1" {
 			t.Errorf("rd=/docs?a=1: returned to %q", e.Path)
 		}
@@ -366,9 +344,9 @@ func TestNotAllowedUserRefusedAtCallback(t *testing.T) {
 		b := h.browser()
 		p := startLogin(b, "/")
 		cb := callbackURL(t, b, p, "bob")
-		r := b.do(http.MethodGet, cb, nil, true)
-		if r.status != http.StatusForbidden {
-			t.Errorf("status %d, want 403", r.status)
+		r := b.Do(http.MethodGet, cb, nil, true)
+		if r.Status != http.StatusForbidden {
+			t.Errorf("status %d, want 403", r.Status)
 		}
 		if b.cookie("gatehouse") != "" {
 			t.Error("refused user got a session cookie")
@@ -395,8 +373,8 @@ func TestIdleTimeoutAndLifetime(t *testing.T) {
 		// over; alice is away and comes back after 12 minutes.
 		for i := range 7 {
 			h.clock.Add(4 * time.Minute)
-			if p := active.do(http.MethodGet, h.site.URL+"/work", nil, false); p.status != http.StatusOK {
-				t.Fatalf("active session refused after %d min: %d", 4*(i+1), p.status)
+			if p := active.Do(http.MethodGet, h.site.URL+"/work", nil, false); p.Status != http.StatusOK {
+				t.Fatalf("active session refused after %d min: %d", 4*(i+1), p.Status)
 			}
 			// Let the background writer record the access.
 			waitFor(t, "touch", func() bool {
@@ -404,9 +382,9 @@ func TestIdleTimeoutAndLifetime(t *testing.T) {
 				return err == nil && !s.LastAccess.Before(h.clock.Now().Add(-time.Second))
 			})
 			if i == 2 {
-				p := idle.do(http.MethodGet, h.site.URL+"/", nil, true)
-				if p.status != http.StatusFound || !strings.HasPrefix(p.header.Get("Location"), h.idpSrv.URL) {
-					t.Errorf("idle session: status %d Location %q, want 302 to sign-in", p.status, p.header.Get("Location"))
+				p := idle.Do(http.MethodGet, h.site.URL+"/", nil, true)
+				if p.Status != http.StatusFound || !strings.HasPrefix(p.Header.Get("Location"), h.idpSrv.URL) {
+					t.Errorf("idle session: status %d Location %q, want 302 to sign-in", p.Status, p.Header.Get("Location"))
 				}
 				if _, err := h.store.Get(context.Background(), idleID); !errors.Is(err, session.ErrNotFound) {
 					t.Errorf("idle session still in store: %v", err)
@@ -419,8 +397,8 @@ func TestIdleTimeoutAndLifetime(t *testing.T) {
 		}
 		// Past the maximum lifetime even the active session ends.
 		h.clock.Add(3 * time.Minute)
-		if p := active.do(http.MethodGet, h.site.URL+"/work", nil, false); p.status != http.StatusUnauthorized {
-			t.Errorf("session past max lifetime: status %d, want 401", p.status)
+		if p := active.Do(http.MethodGet, h.site.URL+"/work", nil, false); p.Status != http.StatusUnauthorized {
+			t.Errorf("session past max lifetime: status %d, want 401", p.Status)
 		}
 		if ev := h.eventsOf(activity.ExpiredLifetime); len(ev) != 1 || ev[0].User != "bob" {
 			t.Errorf("session_expired_lifetime events = %+v", ev)
@@ -441,7 +419,7 @@ func TestSweepRecordsExpiryWithoutARequest(t *testing.T) {
 			t.Fatalf("after sweep: session_expired_idle events = %+v", ev)
 		}
 		// The browser coming back later records nothing twice.
-		b.do(http.MethodGet, h.site.URL+"/", nil, false)
+		b.Do(http.MethodGet, h.site.URL+"/", nil, false)
 		if ev := h.eventsOf(activity.ExpiredIdle); len(ev) != 1 {
 			t.Errorf("expiry recorded %d times", len(ev))
 		}
@@ -454,10 +432,10 @@ func TestLogout(t *testing.T) {
 		b := h.browser()
 		b.login("alice", "/")
 		id := b.sessionID()
-		r := b.do(http.MethodPost, h.site.URL+"/.gatehouse/logout", url.Values{}, true, "Origin", h.site.URL)
-		loc := r.header.Get("Location")
-		if r.status != http.StatusFound || !strings.HasPrefix(loc, h.idpSrv.URL) {
-			t.Fatalf("logout: %d to %q, want 302 to the provider's end_session", r.status, loc)
+		r := b.Do(http.MethodPost, h.site.URL+"/.gatehouse/logout", url.Values{}, true, "Origin", h.site.URL)
+		loc := r.Header.Get("Location")
+		if r.Status != http.StatusFound || !strings.HasPrefix(loc, h.idpSrv.URL) {
+			t.Fatalf("logout: %d to %q, want 302 to the provider's end_session", r.Status, loc)
 		}
 		q := mustURL(loc).Query()
 		if q.Get("id_token_hint") == "" || q.Get("post_logout_redirect_uri") != h.site.URL+"/.gatehouse/signed-out" {
@@ -466,17 +444,17 @@ func TestLogout(t *testing.T) {
 		if _, err := h.store.Get(context.Background(), id); !errors.Is(err, session.ErrNotFound) {
 			t.Errorf("session survived logout: %v", err)
 		}
-		final := b.follow(loc)
-		if final.status != http.StatusOK || !strings.Contains(final.body, "Signed out") {
-			t.Errorf("after provider logout: %d %.200s", final.status, final.body)
+		final := b.Follow(loc)
+		if final.Status != http.StatusOK || !strings.Contains(final.Body, "Signed out") {
+			t.Errorf("after provider logout: %d %.200s", final.Status, final.Body)
 		}
 		if ev := h.eventsOf(activity.Logout); len(ev) != 1 || ev[0].SessionID != id || ev[0].Actor != "alice@example.com" {
 			t.Errorf("logout events = %+v", ev)
 		}
 		// The provider's session ended too: the next sign-in asks again.
-		p := b.follow(h.site.URL + "/")
-		if !formAction.MatchString(p.body) {
-			t.Errorf("after logout the provider signed in silently: %.200s", p.body)
+		p := b.Follow(h.site.URL + "/")
+		if !testflow.FormAction.MatchString(p.Body) {
+			t.Errorf("after logout the provider signed in silently: %.200s", p.Body)
 		}
 	})
 }
@@ -487,13 +465,13 @@ func TestCrossSiteLogoutNeedsConfirmation(t *testing.T) {
 		b := h.browser()
 		b.login("alice", "/")
 		id := b.sessionID()
-		r := b.do(http.MethodGet, h.site.URL+"/.gatehouse/logout", nil, true, "Sec-Fetch-Site", "cross-site")
-		if r.status != http.StatusOK || !strings.Contains(r.body, `method="post"`) {
-			t.Errorf("cross-site GET logout: %d, want a confirmation form", r.status)
+		r := b.Do(http.MethodGet, h.site.URL+"/.gatehouse/logout", nil, true, "Sec-Fetch-Site", "cross-site")
+		if r.Status != http.StatusOK || !strings.Contains(r.Body, `method="post"`) {
+			t.Errorf("cross-site GET logout: %d, want a confirmation form", r.Status)
 		}
-		r = b.do(http.MethodPost, h.site.URL+"/.gatehouse/logout", url.Values{}, true, "Origin", "https://evil.example")
-		if r.status != http.StatusForbidden {
-			t.Errorf("cross-origin POST logout: %d, want 403", r.status)
+		r = b.Do(http.MethodPost, h.site.URL+"/.gatehouse/logout", url.Values{}, true, "Origin", "https://evil.example")
+		if r.Status != http.StatusForbidden {
+			t.Errorf("cross-origin POST logout: %d, want 403", r.Status)
 		}
 		if _, err := h.store.Get(context.Background(), id); err != nil {
 			t.Errorf("session ended by a cross-site request: %v", err)
@@ -513,8 +491,8 @@ func TestBackchannelLogout(t *testing.T) {
 		if _, err := h.store.Get(context.Background(), id); !errors.Is(err, session.ErrNotFound) {
 			t.Errorf("session survived back-channel logout: %v", err)
 		}
-		if p := b.do(http.MethodGet, h.site.URL+"/", nil, false); p.status != http.StatusUnauthorized {
-			t.Errorf("request after back-channel logout: %d, want 401", p.status)
+		if p := b.Do(http.MethodGet, h.site.URL+"/", nil, false); p.Status != http.StatusUnauthorized {
+			t.Errorf("request after back-channel logout: %d, want 401", p.Status)
 		}
 		if ev := h.eventsOf(activity.BackchannelLogout); len(ev) != 1 {
 			t.Errorf("backchannel_logout events = %+v", ev)
@@ -528,9 +506,9 @@ func TestBackchannelLogout(t *testing.T) {
 				"sub": "bob", "events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}}),
 			"no event": mustSign(t, h, map[string]any{"iss": h.idpSrv.URL, "aud": "site", "iat": time.Now().Unix(), "jti": "3", "sub": "bob"}),
 		} {
-			r := b.do(http.MethodPost, h.site.URL+"/.gatehouse/backchannel-logout", url.Values{"logout_token": {tok}}, false)
-			if r.status != http.StatusBadRequest {
-				t.Errorf("%s logout token: status %d, want 400", name, r.status)
+			r := b.Do(http.MethodPost, h.site.URL+"/.gatehouse/backchannel-logout", url.Values{"logout_token": {tok}}, false)
+			if r.Status != http.StatusBadRequest {
+				t.Errorf("%s logout token: status %d, want 400", name, r.Status)
 			}
 		}
 	})
@@ -549,13 +527,13 @@ func TestForwardAuth(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
 		h := newH()
 		b := h.browser()
-		if r := b.do(http.MethodGet, h.site.URL+"/.gatehouse/auth", nil, false); r.status != http.StatusUnauthorized {
-			t.Errorf("forward-auth without session: %d, want 401", r.status)
+		if r := b.Do(http.MethodGet, h.site.URL+"/.gatehouse/auth", nil, false); r.Status != http.StatusUnauthorized {
+			t.Errorf("forward-auth without session: %d, want 401", r.Status)
 		}
 		b.login("bob", "/")
-		r := b.do(http.MethodGet, h.site.URL+"/.gatehouse/auth", nil, false)
-		if r.status != http.StatusOK || r.header.Get(HeaderUser) != "bob" || r.header.Get(HeaderEmail) != "bob@example.com" {
-			t.Errorf("forward-auth: %d %v", r.status, r.header)
+		r := b.Do(http.MethodGet, h.site.URL+"/.gatehouse/auth", nil, false)
+		if r.Status != http.StatusOK || r.Header.Get(HeaderUser) != "bob" || r.Header.Get(HeaderEmail) != "bob@example.com" {
+			t.Errorf("forward-auth: %d %v", r.Status, r.Header)
 		}
 	})
 }

@@ -2,19 +2,12 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
-	"html"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +18,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 	"github.com/gatehouse-proxy/gatehouse/internal/devidp"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
+	"github.com/gatehouse-proxy/gatehouse/internal/testflow"
 )
 
 // backend is what the flow tests need of a store.
@@ -222,160 +216,24 @@ func (h *harness) eventsOf(typ string) []activity.Event {
 	return out
 }
 
-// browser is an HTTP client that behaves like one: a cookie jar, HTML
-// Accept headers on navigations, and manual redirects so tests can look at
-// each hop.
+// browser is a testflow browser on the harness's site.
 type browser struct {
-	h      *harness
-	jar    *cookiejar.Jar
-	client *http.Client
-	ua     string
+	*testflow.Browser
+	h *harness
 }
 
 func (h *harness) browser() *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{h: h, jar: jar, ua: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", client: &http.Client{
-		Jar:           jar,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       10 * time.Second,
-	}}
-}
-
-type page struct {
-	status int
-	url    string
-	header http.Header
-	body   string
-}
-
-// do sends one request as a browser navigation (or not) and reads the
-// answer.
-func (b *browser) do(method, u string, form url.Values, nav bool, hdr ...string) page {
-	b.h.t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequest(method, u, body)
-	if err != nil {
-		b.h.t.Fatal(err)
-	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	req.Header.Set("User-Agent", b.ua)
-	if nav {
-		req.Header.Set("Accept", "text/html,application/xhtml+xml")
-	} else {
-		req.Header.Set("Accept", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.h.t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return page{status: resp.StatusCode, url: u, header: resp.Header, body: string(data)}
-}
-
-// follow navigates to u and follows redirects, returning the last page.
-func (b *browser) follow(u string) page {
-	b.h.t.Helper()
-	for range 20 {
-		p := b.do(http.MethodGet, u, nil, true)
-		if p.status < 300 || p.status >= 400 {
-			return p
-		}
-		u = b.resolve(u, p.header.Get("Location"))
-	}
-	b.h.t.Fatal("too many redirects")
-	return page{}
-}
-
-func (b *browser) resolve(base, ref string) string {
-	bu, _ := url.Parse(base)
-	ru, err := url.Parse(ref)
-	if err != nil {
-		b.h.t.Fatalf("bad Location %q: %v", ref, err)
-	}
-	return bu.ResolveReference(ru).String()
-}
-
-var (
-	formAction = regexp.MustCompile(`<form method="post" action="([^"]*)"`)
-	formID     = regexp.MustCompile(`name="id" value="([^"]*)"`)
-)
-
-// submitLogin fills the provider's login form on p and follows the
-// redirects; it returns the final page and the callback URL it passed.
-func (b *browser) submitLogin(p page, user, password string) (page, string) {
-	b.h.t.Helper()
-	a := formAction.FindStringSubmatch(p.body)
-	id := formID.FindStringSubmatch(p.body)
-	if a == nil || id == nil {
-		b.h.t.Fatalf("no login form at %s (status %d): %.300s", p.url, p.status, p.body)
-	}
-	action := b.resolve(p.url, html.UnescapeString(a[1]))
-	resp := b.do(http.MethodPost, action, url.Values{"id": {html.UnescapeString(id[1])}, "username": {user}, "password": {password}}, true)
-	u := action
-	var callback string
-	for range 20 {
-		if resp.status < 300 || resp.status >= 400 {
-			return resp, callback
-		}
-		u = b.resolve(u, resp.header.Get("Location"))
-		if strings.Contains(u, "/.gatehouse/callback") {
-			callback = u
-		}
-		resp = b.do(http.MethodGet, u, nil, true)
-	}
-	b.h.t.Fatal("too many redirects after login")
-	return page{}, ""
+	return &browser{Browser: testflow.New(h.t), h: h}
 }
 
 // login signs the browser in as user, starting at path, and returns the
 // upstream's echo.
-func (b *browser) login(user, path string) (echo, string) {
+func (b *browser) login(user, path string) echo {
 	b.h.t.Helper()
-	p := b.follow(b.h.site.URL + path)
-	final, callback := b.submitLogin(p, user, "demo")
-	if final.status != http.StatusOK {
-		b.h.t.Fatalf("after login: status %d: %.300s", final.status, final.body)
-	}
-	return parseEcho(b.h.t, final), callback
+	return parseEcho(b.h.t, b.Login(b.h.site.URL, path, user))
 }
 
-type echo struct {
-	Path    string              `json:"path"`
-	Headers map[string][]string `json:"headers"`
-}
-
-func parseEcho(t *testing.T, p page) echo {
-	t.Helper()
-	var e echo
-	if err := json.Unmarshal([]byte(p.body), &e); err != nil {
-		t.Fatalf("not an upstream echo (status %d): %.300s", p.status, p.body)
-	}
-	return e
-}
-
-func (b *browser) cookie(name string) string {
-	u, _ := url.Parse(b.h.site.URL)
-	for _, c := range b.jar.Cookies(u) {
-		if c.Name == name {
-			return c.Value
-		}
-	}
-	return ""
-}
-
-func (b *browser) setCookie(name, value string) {
-	u, _ := url.Parse(b.h.site.URL)
-	b.jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
-}
+func (b *browser) cookie(name string) string { return b.Cookie(b.h.site.URL, name) }
 
 // sessionID is the id of the browser's current session.
 func (b *browser) sessionID() string {
@@ -386,6 +244,20 @@ func (b *browser) sessionID() string {
 	return id
 }
 
+type echo struct {
+	Path    string              `json:"path"`
+	Headers map[string][]string `json:"headers"`
+}
+
+func parseEcho(t *testing.T, p testflow.Page) echo {
+	t.Helper()
+	var e echo
+	if err := json.Unmarshal([]byte(p.Body), &e); err != nil {
+		t.Fatalf("not an upstream echo (status %d): %.300s", p.Status, p.Body)
+	}
+	return e
+}
+
 func mustJSON(t *testing.T, s string, v any) {
 	t.Helper()
 	if err := json.NewDecoder(bytes.NewReader([]byte(s))).Decode(v); err != nil {
@@ -393,17 +265,4 @@ func mustJSON(t *testing.T, s string, v any) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
-var _ = fmt.Sprintf
-var _ = context.Background
+var waitFor = testflow.WaitFor

@@ -97,24 +97,24 @@ func TestStoreUnavailable(t *testing.T) {
 	h := newHarness(t, func(t *testing.T, now func() time.Time) backend { return newRedisStore(t, srv.Addr(), now) })
 	b := h.browser()
 	b.login("bob", "/")
-	if p := b.do(http.MethodGet, h.site.URL+"/x", nil, false); p.status != http.StatusOK {
-		t.Fatalf("before: %d", p.status)
+	if p := b.Do(http.MethodGet, h.site.URL+"/x", nil, false); p.Status != http.StatusOK {
+		t.Fatalf("before: %d", p.Status)
 	}
 	srv.Stop()
-	if p := b.do(http.MethodGet, h.site.URL+"/x", nil, false); p.status != http.StatusOK {
-		t.Errorf("cached session with Redis down: %d, want 200", p.status)
+	if p := b.Do(http.MethodGet, h.site.URL+"/x", nil, false); p.Status != http.StatusOK {
+		t.Errorf("cached session with Redis down: %d, want 200", p.Status)
 	}
 	h.clock.Add(6 * time.Second) // past cache_ttl
-	p := b.do(http.MethodGet, h.site.URL+"/x", nil, false)
-	if p.status != http.StatusServiceUnavailable || p.header.Get("Retry-After") == "" {
-		t.Errorf("uncached session with Redis down: %d Retry-After %q, want 503 with Retry-After", p.status, p.header.Get("Retry-After"))
+	p := b.Do(http.MethodGet, h.site.URL+"/x", nil, false)
+	if p.Status != http.StatusServiceUnavailable || p.Header.Get("Retry-After") == "" {
+		t.Errorf("uncached session with Redis down: %d Retry-After %q, want 503 with Retry-After", p.Status, p.Header.Get("Retry-After"))
 	}
-	if p := b.do(http.MethodGet, h.site.URL+"/x", nil, true); p.status != http.StatusServiceUnavailable {
-		t.Errorf("navigation with Redis down: %d, want 503 (not a redirect to sign in)", p.status)
+	if p := b.Do(http.MethodGet, h.site.URL+"/x", nil, true); p.Status != http.StatusServiceUnavailable {
+		t.Errorf("navigation with Redis down: %d, want 503 (not a redirect to sign in)", p.Status)
 	}
 	srv.Restart()
 	waitFor(t, "service back", func() bool {
-		return b.do(http.MethodGet, h.site.URL+"/x", nil, false).status == http.StatusOK
+		return b.Do(http.MethodGet, h.site.URL+"/x", nil, false).Status == http.StatusOK
 	})
 }
 
