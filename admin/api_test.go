@@ -292,6 +292,11 @@ func TestListValidation(t *testing.T) {
 		{"/api/events?type=login_succeeded,bogus", 400},
 		{"/api/events?type=LOGIN_SUCCEEDED", 400},
 		{"/api/me/sessions?limit=1001", 400},
+		// Garbled cursors are the caller's mistake, not a server error.
+		{"/api/sessions?cursor=not-a-cursor", 400},
+		{"/api/sessions?cursor=bDEyMw", 400},
+		{"/api/users?cursor=%21%21", 400},
+		{"/api/events?cursor=zzzz", 400},
 	}
 	for _, tt := range tests {
 		w := e.do(req{as: e.alice, method: "GET", path: tt.path})

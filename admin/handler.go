@@ -2,10 +2,8 @@ package admin
 
 import (
 	"crypto/subtle"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/gateway"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
@@ -105,7 +103,7 @@ func safeMethod(m string) bool {
 // leaked to another site must still not work from there.
 func csrfOK(r *http.Request, token string, form bool) bool {
 	if o := r.Header.Get("Origin"); o != "" {
-		if !sameOrigin(o, r) {
+		if !gateway.SameOrigin(o, r) {
 			return false
 		}
 	} else if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
@@ -125,37 +123,4 @@ func csrfOK(r *http.Request, token string, form bool) bool {
 
 func tokenEqual(got, want string) bool {
 	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
-}
-
-// sameOrigin compares an Origin header with the site's own origin: scheme
-// from the connection, host from the Host header, default ports ignored
-// on both sides (browsers omit them in Origin, clients vary in Host).
-func sameOrigin(origin string, r *http.Request) bool {
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || u.Path != "" || u.User != nil {
-		return false
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if !strings.EqualFold(u.Scheme, scheme) {
-		return false
-	}
-	return hostPort(u.Host, scheme) == hostPort(r.Host, scheme)
-}
-
-func hostPort(host, scheme string) string {
-	host = strings.ToLower(host)
-	h, port, err := net.SplitHostPort(host)
-	if err != nil {
-		return host
-	}
-	if scheme == "http" && port == "80" || scheme == "https" && port == "443" {
-		if strings.Contains(h, ":") {
-			return "[" + h + "]"
-		}
-		return h
-	}
-	return host
 }

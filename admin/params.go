@@ -25,7 +25,7 @@ func badf(format string, args ...any) error {
 
 func isBadRequest(err error) bool {
 	var b *badRequest
-	return errors.As(err, &b)
+	return errors.As(err, &b) || errors.Is(err, session.ErrInvalidQuery) || errors.Is(err, activity.ErrInvalidCursor)
 }
 
 // maxParam bounds every query value: filters are short, and a cursor or

@@ -5,9 +5,14 @@ package activity
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 )
+
+// ErrInvalidCursor means a cursor is not one the store made: the caller's
+// input is wrong (a 400, not a 500).
+var ErrInvalidCursor = errors.New("invalid event cursor")
 
 // Event types. Session ends use the same names as session.End* constants.
 const (

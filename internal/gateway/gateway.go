@@ -200,11 +200,10 @@ func (g *Gateway) touch(r *http.Request, s *session.Session, ip netip.Addr, now 
 			a.Location = &loc
 		}
 	}
-	if ua := r.UserAgent(); ua != s.UserAgent && !(len(ua) > 512 && ua[:512] == s.UserAgent) {
-		dev := g.rt.describe(ua)
-		if dev.UserAgent != s.UserAgent {
-			a.Device = &dev
-		}
+	// describe clips and caches; comparing its output spares a device
+	// update on every touch for long User-Agents.
+	if dev := g.rt.describe(r.UserAgent()); dev.UserAgent != s.UserAgent {
+		a.Device = &dev
 	}
 	g.rt.queueTouch(s, a)
 }
@@ -386,4 +385,37 @@ func WithViewer(ctx context.Context, v *Viewer) context.Context {
 func ViewerFrom(ctx context.Context) *Viewer {
 	v, _ := ctx.Value(contextKey{}).(*Viewer)
 	return v
+}
+
+// SameOrigin compares an Origin header with the site's own origin: scheme
+// from the connection, host from the Host header, default ports ignored
+// on both sides (browsers omit them in Origin, clients vary in Host).
+func SameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.Path != "" || u.User != nil {
+		return false
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if !strings.EqualFold(u.Scheme, scheme) {
+		return false
+	}
+	return hostPort(u.Host, scheme) == hostPort(r.Host, scheme)
+}
+
+func hostPort(host, scheme string) string {
+	host = strings.ToLower(host)
+	h, port, err := net.SplitHostPort(host)
+	if err != nil {
+		return host
+	}
+	if scheme == "http" && port == "80" || scheme == "https" && port == "443" {
+		if strings.Contains(h, ":") {
+			return "[" + h + "]"
+		}
+		return h
+	}
+	return host
 }

@@ -321,7 +321,7 @@ func sameOrigin(r *http.Request) bool {
 	if o == "" {
 		return r.Header.Get("Sec-Fetch-Site") != "cross-site"
 	}
-	return o == origin(r)
+	return SameOrigin(o, r)
 }
 
 // backchannelLogout implements OIDC Back-Channel Logout 1.0: the provider
@@ -403,6 +403,7 @@ func (g *Gateway) endWhere(r *http.Request, q session.Query, sid string) error {
 func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	s, err := g.currentSession(r)
 	if err != nil {
+		g.rt.cfg.OnError(err)
 		g.unavailable(w, r)
 		return
 	}
@@ -422,6 +423,7 @@ func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := g.currentSession(r)
 	if err != nil {
+		g.rt.cfg.OnError(err)
 		g.unavailable(w, r)
 		return
 	}

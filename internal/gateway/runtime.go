@@ -67,6 +67,9 @@ type Runtime struct {
 	wg   sync.WaitGroup
 }
 
+// maxDenySeen bounds the access_denied rate limiter's memory.
+const maxDenySeen = 10000
+
 type touchReq struct {
 	s      *session.Session
 	access session.Access
@@ -360,6 +363,11 @@ func (rt *Runtime) recordDenied(ctx context.Context, e activity.Event) {
 		rt.denyMu.Unlock()
 		return
 	}
+	if len(rt.denySeen) >= maxDenySeen {
+		// A scan from very many addresses: forget, rather than grow
+		// without bound; at worst a few more events get written.
+		clear(rt.denySeen)
+	}
 	rt.denySeen[key] = now
 	rt.denyMu.Unlock()
 	rt.Record(ctx, e)
@@ -409,6 +417,10 @@ func (rt *Runtime) Users(ctx context.Context, q session.UserQuery) (session.User
 func (rt *Runtime) Events(ctx context.Context, f activity.Filter) (activity.Page, error) {
 	return rt.events.Query(ctx, f)
 }
+
+// ReportError hands a failure that did not fail a request (or was
+// answered with a generic 500) to the error callback.
+func (rt *Runtime) ReportError(err error) { rt.cfg.OnError(err) }
 
 // Now is the runtime's clock.
 func (rt *Runtime) Now() time.Time { return rt.cfg.Now() }

@@ -17,6 +17,9 @@ var (
 	// ErrUnavailable means the store cannot be reached; callers degrade
 	// (cached sessions keep working) instead of treating it as "signed out".
 	ErrUnavailable = errors.New("session store unavailable")
+	// ErrInvalidQuery means a listing's cursor or sort is not one the store
+	// made or knows: the caller's input is wrong (a 400, not a 500).
+	ErrInvalidQuery = errors.New("invalid session query")
 )
 
 // Device is what the user agent says about the browser, summarised.

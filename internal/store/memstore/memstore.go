@@ -8,7 +8,6 @@ package memstore
 import (
 	"cmp"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
+	"github.com/gatehouse-proxy/gatehouse/internal/store/cursor"
 )
 
 // Defaults for Options.
@@ -286,7 +286,7 @@ func (m *Store) List(_ context.Context, q session.Query) (session.Page, error) {
 	if err != nil {
 		return session.Page{}, err
 	}
-	var after *cursor
+	var after *cursor.Cursor
 	if q.Cursor != "" {
 		c, err := parseCursor(q.Cursor, byCreated)
 		if err != nil {
@@ -321,7 +321,7 @@ func (m *Store) List(_ context.Context, q session.Query) (session.Page, error) {
 		if s == nil || !matches(s, q) {
 			continue
 		}
-		if after != nil && !after.before(key(s), s.ID) {
+		if after != nil && !after.After(key(s), s.ID) {
 			continue
 		}
 		out = append(out, s)
@@ -337,7 +337,7 @@ func (m *Store) List(_ context.Context, q session.Query) (session.Page, error) {
 	if len(out) > limit {
 		out = out[:limit]
 		last := out[limit-1]
-		page.Next = cursor{score: key(last), member: last.ID}.encode(byCreated)
+		page.Next = cursor.Cursor{Score: key(last), Member: last.ID}.Encode(cursor.SortTag(byCreated))
 	}
 	page.Items = make([]*session.Session, len(out))
 	for i, s := range out {
@@ -364,9 +364,9 @@ func matches(s *session.Session, q session.Query) bool {
 
 // Users implements session.Store.
 func (m *Store) Users(_ context.Context, q session.UserQuery) (session.UserPage, error) {
-	var after *cursor
+	var after *cursor.Cursor
 	if q.Cursor != "" {
-		c, err := parseUserCursor(q.Cursor)
+		c, err := cursor.Decode(q.Cursor, cursor.Users)
 		if err != nil {
 			return session.UserPage{}, err
 		}
@@ -382,7 +382,7 @@ func (m *Store) Users(_ context.Context, q session.UserQuery) (session.UserPage,
 		if prefix != "" && !strings.HasPrefix(strings.ToLower(name), prefix) && !strings.HasPrefix(strings.ToLower(u.email), prefix) {
 			continue
 		}
-		if after != nil && !after.before(u.lastLogin.UnixMilli(), name) {
+		if after != nil && !after.After(u.lastLogin.UnixMilli(), name) {
 			continue
 		}
 		active := 0
@@ -410,7 +410,7 @@ func (m *Store) Users(_ context.Context, q session.UserQuery) (session.UserPage,
 	if len(out) > limit {
 		out = out[:limit]
 		last := out[limit-1]
-		page.Next = cursor{score: last.LastLogin.UnixMilli(), member: last.User}.encodeUser()
+		page.Next = cursor.Cursor{Score: last.LastLogin.UnixMilli(), Member: last.User}.Encode(cursor.Users)
 	}
 	page.Items = out
 	return page, nil
@@ -551,11 +551,11 @@ func eventID(n uint64) string { return fmt.Sprintf("%016x", n) }
 
 func parseEventID(s string) (uint64, error) {
 	if len(s) != 16 {
-		return 0, fmt.Errorf("parsing event cursor %q: wrong length", s)
+		return 0, fmt.Errorf("%w %q: wrong length", activity.ErrInvalidCursor, s)
 	}
 	n, err := strconv.ParseUint(s, 16, 64)
 	if err != nil {
-		return 0, fmt.Errorf("parsing event cursor %q: %w", s, err)
+		return 0, fmt.Errorf("%w %q: %w", activity.ErrInvalidCursor, s, err)
 	}
 	return n, nil
 }
@@ -574,63 +574,12 @@ func sortKind(s string) (byCreated bool, err error) {
 	case session.SortCreated:
 		return true, nil
 	}
-	return false, fmt.Errorf("listing sessions: unknown sort %q", s)
+	return false, fmt.Errorf("%w: unknown sort %q", session.ErrInvalidQuery, s)
 }
 
-// cursor is a position in a listing sorted by (score, member) descending.
-type cursor struct {
-	score  int64
-	member string
+func parseCursor(s string, byCreated bool) (cursor.Cursor, error) {
+	return cursor.Decode(s, cursor.SortTag(byCreated))
 }
-
-// before reports whether (score, member) comes after the cursor in
-// newest-first order.
-func (c cursor) before(score int64, member string) bool {
-	return score < c.score || score == c.score && member < c.member
-}
-
-// The cursor names its sort so that a cursor from one order is not
-// silently applied to the other.
-func (c cursor) encode(byCreated bool) string {
-	kind := "l"
-	if byCreated {
-		kind = "c"
-	}
-	return base64.RawURLEncoding.EncodeToString([]byte(kind + strconv.FormatInt(c.score, 10) + ":" + c.member))
-}
-
-func (c cursor) encodeUser() string {
-	return base64.RawURLEncoding.EncodeToString([]byte("u" + strconv.FormatInt(c.score, 10) + ":" + c.member))
-}
-
-func decodeCursor(s, kind string) (cursor, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return cursor{}, fmt.Errorf("parsing cursor: %w", err)
-	}
-	v, ok := strings.CutPrefix(string(raw), kind)
-	if !ok {
-		return cursor{}, errors.New("parsing cursor: not a cursor for this listing")
-	}
-	num, member, ok := strings.Cut(v, ":")
-	if !ok {
-		return cursor{}, errors.New("parsing cursor: malformed")
-	}
-	score, err := strconv.ParseInt(num, 10, 64)
-	if err != nil {
-		return cursor{}, fmt.Errorf("parsing cursor: %w", err)
-	}
-	return cursor{score: score, member: member}, nil
-}
-
-func parseCursor(s string, byCreated bool) (cursor, error) {
-	if byCreated {
-		return decodeCursor(s, "c")
-	}
-	return decodeCursor(s, "l")
-}
-
-func parseUserCursor(s string) (cursor, error) { return decodeCursor(s, "u") }
 
 // Interface guards
 var (

@@ -48,7 +48,7 @@ func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, er
 	}
 	if f.Cursor != "" {
 		if !validStreamID(f.Cursor) {
-			return activity.Page{}, fmt.Errorf("querying events: bad cursor %q", f.Cursor)
+			return activity.Page{}, fmt.Errorf("querying events: %w %q", activity.ErrInvalidCursor, f.Cursor)
 		}
 		// Resume strictly below the cursor, unless the To bound is lower
 		// still.

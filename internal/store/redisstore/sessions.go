@@ -3,7 +3,6 @@ package redisstore
 import (
 	"cmp"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
+	"github.com/gatehouse-proxy/gatehouse/internal/store/cursor"
 )
 
 // Create implements session.Store.
@@ -149,9 +149,9 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 	if err != nil {
 		return session.Page{}, err
 	}
-	var from *cursor
+	var from *cursor.Cursor
 	if q.Cursor != "" {
-		c, err := decodeCursor(q.Cursor, sortTag(byCreated))
+		c, err := cursor.Decode(q.Cursor, cursor.SortTag(byCreated))
 		if err != nil {
 			return session.Page{}, err
 		}
@@ -170,7 +170,7 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 	country := strings.ToLower(q.Country)
 	var (
 		items []*session.Session
-		last  cursor
+		last  cursor.Cursor
 		pos   = from
 		seen  int
 	)
@@ -178,7 +178,7 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 	for len(items) <= limit && seen < s.maxScan {
 		score, member := "", ""
 		if pos != nil {
-			score, member = strconv.FormatInt(pos.score, 10), pos.member
+			score, member = strconv.FormatInt(pos.Score, 10), pos.Member
 		}
 		budget := min(scanChunk, s.maxScan-seen)
 		r, err := scanScript.Run(ctx, s.c, keys, s.sessionPrefix, score, member,
@@ -207,7 +207,7 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 		if err != nil {
 			return session.Page{}, fmt.Errorf("listing sessions: cursor score %q: %w", ls, err)
 		}
-		last = cursor{score: n, member: lm}
+		last = cursor.Cursor{Score: n, Member: lm}
 		pos = &last
 		seen += budget
 		if exhausted, _ := r[3].(int64); exhausted == 1 {
@@ -221,16 +221,16 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 	if len(items) > limit {
 		items = items[:limit]
 		l := items[limit-1]
-		last = cursor{score: sortKey(l, byCreated), member: l.ID}
+		last = cursor.Cursor{Score: sortKey(l, byCreated), Member: l.ID}
 	}
 	page.Items = items
-	page.Next = last.encode(sortTag(byCreated))
+	page.Next = last.Encode(cursor.SortTag(byCreated))
 	return page, nil
 }
 
 // listUser serves List for one user from the per-user index: a user has
 // few sessions, so all are read and sorted here.
-func (s *Store) listUser(ctx context.Context, q session.Query, byCreated bool, from *cursor, limit int) (session.Page, error) {
+func (s *Store) listUser(ctx context.Context, q session.Query, byCreated bool, from *cursor.Cursor, limit int) (session.Page, error) {
 	keys := []string{s.userKey(q.User), s.byLast, s.byCreated, s.byDeadline}
 	r, err := userSessionsScript.Run(ctx, s.c, keys, s.sessionPrefix).Slice()
 	if err != nil {
@@ -245,7 +245,7 @@ func (s *Store) listUser(ctx context.Context, q session.Query, byCreated bool, f
 		if !matches(sess, q) {
 			continue
 		}
-		if from != nil && !from.above(sortKey(sess, byCreated), sess.ID) {
+		if from != nil && !from.After(sortKey(sess, byCreated), sess.ID) {
 			continue
 		}
 		items = append(items, sess)
@@ -260,7 +260,7 @@ func (s *Store) listUser(ctx context.Context, q session.Query, byCreated bool, f
 	if len(items) > limit {
 		items = items[:limit]
 		l := items[limit-1]
-		page.Next = cursor{score: sortKey(l, byCreated), member: l.ID}.encode(sortTag(byCreated))
+		page.Next = cursor.Cursor{Score: sortKey(l, byCreated), Member: l.ID}.Encode(cursor.SortTag(byCreated))
 	}
 	page.Items = items
 	return page, nil
@@ -291,9 +291,9 @@ func sortKey(s *session.Session, byCreated bool) int64 {
 
 // Users implements session.Store.
 func (s *Store) Users(ctx context.Context, q session.UserQuery) (session.UserPage, error) {
-	var pos *cursor
+	var pos *cursor.Cursor
 	if q.Cursor != "" {
-		c, err := decodeCursor(q.Cursor, "u")
+		c, err := cursor.Decode(q.Cursor, cursor.Users)
 		if err != nil {
 			return session.UserPage{}, err
 		}
@@ -303,13 +303,13 @@ func (s *Store) Users(ctx context.Context, q session.UserQuery) (session.UserPag
 	prefix := strings.ToLower(q.Prefix)
 	var (
 		items []session.User
-		last  cursor
+		last  cursor.Cursor
 		seen  int
 	)
 	for len(items) <= limit && seen < s.maxScan {
 		score, member := "", ""
 		if pos != nil {
-			score, member = strconv.FormatInt(pos.score, 10), pos.member
+			score, member = strconv.FormatInt(pos.Score, 10), pos.Member
 		}
 		budget := min(scanChunk, s.maxScan-seen)
 		r, err := usersScript.Run(ctx, s.c, []string{s.users}, s.userPrefix, score, member,
@@ -337,7 +337,7 @@ func (s *Store) Users(ctx context.Context, q session.UserQuery) (session.UserPag
 		if err != nil {
 			return session.UserPage{}, fmt.Errorf("listing users: cursor score %q: %w", ls, err)
 		}
-		last = cursor{score: n, member: lm}
+		last = cursor.Cursor{Score: n, Member: lm}
 		pos = &last
 		seen += budget
 		if exhausted, _ := r[3].(int64); exhausted == 1 {
@@ -351,10 +351,10 @@ func (s *Store) Users(ctx context.Context, q session.UserQuery) (session.UserPag
 	if len(items) > limit {
 		items = items[:limit]
 		l := items[limit-1]
-		last = cursor{score: l.LastLogin.UnixMilli(), member: l.User}
+		last = cursor.Cursor{Score: l.LastLogin.UnixMilli(), Member: l.User}
 	}
 	page.Items = items
-	page.Next = last.encode("u")
+	page.Next = last.Encode(cursor.Users)
 	return page, nil
 }
 
@@ -469,52 +469,5 @@ func sortKind(s string) (byCreated bool, err error) {
 	case session.SortCreated:
 		return true, nil
 	}
-	return false, fmt.Errorf("listing sessions: unknown sort %q", s)
-}
-
-func sortTag(byCreated bool) string {
-	if byCreated {
-		return "c"
-	}
-	return "l"
-}
-
-// cursor is a position in a listing ordered by (score, member)
-// descending, which is how Redis orders ZREVRANGEBYSCORE. Resuming from a
-// position rather than an offset keeps pages free of duplicates while
-// sessions are touched and move to the top.
-type cursor struct {
-	score  int64
-	member string
-}
-
-// above reports whether (score, member) comes after the cursor.
-func (c cursor) above(score int64, member string) bool {
-	return score < c.score || score == c.score && member < c.member
-}
-
-// encode names the listing so that a cursor of one order is not applied
-// to another.
-func (c cursor) encode(tag string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(tag + strconv.FormatInt(c.score, 10) + ":" + c.member))
-}
-
-func decodeCursor(s, tag string) (cursor, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return cursor{}, fmt.Errorf("parsing cursor: %w", err)
-	}
-	v, ok := strings.CutPrefix(string(raw), tag)
-	if !ok {
-		return cursor{}, errors.New("parsing cursor: not a cursor for this listing")
-	}
-	num, member, ok := strings.Cut(v, ":")
-	if !ok {
-		return cursor{}, errors.New("parsing cursor: malformed")
-	}
-	score, err := strconv.ParseInt(num, 10, 64)
-	if err != nil {
-		return cursor{}, fmt.Errorf("parsing cursor: %w", err)
-	}
-	return cursor{score: score, member: member}, nil
+	return false, fmt.Errorf("%w: unknown sort %q", session.ErrInvalidQuery, s)
 }
