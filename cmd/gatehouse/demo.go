@@ -69,67 +69,21 @@ const banner = `
 `
 
 func runDemo(fl caddycmd.Flags) (int, error) {
-	listen, idpListen, redisURL := fl.String("listen"), fl.String("idp-listen"), fl.String("redis")
-	for _, a := range []string{listen, idpListen} {
-		if err := mustBeLoopback(a); err != nil {
-			return caddy.ExitCodeFailedStartup, err
-		}
-	}
-	siteURL := "http://" + publicHost(listen)
-	issuer := "http://" + publicHost(idpListen)
-
-	idp, idpLn, err := startProvider(issuer, idpListen)
-	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
-	}
-	defer idpLn.Close()
-	clientSecret := randomHex(16)
-	var redirects, postLogout []string
-	var backchannel string
-	for _, origin := range siteOrigins(listen) {
-		redirects = append(redirects, origin+"/.gatehouse/callback")
-		postLogout = append(postLogout, origin+"/.gatehouse/signed-out")
-		if backchannel == "" {
-			backchannel = origin + "/.gatehouse/backchannel-logout"
-		}
-	}
-	idp.AddClient(devidp.Client{
-		ID:                     "gatehouse-demo",
-		Secret:                 clientSecret,
-		RedirectURIs:           redirects,
-		PostLogoutRedirectURIs: postLogout,
-		BackchannelLogoutURI:   backchannel,
+	d, err := startDemo(demoOptions{
+		Listen:    fl.String("listen"),
+		IDPListen: fl.String("idp-listen"),
+		Redis:     fl.String("redis"),
+		Secret:    os.Getenv("GATEHOUSE_SECRET"),
 	})
-
-	appLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("starting sample app: %w", err)
-	}
-	defer appLn.Close()
-	go func() { _ = http.Serve(appLn, http.HandlerFunc(sampleApp)) }()
-
-	store := "memory"
-	secret := ""
-	if redisURL != "" {
-		store = redisURL
-		secret = os.Getenv("GATEHOUSE_SECRET")
-		if secret == "" {
-			// Fine for a demo; instances sharing a store need one secret.
-			secret = randomHex(32)
-		}
-	}
-	cfg, err := demoConfig(store, secret, listen, issuer, clientSecret, appLn.Addr().String())
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
-	if err := caddy.Load(cfg, true); err != nil {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("starting caddy: %w", err)
-	}
+	defer d.Close()
 	storeDesc := "in memory (lost on exit)"
-	if redisURL != "" {
-		storeDesc = redisURL
+	if d.opts.Redis != "" {
+		storeDesc = d.opts.Redis
 	}
-	fmt.Fprintf(os.Stderr, banner, siteURL, siteURL, siteURL, issuer, storeDesc)
+	fmt.Fprintf(os.Stderr, banner, d.SiteURL, d.SiteURL, d.SiteURL, d.IssuerURL, storeDesc)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -139,6 +93,124 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 		return caddy.ExitCodeFailedQuit, err
 	}
 	return caddy.ExitCodeSuccess, nil
+}
+
+type demoOptions struct {
+	// Listen and IDPListen are loopback addresses; port 0 picks a free
+	// one (tests).
+	Listen, IDPListen string
+	// Redis is a store URL; empty means the in-memory store.
+	Redis string
+	// Secret for a Redis store; random when empty.
+	Secret string
+	// Admin is Caddy's admin endpoint address. Default: Caddy's default.
+	Admin string
+	// GeoIP is an optional City database path.
+	GeoIP string
+}
+
+// demo is a running playground: provider, sample app and Caddy.
+type demo struct {
+	opts      demoOptions
+	SiteURL   string
+	IssuerURL string
+	IDP       *devidp.Provider
+	closers   []func() error
+}
+
+// Close stops the provider and the sample app; caddy.Stop stops Caddy.
+func (d *demo) Close() {
+	for _, c := range d.closers {
+		_ = c()
+	}
+}
+
+// startDemo starts the provider, the sample app and Caddy with gatehouse
+// in front of the app.
+func startDemo(opts demoOptions) (*demo, error) {
+	for _, a := range []string{opts.Listen, opts.IDPListen} {
+		if err := mustBeLoopback(a); err != nil {
+			return nil, err
+		}
+	}
+	d := &demo{opts: opts}
+	idpLn, err := net.Listen("tcp", opts.IDPListen)
+	if err != nil {
+		return nil, fmt.Errorf("starting development provider: %w", err)
+	}
+	d.closers = append(d.closers, idpLn.Close)
+	d.IssuerURL = "http://" + publicHost(idpLn.Addr().String())
+	listen, err := resolvePort(opts.Listen)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.SiteURL = "http://" + publicHost(listen)
+
+	idp, err := startProvider(d.IssuerURL, idpLn)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.IDP = idp
+	clientSecret := randomHex(16)
+	var redirects, postLogout []string
+	for _, origin := range siteOrigins(listen) {
+		redirects = append(redirects, origin+"/.gatehouse/callback")
+		postLogout = append(postLogout, origin+"/.gatehouse/signed-out")
+	}
+	idp.AddClient(devidp.Client{
+		ID:                     "gatehouse-demo",
+		Secret:                 clientSecret,
+		RedirectURIs:           redirects,
+		PostLogoutRedirectURIs: postLogout,
+		BackchannelLogoutURI:   d.SiteURL + "/.gatehouse/backchannel-logout",
+	})
+
+	appLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("starting sample app: %w", err)
+	}
+	d.closers = append(d.closers, appLn.Close)
+	go func() { _ = http.Serve(appLn, http.HandlerFunc(sampleApp)) }()
+
+	store, secret := "memory", ""
+	if opts.Redis != "" {
+		store, secret = opts.Redis, opts.Secret
+		if secret == "" {
+			// Fine for a demo; instances sharing a store need one secret.
+			secret = randomHex(32)
+		}
+	}
+	cfg, err := demoConfig(demoConfigInput{
+		store: store, secret: secret, listen: listen, issuer: d.IssuerURL,
+		clientSecret: clientSecret, upstream: appLn.Addr().String(), admin: opts.Admin, geoip: opts.GeoIP,
+	})
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("starting caddy: %w", err)
+	}
+	return d, nil
+}
+
+// resolvePort turns port 0 into a free port: the provider must know the
+// site's exact redirect URI before Caddy listens.
+func resolvePort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr, err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("finding a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 func mustBeLoopback(addr string) error {
@@ -168,14 +240,10 @@ func siteOrigins(listen string) []string {
 	return []string{"http://localhost:" + port, "http://127.0.0.1:" + port}
 }
 
-func startProvider(issuer, listen string) (*devidp.Provider, net.Listener, error) {
+func startProvider(issuer string, ln net.Listener) (*devidp.Provider, error) {
 	idp, err := devidp.New(devidp.Config{Issuer: issuer, Users: devidp.DemoUsers()})
 	if err != nil {
-		return nil, nil, fmt.Errorf("creating development provider: %w", err)
-	}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return nil, nil, fmt.Errorf("starting development provider: %w", err)
+		return nil, fmt.Errorf("creating development provider: %w", err)
 	}
 	srv := &http.Server{Handler: idp, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -183,15 +251,22 @@ func startProvider(issuer, listen string) (*devidp.Provider, net.Listener, error
 			fmt.Fprintln(os.Stderr, "development provider:", err)
 		}
 	}()
-	return idp, ln, nil
+	return idp, nil
 }
 
 // demoConfig is the Caddy JSON config of the demo: the gatehouse app, and
 // one server on loopback with gatehouse in front of reverse_proxy.
-func demoConfig(store, secret, listen, issuer, clientSecret, upstream string) ([]byte, error) {
-	app := map[string]any{"store": store}
-	if secret != "" {
-		app["secret"] = secret
+type demoConfigInput struct {
+	store, secret, listen, issuer, clientSecret, upstream, admin, geoip string
+}
+
+func demoConfig(in demoConfigInput) ([]byte, error) {
+	app := map[string]any{"store": in.store}
+	if in.secret != "" {
+		app["secret"] = in.secret
+	}
+	if in.geoip != "" {
+		app["geoip"] = in.geoip
 	}
 	cfg := map[string]any{
 		"apps": map[string]any{
@@ -199,21 +274,21 @@ func demoConfig(store, secret, listen, issuer, clientSecret, upstream string) ([
 			"http": map[string]any{
 				"servers": map[string]any{
 					"demo": map[string]any{
-						"listen":          []string{listen},
+						"listen":          []string{in.listen},
 						"automatic_https": map[string]any{"disable": true},
 						"routes": []any{map[string]any{
 							"handle": []any{
 								map[string]any{
 									"handler":       "gatehouse",
-									"issuer":        issuer,
+									"issuer":        in.issuer,
 									"client_id":     "gatehouse-demo",
-									"client_secret": clientSecret,
+									"client_secret": in.clientSecret,
 									"scopes":        []string{"openid", "email", "profile", "groups", "offline_access"},
 									"admin_groups":  []string{"gatehouse-admins"},
 								},
 								map[string]any{
 									"handler":   "reverse_proxy",
-									"upstreams": []any{map[string]any{"dial": upstream}},
+									"upstreams": []any{map[string]any{"dial": in.upstream}},
 								},
 							},
 						}},
@@ -221,6 +296,9 @@ func demoConfig(store, secret, listen, issuer, clientSecret, upstream string) ([
 				},
 			},
 		},
+	}
+	if in.admin != "" {
+		cfg["admin"] = map[string]any{"listen": in.admin}
 	}
 	return json.Marshal(cfg)
 }
