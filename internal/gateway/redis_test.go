@@ -21,6 +21,15 @@ func init() {
 
 func newRedisStore(t *testing.T, addr string, now func() time.Time) *redisstore.Store {
 	t.Helper()
+	return newRedisStoreTB(t, addr, now)
+}
+
+func newRedisStoreB(b *testing.B, addr string) *redisstore.Store {
+	return newRedisStoreTB(b, addr, nil)
+}
+
+func newRedisStoreTB(t testing.TB, addr string, now func() time.Time) *redisstore.Store {
+	t.Helper()
 	st, err := redisstore.New(redisstore.Options{URL: "redis://" + addr, Now: now})
 	if err != nil {
 		t.Fatal(err)
