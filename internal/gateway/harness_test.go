@@ -66,6 +66,13 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef-test")
 
 func newHarness(t *testing.T, mkStore func(t *testing.T, now func() time.Time) backend, opts ...harnessOption) *harness {
 	t.Helper()
+	return newHarnessRT(t, mkStore, nil, opts...)
+}
+
+// newHarnessRT is newHarness with a hook to adjust the runtime's
+// configuration (GeoIP, user agents).
+func newHarnessRT(t *testing.T, mkStore func(t *testing.T, now func() time.Time) backend, rtOpt func(*RuntimeConfig), opts ...harnessOption) *harness {
+	t.Helper()
 	h := &harness{t: t, clock: &clock{t: time.Now()}}
 	h.store = mkStore(t, h.clock.Now)
 	h.idpSrv = httptest.NewServer(http.HandlerFunc(h.serveIDP))
@@ -75,7 +82,7 @@ func newHarness(t *testing.T, mkStore func(t *testing.T, now func() time.Time) b
 		t.Fatal(err)
 	}
 	h.idp = idp
-	h.rt = h.newRuntime()
+	h.rt = h.newRuntime(rtOpt)
 	h.site = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s := h.gw.Serve(w, r); s != nil {
 			upstream(w, r)
@@ -107,8 +114,8 @@ func newHarness(t *testing.T, mkStore func(t *testing.T, now func() time.Time) b
 	return h
 }
 
-func (h *harness) newRuntime() *Runtime {
-	rt, err := NewRuntime(RuntimeConfig{
+func (h *harness) newRuntime(rtOpt func(*RuntimeConfig)) *Runtime {
+	cfg := RuntimeConfig{
 		Store:    h.store,
 		Events:   h.store,
 		Secret:   testSecret,
@@ -120,7 +127,11 @@ func (h *harness) newRuntime() *Runtime {
 			h.evMu.Unlock()
 		},
 		OnError: func(err error) { h.t.Logf("gateway error: %v", err) },
-	})
+	}
+	if rtOpt != nil {
+		rtOpt(&cfg)
+	}
+	rt, err := NewRuntime(cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
