@@ -209,6 +209,11 @@ type Store interface {
 	// Touch records an access. It never brings back an ended session: it
 	// returns ErrNotFound when the session is gone.
 	Touch(ctx context.Context, id string, a Access) error
+	// SetTokens replaces the sealed token set of a live session (after a
+	// refresh); empty tokens remove it. Like Touch it never brings back an
+	// ended session: it returns ErrNotFound when the session is gone or
+	// past its deadline.
+	SetTokens(ctx context.Context, id string, tokens []byte) error
 	// Delete ends a session, records the end on the user's summary,
 	// publishes the id to every subscriber and returns the session as it
 	// was. It returns ErrNotFound when the session was already gone, so

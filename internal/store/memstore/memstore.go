@@ -215,6 +215,27 @@ func (m *Store) Touch(_ context.Context, id string, a session.Access) error {
 	return nil
 }
 
+// SetTokens implements session.Store.
+func (m *Store) SetTokens(_ context.Context, id string, tokens []byte) error {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.liveLocked(id, now)
+	if s == nil {
+		return session.ErrNotFound
+	}
+	if d := s.Deadline(); !d.IsZero() && !now.Before(d) {
+		return session.ErrNotFound
+	}
+	c := *s
+	c.Tokens = nil
+	if len(tokens) > 0 {
+		c.Tokens = slices.Clone(tokens)
+	}
+	m.sessions[id] = &c
+	return nil
+}
+
 // Delete implements session.Store.
 func (m *Store) Delete(_ context.Context, id string) (*session.Session, error) {
 	now := m.now()

@@ -1,6 +1,9 @@
 package redisstore
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -32,10 +35,7 @@ const (
 	fIdle     = "t"
 	fIP       = "i"
 	fLastIP   = "j"
-	fUA       = "a"
-	fBrowser  = "b"
-	fOS       = "o"
-	fDevice   = "d"
+	fDevice   = "a" // reference to the interned device summary
 	fCity     = "y"
 	fRegion   = "r"
 	fCountry  = "k"
@@ -80,9 +80,10 @@ func appendFloat(dst []any, name string, f float64) []any {
 	return append(dst, name, strconv.FormatFloat(f, 'g', -1, 64))
 }
 
-// encodeSession returns the HSET field/value pairs for s (tokens excluded).
+// encodeSession returns the HSET field/value pairs for s (tokens and the
+// device summary excluded; see deviceRef).
 func encodeSession(s *session.Session) []any {
-	f := make([]any, 0, 48)
+	f := make([]any, 0, 40)
 	f = appendField(f, fUser, s.User)
 	f = appendField(f, fEmail, s.Email)
 	f = appendField(f, fName, s.Name)
@@ -101,17 +102,40 @@ func encodeSession(s *session.Session) []any {
 	if s.LastIP != s.IP {
 		f = append(f, fLastIP, s.LastIP)
 	}
-	f = appendDevice(f, &s.Device)
+	if ref, _ := deviceRef(&s.Device); ref != "" {
+		f = append(f, fDevice, ref)
+	}
 	f = appendLocation(f, &s.Location)
 	f = appendField(f, fIDPSID, s.IDPSessionID)
 	return f
 }
 
-func appendDevice(f []any, d *session.Device) []any {
-	f = appendField(f, fUA, d.UserAgent)
-	f = appendField(f, fBrowser, d.Browser)
-	f = appendField(f, fOS, d.OS)
-	return appendField(f, fDevice, d.Device)
+// deviceRef returns the interned form of a device summary: the value
+// stored once under the device key prefix, and the reference to it that
+// the sessions using it store. Browsers of one make and version send the
+// same user agent, so a million sessions share a few thousand of these
+// instead of each carrying its own 100-200 bytes. Both are empty for an
+// empty summary.
+func deviceRef(d *session.Device) (ref, value string) {
+	if *d == (session.Device{}) {
+		return "", ""
+	}
+	b, _ := json.Marshal([4]string{d.UserAgent, d.Browser, d.OS, d.Device}) // strings always marshal
+	sum := sha256.Sum256(b)
+	// 72 bits: a collision among even millions of distinct user agents
+	// is out of reach, and would only mislabel a device.
+	return base64.RawURLEncoding.EncodeToString(sum[:9]), string(b)
+}
+
+func decodeDevice(v string) (session.Device, error) {
+	if v == "" {
+		return session.Device{}, nil
+	}
+	var a [4]string
+	if err := json.Unmarshal([]byte(v), &a); err != nil {
+		return session.Device{}, fmt.Errorf("decoding device summary: %w", err)
+	}
+	return session.Device{UserAgent: a[0], Browser: a[1], OS: a[2], Device: a[3]}, nil
 }
 
 func appendLocation(f []any, l *session.Location) []any {
@@ -121,13 +145,6 @@ func appendLocation(f []any, l *session.Location) []any {
 	f = appendFloat(f, fLat, l.Latitude)
 	return appendFloat(f, fLon, l.Longitude)
 }
-
-// Field groups Touch replaces as a whole; the Lua script deletes them and
-// their chunks before writing the new values.
-var (
-	deviceFields   = []string{fUA, fBrowser, fOS, fDevice}
-	locationFields = []string{fCity, fRegion, fCountry, fLat, fLon}
-)
 
 // fields is a decoded HGETALL reply.
 type fields map[string]string
@@ -190,8 +207,9 @@ func (m fields) float(name string) (float64, error) {
 	return f, nil
 }
 
-// decodeSession rebuilds a session from its hash fields and tokens.
-func decodeSession(id string, m fields, tokens []byte) (*session.Session, error) {
+// decodeSession rebuilds a session from its hash fields, tokens and
+// interned device summary.
+func decodeSession(id string, m fields, tokens []byte, dev string) (*session.Session, error) {
 	s := &session.Session{
 		ID:       id,
 		User:     m.str(fUser),
@@ -200,12 +218,6 @@ func decodeSession(id string, m fields, tokens []byte) (*session.Session, error)
 		Username: m.str(fUsername),
 		Site:     m.str(fSite),
 		IP:       m.str(fIP),
-		Device: session.Device{
-			UserAgent: m.str(fUA),
-			Browser:   m.str(fBrowser),
-			OS:        m.str(fOS),
-			Device:    m.str(fDevice),
-		},
 		Location: session.Location{
 			City:    m.str(fCity),
 			Region:  m.str(fRegion),
@@ -224,6 +236,9 @@ func decodeSession(id string, m fields, tokens []byte) (*session.Session, error)
 		s.LastIP = v
 	}
 	var err error
+	if s.Device, err = decodeDevice(dev); err != nil {
+		return nil, fmt.Errorf("decoding session %s: %w", id, err)
+	}
 	if s.CreatedAt, err = m.millis(fCreated); err != nil {
 		return nil, err
 	}

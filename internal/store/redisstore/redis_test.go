@@ -225,9 +225,10 @@ func TestEveryKeyExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Indexes and the stream have no TTL; they are cleaned as documented
-	// in doc.go. Everything else must expire.
-	noTTL := map[string]bool{s.byLast: true, s.byCreated: true, s.byDeadline: true, s.users: true, s.events: true}
+	// Indexes (directories, buckets, counters) and the stream have no
+	// TTL; they are cleaned as documented in doc.go. Everything else must
+	// expire.
+	noTTL := func(k string) bool { return strings.HasPrefix(k, "{ttl}:i:") || k == s.events }
 	keys, err := s.c.Keys(ctx, "{ttl}:*").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -241,9 +242,9 @@ func TestEveryKeyExpires(t *testing.T) {
 			t.Fatal(err)
 		}
 		switch {
-		case noTTL[k] && ttl >= 0:
+		case noTTL(k) && ttl >= 0:
 			t.Errorf("index %s has a TTL (%v)", k, ttl)
-		case !noTTL[k] && ttl < 0:
+		case !noTTL(k) && ttl < 0:
 			t.Errorf("key %s has no TTL", k)
 		}
 	}
@@ -251,11 +252,23 @@ func TestEveryKeyExpires(t *testing.T) {
 	// Session keys expire Grace after the deadline: the touched session
 	// has 30m of idle time left at the clock's now.
 	want := 30*time.Minute + DefaultGrace
+	ref, _ := deviceRef(&live.Device)
 	for _, k := range []string{s.sessionKey(live.ID), s.tokensKey(live.ID)} {
 		ttl, _ := s.c.PTTL(ctx, k).Result()
 		if ttl > want || ttl < want-5*time.Second {
 			t.Errorf("PTTL %s = %v, want about %v", k, ttl, want)
 		}
+	}
+	// The device summary, shared by all five sessions, lives as long as
+	// the longest-lived of them.
+	if ttl := s.c.PTTL(ctx, s.devicePrefix+ref).Val(); ttl < want-5*time.Second {
+		t.Errorf("PTTL of the shared device summary = %v, want at least %v", ttl, want)
+	}
+	if err := s.SetTokens(ctx, live.ID, []byte("refreshed")); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := s.c.PTTL(ctx, s.tokensKey(live.ID)).Val(); ttl > want || ttl < want-5*time.Second {
+		t.Errorf("PTTL of tokens set by SetTokens = %v, want about %v", ttl, want)
 	}
 }
 
@@ -287,50 +300,59 @@ func TestRecreatedUserHashExpires(t *testing.T) {
 }
 
 func TestStaleIndexEntriesAreCleaned(t *testing.T) {
-	// A session hash that expired by TTL leaves index entries behind;
-	// the listings that meet them remove them.
+	// A session hash that expired by TTL leaves index entries behind; the
+	// listings that meet them remove them, and the sweep (Due) removes
+	// all of them.
 	addr := testredis.Start(t)
 	clock := storetest.NewClock(storetest.T0)
 	s := newStorePrefix(t, addr, "stale", clock.Now)
 	ctx := t.Context()
 	a := storetest.Session(1, "alice", storetest.T0)
-	b := storetest.Session(2, "alice", storetest.T0)
+	b := storetest.Session(2, "alice", storetest.T0.Add(time.Second))
 	for _, sess := range []*session.Session{a, b} {
 		if err := s.Create(ctx, sess); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s.c.Del(ctx, s.sessionKey(a.ID)) // as its TTL would
-	gone := func(what string) {
-		t.Helper()
-		for _, k := range []string{s.byLast, s.byCreated, s.byDeadline} {
-			if err := s.c.ZScore(ctx, k, a.ID).Err(); !errors.Is(err, redis.Nil) {
-				t.Errorf("after %s, %s still holds the vanished session (%v)", what, k, err)
+	has := func(ix, id string) bool {
+		for m := range indexEntries(t, s.c, ix) {
+			if m == id || strings.HasPrefix(m, id+" ") {
+				return true
 			}
 		}
+		return false
 	}
+	s.c.Del(ctx, s.sessionKey(a.ID)) // as its TTL would
 	page, err := s.List(ctx, session.Query{})
 	if err != nil || len(page.Items) != 1 || page.Items[0].ID != b.ID {
 		t.Fatalf("List = %v, %v; want only %s", page.Items, err, b.ID)
 	}
-	gone("List")
-
-	s.c.ZAdd(ctx, s.byDeadline, redis.Z{Score: 1, Member: a.ID})
-	due, err := s.Due(ctx, storetest.T0.Add(time.Hour), 10)
-	if err != nil || len(due) != 1 || due[0].ID != b.ID {
-		t.Fatalf("Due = %v, %v; want only %s", due, err, b.ID)
+	if has(s.byLast, a.ID) {
+		t.Error("after List, the last-access index still holds the vanished session")
 	}
-	gone("Due")
-
-	s.c.ZAdd(ctx, s.byLast, redis.Z{Score: 1, Member: a.ID})
-	s.c.HSet(ctx, s.userKey("alice"), a.ID, 1)
 	page, err = s.List(ctx, session.Query{User: "alice"})
 	if err != nil || len(page.Items) != 1 {
 		t.Fatalf("List(user) = %v, %v; want one session", page.Items, err)
 	}
-	gone("List(user)")
-	if n, _ := s.c.HExists(ctx, s.userKey("alice"), a.ID).Result(); n {
-		t.Error("user hash still lists the vanished session")
+	if ok, _ := s.c.HExists(ctx, s.userKey("alice"), a.ID).Result(); ok {
+		t.Error("after List(user), the user hash still lists the vanished session")
+	}
+
+	c := storetest.Session(3, "alice", storetest.T0)
+	if err := s.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	s.c.Del(ctx, s.sessionKey(c.ID))
+	due, err := s.Due(ctx, storetest.T0.Add(time.Hour), 10)
+	if err != nil || len(due) != 1 || due[0].ID != b.ID {
+		t.Fatalf("Due = %v, %v; want only %s", due, err, b.ID)
+	}
+	for _, id := range []string{a.ID, c.ID} {
+		for _, ix := range []string{s.byLast, s.byCreated, s.byDeadline} {
+			if has(ix, id) {
+				t.Errorf("after Due, %s still holds vanished session %s", ix, id)
+			}
+		}
 	}
 }
 
@@ -365,9 +387,11 @@ func TestTouchNeverResurrects(t *testing.T) {
 		if len(keys) != 0 {
 			t.Fatalf("after Delete raced with Touch, keys remain: %v", keys)
 		}
-		for _, k := range []string{a.byLast, a.byCreated, a.byDeadline} {
-			if err := a.c.ZScore(ctx, k, sess.ID).Err(); !errors.Is(err, redis.Nil) {
-				t.Fatalf("after Delete raced with Touch, %s holds the session", k)
+		for _, ix := range []string{a.byLast, a.byCreated, a.byDeadline} {
+			for m := range indexEntries(t, a.c, ix) {
+				if strings.HasPrefix(m, sess.ID) {
+					t.Fatalf("after Delete raced with Touch, %s holds the session", ix)
+				}
 			}
 		}
 		if ok, _ := a.c.HExists(ctx, a.userKey("alice"), sess.ID).Result(); ok {

@@ -87,12 +87,13 @@ type Store struct {
 	tag           string // "{gh}"
 	sessionPrefix string // {gh}:s:
 	tokensPrefix  string // {gh}:k:
+	devicePrefix  string // {gh}:d:
 	userPrefix    string // {gh}:u:
 	claimPrefix   string // {gh}:c:
-	byLast        string // {gh}:la
-	byCreated     string // {gh}:ca
-	byDeadline    string // {gh}:dl
-	users         string // {gh}:ul
+	byLast        string // {gh}:i:la
+	byCreated     string // {gh}:i:ca
+	byDeadline    string // {gh}:i:dl
+	users         string // {gh}:i:ul
 	events        string // {gh}:ev
 	endedChannel  string // {gh}:ended
 }
@@ -148,12 +149,13 @@ func New(opts Options) (*Store, error) {
 	s.tag = "{" + opts.Prefix + "}"
 	s.sessionPrefix = s.tag + ":s:"
 	s.tokensPrefix = s.tag + ":k:"
+	s.devicePrefix = s.tag + ":d:"
 	s.userPrefix = s.tag + ":u:"
 	s.claimPrefix = s.tag + ":c:"
-	s.byLast = s.tag + ":la"
-	s.byCreated = s.tag + ":ca"
-	s.byDeadline = s.tag + ":dl"
-	s.users = s.tag + ":ul"
+	s.byLast = s.tag + ":i:la"
+	s.byCreated = s.tag + ":i:ca"
+	s.byDeadline = s.tag + ":i:dl"
+	s.users = s.tag + ":i:ul"
 	s.events = s.tag + ":ev"
 	s.endedChannel = s.tag + ":ended"
 	return s, nil

@@ -4,15 +4,24 @@ import "github.com/redis/go-redis/v9"
 
 // The scripts keep a session, its indexes and its user's summary
 // consistent: each runs atomically on the server. Key names follow doc.go.
-// Where a script needs the user's key, which only the session hash names,
-// it builds it from a prefix argument; that key is undeclared but shares
-// the hash tag, hence the slot, so this works on Cluster as well.
+// Where a script needs a key that only a stored value names (the user's
+// hash, an interned device summary, an index bucket), it builds it from a
+// prefix argument; that key is undeclared but shares the hash tag, hence
+// the slot, so this works on Cluster as well.
 //
 // Numbers are Unix milliseconds. Lua's numbers are doubles, exact for
-// integers below 2^53 (the year 287,396 in ms).
+// integers below 2^53 (the year 287,396 in ms); Redis formats numeric
+// arguments with %.17g, so they reach it exactly.
 
-// luaLib is shared by the scripts that need it.
+// bucketCap is the most entries an index bucket holds: Redis's default
+// zset-max-listpack-entries. A bucket that reaches it splits before the
+// next insert, because the insert that goes past it would convert the
+// bucket to a skiplist for good. The Lua library spells it out as CAP.
+const bucketCap = 128
+
+// luaLib is shared by the scripts.
 const luaLib = `
+local CAP = 128
 local function deadline(last, expires, idle)
   local d = expires
   if idle > 0 then
@@ -21,7 +30,7 @@ local function deadline(last, expires, idle)
   end
   return d
 end
--- bytes compares like Redis orders equal-score members (memcmp); Lua's
+-- before compares like Redis orders equal-score members (memcmp); Lua's
 -- own < follows the server's locale.
 local function before(a, b)
   local n = math.min(#a, #b)
@@ -48,6 +57,13 @@ local function extend(key, ms)
   local cur = redis.call('PTTL', key)
   if cur == -1 or (cur >= 0 and cur < ms) then redis.call('PEXPIRE', key, ms) end
 end
+-- share keeps a value that sessions share (an interned device summary)
+-- at least as long as a session whose keys live ttl ms, or keep ms when
+-- that session has no deadline.
+local function share(key, ttl, keep)
+  if ttl == 0 then ttl = keep end
+  extend(key, ttl)
+end
 -- dropfield deletes a hash field and its chunks (f1, f2, ...).
 local function dropfield(key, f)
   redis.call('HDEL', key, f)
@@ -57,20 +73,240 @@ local function dropfield(key, f)
     i = i + 1
   end
 end
+
+-- Base 36 keeps the times in deadline-index members short.
+local B36 = '0123456789abcdefghijklmnopqrstuvwxyz'
+local function b36(n)
+  if n < 0 then return '-' .. b36(-n) end
+  local s = ''
+  repeat
+    local d = n % 36
+    s = string.sub(B36, d + 1, d + 1) .. s
+    n = (n - d) / 36
+  until n == 0
+  return s
+end
+local function unb36(s)
+  if string.sub(s, 1, 1) == '-' then return -tonumber(string.sub(s, 2), 36) end
+  return tonumber(s, 36)
+end
+-- A deadline-index member names the session's last access and creation
+-- too, so that the sweep can remove the other index entries of a
+-- session whose hash expired.
+local function dmember(id, last, created)
+  return id .. ' ' .. b36(last) .. ' ' .. b36(created)
+end
+local function dsplit(m)
+  local id, l, c = string.match(m, '^(.*) (%-?[0-9a-z]+) (%-?[0-9a-z]+)$')
+  if not id then return m, 0, 0 end
+  return id, unb36(l), unb36(c)
+end
+
+-- Ordered indexes. An index ix is a directory zset ix (bucket number →
+-- the bucket's lower bound) and buckets ix:<number> (member → score),
+-- each holding the members whose score is at least its bound and below
+-- the next bucket's. The lowest bound is always -inf. Buckets split at a
+-- change of score, so equal scores never straddle two buckets and the
+-- order of equal-score members (by member) holds within one bucket.
+-- Small buckets merge into a neighbour. Every caller passes the score a
+-- member was added with, which the session or user hash records.
+local function bkey(ix, n) return ix .. ':' .. n end
+local function bfind(ix, s)
+  local r = redis.call('ZREVRANGEBYSCORE', ix, s, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if #r == 0 then return nil end
+  return r[1], r[2]
+end
+local function bbelow(ix, b)
+  if b == '-inf' then return nil end
+  local r = redis.call('ZREVRANGEBYSCORE', ix, '(' .. b, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if #r == 0 then return nil end
+  return r[1], r[2]
+end
+local function babove(ix, b)
+  local r = redis.call('ZRANGEBYSCORE', ix, '(' .. b, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if #r == 0 then return nil end
+  return r[1], r[2]
+end
+local function bnew(ix, bound)
+  local n = tostring(redis.call('INCR', ix .. ':n'))
+  redis.call('ZADD', ix, bound, n)
+  return n
+end
+local function bput(k, flat)
+  if #flat == 0 then return end
+  local args = {}
+  for i = 1, #flat, 2 do
+    args[#args + 1] = flat[i + 1]
+    args[#args + 1] = flat[i]
+  end
+  redis.call('ZADD', k, unpack(args))
+end
+-- badd adds member m with score s to index ix.
+local function badd(ix, s, m)
+  local n = bfind(ix, s)
+  if not n then n = bnew(ix, '-inf') end
+  local k = bkey(ix, n)
+  if redis.call('ZCARD', k) >= CAP and not redis.call('ZSCORE', k, m) then
+    local all = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
+    local cnt = #all / 2
+    if s > tonumber(all[#all]) then
+      -- Above everything here, the usual case for an index of times
+      -- that only grow: start a bucket at s and leave this one full.
+      n = bnew(ix, s)
+      k = bkey(ix, n)
+    else
+      -- Split near the middle where the score changes. A bucket of
+      -- one score cannot split; it outgrows CAP, which costs memory
+      -- (Redis converts it to a skiplist) but nothing else.
+      local mid, cut = math.floor(cnt / 2) + 1, nil
+      for d = 0, cnt do
+        for _, i in ipairs({mid + d, mid - d}) do
+          if i > 1 and i <= cnt and all[2 * i] ~= all[2 * i - 2] then
+            cut = i
+            break
+          end
+        end
+        if cut then break end
+      end
+      if cut then
+        local bound = tonumber(all[2 * cut])
+        local upper = bnew(ix, bound)
+        bput(bkey(ix, upper), {unpack(all, 2 * cut - 1)})
+        redis.call('ZREMRANGEBYRANK', k, cut - 1, -1)
+        if s >= bound then
+          n = upper
+          k = bkey(ix, n)
+        end
+      end
+    end
+  end
+  redis.call('ZADD', k, s, m)
+end
+-- bdrop removes the empty or merged bucket n, whose bound is b, from
+-- the directory; its range goes to the bucket below, or to the one above
+-- when n was the lowest.
+local function bdrop(ix, n, b)
+  redis.call('ZREM', ix, n)
+  if b == '-inf' then
+    local r = redis.call('ZRANGE', ix, 0, 0)
+    if #r > 0 then redis.call('ZADD', ix, '-inf', r[1]) end
+  end
+end
+-- brem removes member m, added with score s, from index ix.
+local function brem(ix, s, m)
+  local n, b = bfind(ix, s)
+  if not n then return end
+  local k = bkey(ix, n)
+  if redis.call('ZREM', k, m) == 0 then return end
+  local size = redis.call('ZCARD', k)
+  if size == 0 then
+    bdrop(ix, n, b)
+    return
+  end
+  if size >= CAP / 4 then return end
+  -- Merge a small bucket into a neighbour with room, so that buckets
+  -- stay well filled whatever the order of removals.
+  local lo = bbelow(ix, b)
+  if lo and redis.call('ZCARD', bkey(ix, lo)) + size <= CAP then
+    bput(bkey(ix, lo), redis.call('ZRANGE', k, 0, -1, 'WITHSCORES'))
+    redis.call('DEL', k)
+    redis.call('ZREM', ix, n)
+    return
+  end
+  local hi = babove(ix, b)
+  if hi and redis.call('ZCARD', bkey(ix, hi)) + size <= CAP then
+    bput(bkey(ix, hi), redis.call('ZRANGE', k, 0, -1, 'WITHSCORES'))
+    redis.call('DEL', k)
+    redis.call('ZREM', ix, n)
+    redis.call('ZADD', ix, b, hi)
+  end
+end
+-- bdown calls visit(member, score) for the members of ix in descending
+-- (score, member) order, after the position (cs, cm), or from the top
+-- when cs is '', until visit returns false. It returns true when the
+-- index ran out first.
+local function bdown(ix, cs, cm, visit)
+  local n, b
+  if cs == '' then
+    local r = redis.call('ZREVRANGE', ix, 0, 0, 'WITHSCORES')
+    if #r == 0 then return true end
+    n, b = r[1], r[2]
+  else
+    n, b = bfind(ix, cs)
+    if not n then return true end
+    -- Members sharing the cursor's score come in descending byte order;
+    -- resume after the cursor's member among them, then below the score.
+    local k = bkey(ix, n)
+    for _, m in ipairs(redis.call('ZREVRANGEBYSCORE', k, cs, cs)) do
+      if before(m, cm) and not visit(m, cs) then return false end
+    end
+    local r = redis.call('ZREVRANGEBYSCORE', k, '(' .. cs, '-inf', 'WITHSCORES')
+    for i = 1, #r, 2 do
+      if not visit(r[i], r[i + 1]) then return false end
+    end
+    n, b = bbelow(ix, b)
+  end
+  while n do
+    local r = redis.call('ZREVRANGE', bkey(ix, n), 0, -1, 'WITHSCORES')
+    for i = 1, #r, 2 do
+      if not visit(r[i], r[i + 1]) then return false end
+    end
+    n, b = bbelow(ix, b)
+  end
+  return true
+end
+-- bup calls visit(member, score) for the members of ix with scores up
+-- to max in ascending order until visit returns false.
+local function bup(ix, max, visit)
+  local r = redis.call('ZRANGE', ix, 0, 0, 'WITHSCORES')
+  if #r == 0 then return end
+  local n, b = r[1], r[2]
+  while n and (b == '-inf' or tonumber(b) <= max) do
+    local e = redis.call('ZRANGEBYSCORE', bkey(ix, n), '-inf', max, 'WITHSCORES')
+    for i = 1, #e, 2 do
+      if not visit(e[i], e[i + 1]) then return end
+    end
+    n, b = babove(ix, b)
+  end
+end
+-- device returns the interned device summary a session hash names.
+local function device(prefix, m)
+  if not m['a'] then return '' end
+  return redis.call('GET', prefix .. m['a']) or ''
+end
+-- findfield returns a field's value from a flat HGETALL reply.
+local function findfield(flat, f)
+  for i = 1, #flat, 2 do
+    if flat[i] == f then return flat[i + 1] end
+  end
+  return nil
+end
 `
 
 // createScript: KEYS session, tokens, by-last-access, by-created,
-// by-deadline, user, users. ARGV id, user, last ms, created ms,
-// deadline ms (0 none), now ms, grace ms, user ttl ms, tokens, email,
-// last ip, then the session's field/value pairs.
+// by-deadline, user, users. ARGV id, user, last ms, created ms, deadline
+// ms (0 none), now ms, grace ms, user ttl ms, tokens, email, last ip,
+// device key prefix, device ref (” none), device summary, then the
+// session's field/value pairs.
 var createScript = redis.NewScript(luaLib + `
 local id, user = ARGV[1], ARGV[2]
 local last, created, dl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local now, grace, userttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 12))
+local s = KEYS[1]
+-- A session created again under its id replaces the old one, whose
+-- index entries go first.
+if redis.call('EXISTS', s) == 1 then
+  local o = redis.call('HMGET', s, 'l', 'c', 'x', 't')
+  local ol, oc = tonumber(o[1] or '0'), tonumber(o[2] or '0')
+  brem(KEYS[3], ol, id)
+  brem(KEYS[4], oc, id)
+  local od = deadline(ol, tonumber(o[3] or '0'), tonumber(o[4] or '0'))
+  if od > 0 then brem(KEYS[5], od, dmember(id, ol, oc)) end
+end
+redis.call('DEL', s, KEYS[2])
+redis.call('HSET', s, unpack(ARGV, 15))
 local ttl = pttl(dl, now, grace)
-if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+if ttl > 0 then redis.call('PEXPIRE', s, ttl) end
 if ARGV[9] ~= '' then
   if ttl > 0 then
     redis.call('SET', KEYS[2], ARGV[9], 'PX', ttl)
@@ -78,139 +314,197 @@ if ARGV[9] ~= '' then
     redis.call('SET', KEYS[2], ARGV[9])
   end
 end
-redis.call('ZADD', KEYS[3], last, id)
-redis.call('ZADD', KEYS[4], created, id)
-if dl > 0 then redis.call('ZADD', KEYS[5], dl, id) end
+if ARGV[13] ~= '' then
+  local dk = ARGV[12] .. ARGV[13]
+  redis.call('SET', dk, ARGV[14], 'NX')
+  share(dk, ttl, userttl)
+end
+badd(KEYS[3], last, id)
+badd(KEYS[4], created, id)
+if dl > 0 then badd(KEYS[5], dl, dmember(id, last, created)) end
 
 -- The user's summary. Fields of sessions that vanished by TTL go now, so
 -- the hash stays as small as the user's live sessions.
 local u = KEYS[6]
 local h = redis.call('HGETALL', u)
+local login
 for i = 1, #h, 2 do
   local f = h[i]
-  if string.sub(f, 1, 1) ~= '~' then
+  if f == '~i' then
+    login = tonumber(h[i + 1])
+  elseif string.sub(f, 1, 1) ~= '~' then
     local v = tonumber(h[i + 1])
     if v > 0 and v + grace < now then redis.call('HDEL', u, f) end
   end
 end
 redis.call('HSET', u, id, dl, '~e', ARGV[10], '~p', ARGV[11])
-local login = tonumber(redis.call('HGET', u, '~i') or '0')
-if created >= login then
+if not login or created > login then
+  if login then brem(KEYS[7], login, user) end
   redis.call('HSET', u, '~i', created)
-  redis.call('ZADD', KEYS[7], created, user)
+  badd(KEYS[7], created, user)
 end
 extend(u, math.max(userttl, ttl))
 
 -- Users whose summary expired leave a stale index entry; each login
 -- clears a few of the oldest so the index does not grow without bound.
-local old = redis.call('ZRANGE', KEYS[7], 0, 9)
-local prefix = string.sub(u, 1, #u - #user)
-for _, name in ipairs(old) do
-  if redis.call('EXISTS', prefix .. name) == 0 then redis.call('ZREM', KEYS[7], name) end
+-- An entry whose score is not the summary's last login is stale too.
+local lowest = redis.call('ZRANGE', KEYS[7], 0, 0)
+if #lowest > 0 then
+  local old = redis.call('ZRANGE', bkey(KEYS[7], lowest[1]), 0, 9, 'WITHSCORES')
+  local prefix = string.sub(u, 1, #u - #user)
+  for i = 1, #old, 2 do
+    if redis.call('HGET', prefix .. old[i], '~i') ~= old[i + 1] then brem(KEYS[7], tonumber(old[i + 1]), old[i]) end
+  end
 end
 return 1
 `)
 
-// getScript: KEYS session, tokens. Returns {hash, tokens} or nil.
-var getScript = redis.NewScript(`
+// getScript: KEYS session, tokens. ARGV device key prefix. Returns
+// {hash, tokens, device} or nil.
+var getScript = redis.NewScript(luaLib + `
 local h = redis.call('HGETALL', KEYS[1])
 if #h == 0 then return false end
-return {h, redis.call('GET', KEYS[2])}
+local ref = findfield(h, 'a')
+local dev = ''
+if ref then dev = redis.call('GET', ARGV[1] .. ref) or '' end
+return {h, redis.call('GET', KEYS[2]), dev}
 `)
 
 // touchScript: KEYS session, tokens, by-last-access, by-deadline.
 // ARGV id, at ms, ip (” keeps), now ms, grace ms, user key prefix,
-// user ttl ms, replace-device flag, replace-location flag, then
-// field/value pairs to write. Returns 1, or 0 when the session is gone or
-// its deadline passed before at.
+// user ttl ms, replace-device flag, replace-location flag, device key
+// prefix, device ref (” none), device summary, then location
+// field/value pairs to write. Returns 1, or 0 when the session is gone
+// or its deadline passed before at.
 var touchScript = redis.NewScript(luaLib + `
-local id = ARGV[1]
-local h = redis.call('HMGET', KEYS[1], 'u', 'l', 'x', 't', 'i')
+local id, s = ARGV[1], KEYS[1]
+local h = redis.call('HMGET', s, 'u', 'l', 'x', 't', 'i', 'c', 'a')
 if not h[1] then return 0 end
-local at, now, grace = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local last = tonumber(h[2] or '0')
+local at, now, grace, userttl = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
+local last, created = tonumber(h[2] or '0'), tonumber(h[6] or '0')
 local expires, idle = tonumber(h[3] or '0'), tonumber(h[4] or '0')
 local dl = deadline(last, expires, idle)
 if dl > 0 and at >= dl then return 0 end
-if at > last then last = at end
-dl = deadline(last, expires, idle)
+local ndl = dl
+if at > last then
+  ndl = deadline(at, expires, idle)
+  redis.call('HSET', s, 'l', at)
+  brem(KEYS[3], last, id)
+  badd(KEYS[3], at, id)
+  if dl > 0 then brem(KEYS[4], dl, dmember(id, last, created)) end
+  if ndl > 0 then badd(KEYS[4], ndl, dmember(id, at, created)) end
+end
 
-local s = KEYS[1]
-redis.call('HSET', s, 'l', last)
 local ip = ARGV[3]
 if ip ~= '' then
   if ip == (h[5] or '') then redis.call('HDEL', s, 'j') else redis.call('HSET', s, 'j', ip) end
 end
+local ref = h[7]
 if ARGV[8] == '1' then
-  for _, f in ipairs({'a', 'b', 'o', 'd'}) do dropfield(s, f) end
+  ref = ARGV[11]
+  if ref == '' then
+    redis.call('HDEL', s, 'a')
+  else
+    redis.call('HSET', s, 'a', ref)
+    redis.call('SET', ARGV[10] .. ref, ARGV[12], 'NX')
+  end
 end
 if ARGV[9] == '1' then
   for _, f in ipairs({'y', 'r', 'k', 'la', 'lo'}) do dropfield(s, f) end
 end
-if #ARGV > 9 then redis.call('HSET', s, unpack(ARGV, 10)) end
+if #ARGV > 12 then redis.call('HSET', s, unpack(ARGV, 13)) end
 
-redis.call('ZADD', KEYS[3], last, id)
-local ttl = pttl(dl, now, grace)
-if dl > 0 then
-  redis.call('ZADD', KEYS[4], dl, id)
+local ttl = pttl(ndl, now, grace)
+if ndl > 0 then
   redis.call('PEXPIRE', s, ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
+if ref and ref ~= '' then share(ARGV[10] .. ref, ttl, userttl) end
 local u = ARGV[6] .. h[1]
-redis.call('HSET', u, id, dl)
+redis.call('HSET', u, id, ndl)
 if ip ~= '' then redis.call('HSET', u, '~p', ip) end
-extend(u, math.max(tonumber(ARGV[7]), ttl))
+extend(u, math.max(userttl, ttl))
+return 1
+`)
+
+// setTokensScript: KEYS session, tokens. ARGV tokens, now ms. Returns 1,
+// or 0 when the session is gone or past its deadline.
+var setTokensScript = redis.NewScript(luaLib + `
+local h = redis.call('HMGET', KEYS[1], 'u', 'l', 'x', 't')
+if not h[1] then return 0 end
+local dl = deadline(tonumber(h[2] or '0'), tonumber(h[3] or '0'), tonumber(h[4] or '0'))
+if dl > 0 and tonumber(ARGV[2]) >= dl then return 0 end
+if ARGV[1] == '' then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+-- The tokens expire with the session.
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
+else
+  redis.call('SET', KEYS[2], ARGV[1])
+end
 return 1
 `)
 
 // deleteScript: KEYS session, tokens, by-last-access, by-created,
-// by-deadline. ARGV id, now ms, user key prefix, channel, user ttl ms.
-// Returns {hash, tokens}, or nil when the session was already gone.
+// by-deadline. ARGV id, now ms, user key prefix, channel, user ttl ms,
+// device key prefix. Returns {hash, tokens, device}, or nil when the
+// session was already gone.
 var deleteScript = redis.NewScript(luaLib + `
 local id = ARGV[1]
-redis.call('ZREM', KEYS[3], id)
-redis.call('ZREM', KEYS[4], id)
-redis.call('ZREM', KEYS[5], id)
 local h = redis.call('HGETALL', KEYS[1])
 if #h == 0 then
   redis.call('DEL', KEYS[2])
   return false
 end
-local tok = redis.call('GET', KEYS[2])
-redis.call('DEL', KEYS[1], KEYS[2])
 local m = tomap(h)
+local last, created = tonumber(m['l'] or '0'), tonumber(m['c'] or '0')
+brem(KEYS[3], last, id)
+brem(KEYS[4], created, id)
+local dl = deadline(last, tonumber(m['x'] or '0'), tonumber(m['t'] or '0'))
+if dl > 0 then brem(KEYS[5], dl, dmember(id, last, created)) end
+local tok = redis.call('GET', KEYS[2])
+local dev = device(ARGV[6], m)
+redis.call('DEL', KEYS[1], KEYS[2])
 local u = ARGV[3] .. m['u']
 redis.call('HDEL', u, id)
 redis.call('HSET', u, '~o', ARGV[2])
 extend(u, tonumber(ARGV[5]))
 redis.call('PUBLISH', ARGV[4], id)
-return {h, tok}
+return {h, tok, dev}
 `)
 
 // scanScript walks an index newest first from a cursor and returns the
 // sessions that pass the filters, dropping index entries whose session
-// vanished. KEYS index, by-last-access, by-created, by-deadline. ARGV
-// session key prefix, cursor score (” from the top), cursor id, want,
-// budget (entries to examine), ip prefix, country (lower case), site.
-// Returns {matches, last score, last id, exhausted} where matches is a
-// flat list of id, score, hash.
+// vanished. KEYS index. ARGV session key prefix, device key prefix,
+// cursor score (” from the top), cursor id, want, budget (entries to
+// examine), ip prefix, country (lower case), site, the session field the
+// index orders by. Returns {matches, last score, last id, exhausted}
+// where matches is a flat list of id, hash, device.
 var scanScript = redis.NewScript(luaLib + `
-local prefix, cs, cid = ARGV[1], ARGV[2], ARGV[3]
-local want, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
-local ipp, country, site = ARGV[6], ARGV[7], ARGV[8]
+local prefix, dprefix, cs, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local want, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
+local ipp, country, site, field = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local out, stale = {}, {}
 local found, seen = 0, 0
 local ls, lid = cs, cid
-local function full() return found >= want or seen >= budget end
 local function consider(id, score)
   seen = seen + 1
   ls, lid = score, id
   local flat = redis.call('HGETALL', prefix .. id)
   if #flat == 0 then
-    stale[#stale + 1] = id
+    stale[#stale + 1] = {id, score}
     return
   end
   local m = tomap(flat)
+  -- An entry that disagrees with its session is left over; the
+  -- session's own entry is elsewhere in the index.
+  if (m[field] or '0') ~= score then
+    stale[#stale + 1] = {id, score}
+    return
+  end
   if ipp ~= '' then
     local ip, last = m['i'] or '', m['j'] or m['i'] or ''
     if string.sub(ip, 1, #ipp) ~= ipp and string.sub(last, 1, #ipp) ~= ipp then return end
@@ -223,54 +517,25 @@ local function consider(id, score)
     if s ~= site then return end
   end
   out[#out + 1] = id
-  out[#out + 1] = score
   out[#out + 1] = flat
+  out[#out + 1] = device(dprefix, m)
   found = found + 1
 end
-
-local max = '+inf'
-if cs ~= '' then
-  -- Members sharing the cursor's score come in descending byte order;
-  -- resume after the cursor's id among them, then below the score.
-  local ties = redis.call('ZREVRANGEBYSCORE', KEYS[1], cs, cs)
-  for _, id in ipairs(ties) do
-    if full() then break end
-    if before(id, cid) then consider(id, cs) end
-  end
-  max = '(' .. cs
-end
-local exhausted = 0
--- Offsets are stable because the script runs atomically and stale
--- entries are removed only at the end.
-local off, chunk = 0, 256
-while not full() do
-  local r = redis.call('ZREVRANGEBYSCORE', KEYS[1], max, '-inf', 'WITHSCORES', 'LIMIT', off, chunk)
-  if #r == 0 then
-    exhausted = 1
-    break
-  end
-  for i = 1, #r, 2 do
-    if full() then break end
-    consider(r[i], r[i + 1])
-  end
-  off = off + #r / 2
-  if #r / 2 < chunk and not full() then
-    exhausted = 1
-    break
-  end
-end
-for _, id in ipairs(stale) do
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('ZREM', KEYS[4], id)
-end
-return {out, ls, lid, exhausted}
+-- The walk reads a bucket at a time; index changes wait until it ends.
+local exhausted = bdown(KEYS[1], cs, cid, function(id, score)
+  if found >= want or seen >= budget then return false end
+  consider(id, score)
+  return true
+end)
+for _, e in ipairs(stale) do brem(KEYS[1], tonumber(e[2]), e[1]) end
+return {out, ls, lid, exhausted and 1 or 0}
 `)
 
 // userSessionsScript returns every session of one user as a flat list of
-// id, hash, dropping fields of sessions that vanished. KEYS user,
-// by-last-access, by-created, by-deadline. ARGV session key prefix.
-var userSessionsScript = redis.NewScript(`
+// id, hash, device, dropping fields of sessions that vanished (the sweep
+// removes their index entries). KEYS user. ARGV session key prefix,
+// device key prefix.
+var userSessionsScript = redis.NewScript(luaLib + `
 local h = redis.call('HGETALL', KEYS[1])
 local out = {}
 for i = 1, #h, 2 do
@@ -279,12 +544,10 @@ for i = 1, #h, 2 do
     local flat = redis.call('HGETALL', ARGV[1] .. id)
     if #flat == 0 then
       redis.call('HDEL', KEYS[1], id)
-      redis.call('ZREM', KEYS[2], id)
-      redis.call('ZREM', KEYS[3], id)
-      redis.call('ZREM', KEYS[4], id)
     else
       out[#out + 1] = id
       out[#out + 1] = flat
+      out[#out + 1] = device(ARGV[2], tomap(flat))
     end
   end
 end
@@ -292,28 +555,42 @@ return out
 `)
 
 // dueScript returns up to n sessions whose deadline is at or before t,
-// earliest first, as a flat list of id, hash, and drops index entries of
-// sessions that vanished. KEYS by-deadline, by-last-access, by-created.
-// ARGV session key prefix, t ms, n, budget.
-var dueScript = redis.NewScript(`
-local n, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, budget)
-local out, stale, found = {}, {}, 0
-for _, id in ipairs(ids) do
-  if found >= n then break end
+// earliest first, as a flat list of id, hash, device. It removes every
+// index entry of sessions that vanished, which is what keeps the indexes
+// from keeping ended sessions. KEYS by-deadline, by-last-access,
+// by-created. ARGV session key prefix, device key prefix, t ms, n,
+// budget.
+var dueScript = redis.NewScript(luaLib + `
+local t, n, budget = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local out, stale, found, seen = {}, {}, 0, 0
+bup(KEYS[1], t, function(member, score)
+  if found >= n or seen >= budget then return false end
+  seen = seen + 1
+  local id, last, created = dsplit(member)
   local flat = redis.call('HGETALL', ARGV[1] .. id)
   if #flat == 0 then
-    stale[#stale + 1] = id
-  else
-    out[#out + 1] = id
-    out[#out + 1] = flat
-    found = found + 1
+    stale[#stale + 1] = {member, score, id, last, created}
+    return true
   end
-end
-for _, id in ipairs(stale) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
+  local m = tomap(flat)
+  local l = tonumber(m['l'] or '0')
+  if l ~= last or deadline(l, tonumber(m['x'] or '0'), tonumber(m['t'] or '0')) ~= tonumber(score) then
+    -- Left over; only this entry is wrong.
+    stale[#stale + 1] = {member, score}
+    return true
+  end
+  out[#out + 1] = id
+  out[#out + 1] = flat
+  out[#out + 1] = device(ARGV[2], m)
+  found = found + 1
+  return true
+end)
+for _, e in ipairs(stale) do
+  brem(KEYS[1], tonumber(e[2]), e[1])
+  if e[3] then
+    brem(KEYS[2], e[4], e[3])
+    brem(KEYS[3], e[5], e[3])
+  end
 end
 return out
 `)
@@ -327,20 +604,21 @@ var usersScript = redis.NewScript(luaLib + `
 local prefix, cs, cu = ARGV[1], ARGV[2], ARGV[3]
 local want, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
 local np, now, grace = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
-local out, stale = {}, {}
+local out, stale, drop = {}, {}, {}
 local found, seen = 0, 0
 local ls, lu = cs, cu
-local function full() return found >= want or seen >= budget end
 local function consider(name, score)
   seen = seen + 1
   ls, lu = score, name
   local key = prefix .. name
   local h = redis.call('HGETALL', key)
-  if #h == 0 then
-    stale[#stale + 1] = name
+  local m = tomap(h)
+  -- A summary that expired, or was recreated by a later login (then
+  -- this entry's score is not its last login), leaves a stale entry.
+  if #h == 0 or (m['~i'] or '') ~= score then
+    stale[#stale + 1] = {name, score}
     return
   end
-  local m = tomap(h)
   if np ~= '' and string.sub(string.lower(name), 1, #np) ~= np and string.sub(string.lower(m['~e'] or ''), 1, #np) ~= np then return end
   local active = 0
   for i = 1, #h, 2 do
@@ -352,7 +630,7 @@ local function consider(name, score)
       if dl == 0 or dl > now then
         active = active + 1
       elseif dl + grace < now then
-        redis.call('HDEL', key, f)
+        drop[#drop + 1] = {key, f}
       end
     end
   end
@@ -364,35 +642,14 @@ local function consider(name, score)
   out[#out + 1] = active
   found = found + 1
 end
-local max = '+inf'
-if cs ~= '' then
-  local ties = redis.call('ZREVRANGEBYSCORE', KEYS[1], cs, cs)
-  for _, name in ipairs(ties) do
-    if full() then break end
-    if before(name, cu) then consider(name, cs) end
-  end
-  max = '(' .. cs
-end
-local exhausted = 0
-local off, chunk = 0, 256
-while not full() do
-  local r = redis.call('ZREVRANGEBYSCORE', KEYS[1], max, '-inf', 'WITHSCORES', 'LIMIT', off, chunk)
-  if #r == 0 then
-    exhausted = 1
-    break
-  end
-  for i = 1, #r, 2 do
-    if full() then break end
-    consider(r[i], r[i + 1])
-  end
-  off = off + #r / 2
-  if #r / 2 < chunk and not full() then
-    exhausted = 1
-    break
-  end
-end
-for _, name in ipairs(stale) do redis.call('ZREM', KEYS[1], name) end
-return {out, ls, lu, exhausted}
+local exhausted = bdown(KEYS[1], cs, cu, function(name, score)
+  if found >= want or seen >= budget then return false end
+  consider(name, score)
+  return true
+end)
+for _, e in ipairs(drop) do redis.call('HDEL', e[1], e[2]) end
+for _, e in ipairs(stale) do brem(KEYS[1], tonumber(e[2]), e[1]) end
+return {out, ls, lu, exhausted and 1 or 0}
 `)
 
 // appendScript adds an event to the stream with an ID taken from the

@@ -23,11 +23,12 @@ func (s *Store) Create(ctx context.Context, sess *session.Session) error {
 		return errors.New("creating session: id and user are required")
 	}
 	f := encodeSession(sess)
-	args := make([]any, 0, 11+len(f))
+	ref, dev := deviceRef(&sess.Device)
+	args := make([]any, 0, 14+len(f))
 	args = append(args,
 		sess.ID, sess.User, ms(sess.LastAccess), ms(sess.CreatedAt), deadlineMillis(sess),
 		ms(s.now()), s.grace.Milliseconds(), s.userTTL.Milliseconds(),
-		sess.Tokens, sess.Email, sess.LastIP)
+		sess.Tokens, sess.Email, sess.LastIP, s.devicePrefix, ref, dev)
 	args = append(args, f...)
 	keys := []string{
 		s.sessionKey(sess.ID), s.tokensKey(sess.ID), s.byLast, s.byCreated, s.byDeadline,
@@ -38,16 +39,17 @@ func (s *Store) Create(ctx context.Context, sess *session.Session) error {
 
 // Get implements session.Store.
 func (s *Store) Get(ctx context.Context, id string) (*session.Session, error) {
-	r, err := getScript.Run(ctx, s.c, []string{s.sessionKey(id), s.tokensKey(id)}).Slice()
+	r, err := getScript.Run(ctx, s.c, []string{s.sessionKey(id), s.tokensKey(id)}, s.devicePrefix).Slice()
 	if err != nil {
 		return nil, fail("loading session", err)
 	}
 	return decodeReply(id, r)
 }
 
-// decodeReply decodes {hash, tokens} as getScript and deleteScript return.
+// decodeReply decodes {hash, tokens, device} as getScript and
+// deleteScript return.
 func decodeReply(id string, r []any) (*session.Session, error) {
-	if len(r) != 2 {
+	if len(r) != 3 {
 		return nil, fmt.Errorf("loading session: unexpected reply length %d", len(r))
 	}
 	flat, _ := r[0].([]any)
@@ -56,20 +58,22 @@ func decodeReply(id string, r []any) (*session.Session, error) {
 		return nil, err
 	}
 	var tokens []byte
-	if t, ok := r[1].(string); ok {
+	if t, ok := r[1].(string); ok && t != "" {
 		tokens = []byte(t)
 	}
-	return decodeSession(id, m, tokens)
+	dev, _ := r[2].(string)
+	return decodeSession(id, m, tokens, dev)
 }
 
 // Touch implements session.Store. It refuses (ErrNotFound) a session whose
 // deadline passed before a.At: that session is over, only not yet swept,
 // and a late touch must not revive it.
 func (s *Store) Touch(ctx context.Context, id string, a session.Access) error {
-	args := []any{id, ms(a.At), a.IP, ms(s.now()), s.grace.Milliseconds(), s.userPrefix, s.userTTL.Milliseconds(), "0", "0"}
+	args := []any{id, ms(a.At), a.IP, ms(s.now()), s.grace.Milliseconds(), s.userPrefix, s.userTTL.Milliseconds(),
+		"0", "0", s.devicePrefix, "", ""}
 	if a.Device != nil {
 		args[7] = "1"
-		args = appendDevice(args, a.Device)
+		args[10], args[11] = deviceRef(a.Device)
 	}
 	if a.Location != nil {
 		args[8] = "1"
@@ -86,10 +90,23 @@ func (s *Store) Touch(ctx context.Context, id string, a session.Access) error {
 	return nil
 }
 
+// SetTokens implements session.Store. The tokens expire with the session.
+func (s *Store) SetTokens(ctx context.Context, id string, tokens []byte) error {
+	keys := []string{s.sessionKey(id), s.tokensKey(id)}
+	n, err := setTokensScript.Run(ctx, s.c, keys, tokens, ms(s.now())).Int()
+	if err != nil {
+		return fail("storing tokens", err)
+	}
+	if n == 0 {
+		return session.ErrNotFound
+	}
+	return nil
+}
+
 // Delete implements session.Store.
 func (s *Store) Delete(ctx context.Context, id string) (*session.Session, error) {
 	keys := []string{s.sessionKey(id), s.tokensKey(id), s.byLast, s.byCreated, s.byDeadline}
-	args := []any{id, ms(s.now()), s.userPrefix, s.endedChannel, s.userTTL.Milliseconds()}
+	args := []any{id, ms(s.now()), s.userPrefix, s.endedChannel, s.userTTL.Milliseconds(), s.devicePrefix}
 	r, err := deleteScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
 		return nil, fail("ending session", err)
@@ -115,29 +132,31 @@ func (s *Store) Due(ctx context.Context, t time.Time, n int) ([]*session.Session
 	// Examine a little more than n so that a run of vanished entries does
 	// not starve the sweep; they are removed on the way.
 	keys := []string{s.byDeadline, s.byLast, s.byCreated}
-	r, err := dueScript.Run(ctx, s.c, keys, s.sessionPrefix, ms(t), n, n+1000).Slice()
+	r, err := dueScript.Run(ctx, s.c, keys, s.sessionPrefix, s.devicePrefix, ms(t), n, n+1000).Slice()
 	if err != nil {
 		return nil, fail("finding due sessions", err)
 	}
-	out := make([]*session.Session, 0, len(r)/2)
-	for i := 0; i+1 < len(r); i += 2 {
-		sess, err := decodeListed(r[i], r[i+1])
+	return decodeListed(r)
+}
+
+// decodeListed decodes a flat list of id, hash, device.
+func decodeListed(r []any) ([]*session.Session, error) {
+	out := make([]*session.Session, 0, len(r)/3)
+	for i := 0; i+2 < len(r); i += 3 {
+		id, _ := r[i].(string)
+		flat, _ := r[i+1].([]any)
+		dev, _ := r[i+2].(string)
+		m, err := toFields(flat)
+		if err != nil {
+			return nil, err
+		}
+		sess, err := decodeSession(id, m, nil, dev)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, sess)
 	}
 	return out, nil
-}
-
-func decodeListed(idv, flatv any) (*session.Session, error) {
-	id, _ := idv.(string)
-	flat, _ := flatv.([]any)
-	m, err := toFields(flat)
-	if err != nil {
-		return nil, err
-	}
-	return decodeSession(id, m, nil)
 }
 
 // List implements session.Store. It leaves Tokens nil. Ties in the sort
@@ -162,11 +181,11 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 		return s.listUser(ctx, q, byCreated, from, limit)
 	}
 
-	index := s.byLast
+	index, field := s.byLast, fLast
 	if byCreated {
-		index = s.byCreated
+		index, field = s.byCreated, fCreated
 	}
-	keys := []string{index, s.byLast, s.byCreated, s.byDeadline}
+	keys := []string{index}
 	country := strings.ToLower(q.Country)
 	var (
 		items []*session.Session
@@ -181,8 +200,8 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 			score, member = strconv.FormatInt(pos.Score, 10), pos.Member
 		}
 		budget := min(scanChunk, s.maxScan-seen)
-		r, err := scanScript.Run(ctx, s.c, keys, s.sessionPrefix, score, member,
-			limit+1-len(items), budget, q.IPPrefix, country, q.Site).Slice()
+		r, err := scanScript.Run(ctx, s.c, keys, s.sessionPrefix, s.devicePrefix, score, member,
+			limit+1-len(items), budget, q.IPPrefix, country, q.Site, field).Slice()
 		if err != nil {
 			return session.Page{}, fail("listing sessions", err)
 		}
@@ -190,13 +209,11 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 			return session.Page{}, fmt.Errorf("listing sessions: unexpected reply length %d", len(r))
 		}
 		matches, _ := r[0].([]any)
-		for i := 0; i+2 < len(matches); i += 3 {
-			sess, err := decodeListed(matches[i], matches[i+2])
-			if err != nil {
-				return session.Page{}, err
-			}
-			items = append(items, sess)
+		got, err := decodeListed(matches)
+		if err != nil {
+			return session.Page{}, err
 		}
+		items = append(items, got...)
 		ls, _ := r[1].(string)
 		lm, _ := r[2].(string)
 		if ls == "" {
@@ -231,17 +248,16 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 // listUser serves List for one user from the per-user index: a user has
 // few sessions, so all are read and sorted here.
 func (s *Store) listUser(ctx context.Context, q session.Query, byCreated bool, from *cursor.Cursor, limit int) (session.Page, error) {
-	keys := []string{s.userKey(q.User), s.byLast, s.byCreated, s.byDeadline}
-	r, err := userSessionsScript.Run(ctx, s.c, keys, s.sessionPrefix).Slice()
+	r, err := userSessionsScript.Run(ctx, s.c, []string{s.userKey(q.User)}, s.sessionPrefix, s.devicePrefix).Slice()
 	if err != nil {
 		return session.Page{}, fail("listing user sessions", err)
 	}
+	all, err := decodeListed(r)
+	if err != nil {
+		return session.Page{}, err
+	}
 	var items []*session.Session
-	for i := 0; i+1 < len(r); i += 2 {
-		sess, err := decodeListed(r[i], r[i+1])
-		if err != nil {
-			return session.Page{}, err
-		}
+	for _, sess := range all {
 		if !matches(sess, q) {
 			continue
 		}

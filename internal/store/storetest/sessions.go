@@ -246,6 +246,70 @@ func Sessions(t *testing.T, open SessionOpener) {
 		}
 	})
 
+	t.Run("SetTokens", func(t *testing.T) {
+		e := setup(t)
+		s := Session(1, "alice", T0)
+		s.Tokens = []byte("sealed at sign-in")
+		must(t, "Create", e.a.Create(ctx, s))
+		refreshed := make([]byte, 2000) // longer than before, as after a refresh
+		for i := range refreshed {
+			refreshed[i] = byte(i * 13)
+		}
+		must(t, "SetTokens", e.b.SetTokens(ctx, s.ID, refreshed))
+		want := s.Clone()
+		want.Tokens = refreshed
+		got, err := e.a.Get(ctx, s.ID)
+		must(t, "Get", err)
+		sameSession(t, "Get after SetTokens", got, want)
+
+		// Nothing else changes, and the session stays listed.
+		page, err := e.a.List(ctx, session.Query{User: "alice"})
+		must(t, "List", err)
+		if len(page.Items) != 1 {
+			t.Fatalf("List after SetTokens has %d items, want 1", len(page.Items))
+		}
+		sameSession(t, "List item after SetTokens", page.Items[0], withoutTokens(s))
+
+		must(t, "SetTokens", e.a.SetTokens(ctx, s.ID, nil))
+		got, err = e.b.Get(ctx, s.ID)
+		must(t, "Get", err)
+		sameSession(t, "Get after SetTokens(nil)", got, withoutTokens(s))
+
+		must(t, "SetTokens", e.a.SetTokens(ctx, s.ID, []byte("again")))
+		got, err = e.a.Delete(ctx, s.ID)
+		must(t, "Delete", err)
+		if string(got.Tokens) != "again" {
+			t.Fatalf("Delete after SetTokens returned tokens %q, want %q", got.Tokens, "again")
+		}
+		if err := e.b.SetTokens(ctx, s.ID, refreshed); !errors.Is(err, session.ErrNotFound) {
+			t.Fatalf("SetTokens(deleted) error = %v, want ErrNotFound", err)
+		}
+		if _, err := e.a.Get(ctx, s.ID); !errors.Is(err, session.ErrNotFound) {
+			t.Fatalf("Get after SetTokens(deleted) error = %v, want ErrNotFound (SetTokens must not resurrect)", err)
+		}
+		if err := e.a.SetTokens(ctx, "nosuchsession000000000", refreshed); !errors.Is(err, session.ErrNotFound) {
+			t.Fatalf("SetTokens(unknown) error = %v, want ErrNotFound", err)
+		}
+		page, err = e.a.List(ctx, session.Query{})
+		must(t, "List", err)
+		if len(page.Items) != 0 {
+			t.Fatalf("List after SetTokens(deleted) has %d items, want 0", len(page.Items))
+		}
+
+		// A session past its deadline is over, only not yet swept.
+		late := Session(2, "alice", T0)
+		must(t, "Create", e.a.Create(ctx, late))
+		e.clock.Advance(31 * time.Minute)
+		if err := e.a.SetTokens(ctx, late.ID, refreshed); !errors.Is(err, session.ErrNotFound) {
+			t.Fatalf("SetTokens after the idle deadline error = %v, want ErrNotFound", err)
+		}
+		got, err = e.a.Get(ctx, late.ID)
+		must(t, "Get", err)
+		if got.Tokens != nil {
+			t.Fatalf("Get after a refused SetTokens has tokens %q, want none", got.Tokens)
+		}
+	})
+
 	t.Run("DeleteOnce", func(t *testing.T) {
 		e := setup(t)
 		s := Session(1, "alice", T0)
