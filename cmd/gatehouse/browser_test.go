@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -218,20 +219,19 @@ func (c *chromium) open(dev device) *tab {
 		}
 	}()
 
-	// Page requests, to tell in a failure where a navigation went.
-	requests := chromedp.Events(ctx, network.RequestWillBeSent)
-	go func() {
-		for ev, err := range requests {
-			if err != nil {
-				return
-			}
-			if ev.Type == network.ResourceTypeDocument {
-				tb.mu.Lock()
-				tb.docs = append(tb.docs, ev.Request.Method+" "+ev.Request.URL)
-				tb.mu.Unlock()
-			}
+	// Page requests, to tell where a navigation went. Listen (unlike
+	// Events) records each one before the navigation that caused it
+	// returns, so the log is complete when the test reads it.
+	err := chromedp.Listen(ctx, func(ev any) {
+		if ev, ok := ev.(*network.EventRequestWillBeSent); ok && ev.Type == network.ResourceTypeDocument {
+			tb.mu.Lock()
+			tb.docs = append(tb.docs, ev.Request.Method+" "+ev.Request.URL)
+			tb.mu.Unlock()
 		}
-	}()
+	})
+	if err != nil {
+		t.Fatalf("%s: listening to requests: %v", dev.Name, err)
+	}
 
 	w, h := dev.Width, dev.Height
 	if w == 0 {
@@ -243,17 +243,12 @@ func (c *chromium) open(dev device) *tab {
 	}
 	tb.do("setting up the device",
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := chromedp.Call(ctx, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{
+			_, err := cdp.Call(ctx, tg, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{
 				UserAgent: dev.UserAgent, Platform: dev.Platform, AcceptLanguage: "en-GB,en;q=0.8",
-			})
-			if err != nil || dev.ForwardedFor == "" {
-				return err
-			}
-			_, err = chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
-				Headers: network.Headers{"X-Forwarded-For": dev.ForwardedFor},
 			})
 			return err
 		}),
+		setExtraHeaders(tb.ownHeaders()),
 		chromedp.EmulateViewport(w, h, vpOpts...),
 	)
 	return tb
@@ -453,30 +448,37 @@ func (tb *tab) signIn(d *demo, path, user string, shot bool) {
 // headers for that submission when given.
 func (tb *tab) submitSignIn(user string, extra network.Headers) {
 	tb.t.Helper()
-	setHeaders := func(h network.Headers) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-			_, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: h})
-			return err
-		})
-	}
 	tb.do("filling the sign-in form",
 		chromedp.SendKeys(chromedp.CSS("#username"), user),
 		chromedp.SendKeys(chromedp.CSS("#password"), "demo"),
 	)
-	// The device's own extra headers stay: the browser has one set.
-	own := network.Headers{}
-	if tb.dev.ForwardedFor != "" {
-		own["X-Forwarded-For"] = tb.dev.ForwardedFor
-	}
 	if extra != nil {
-		all := maps.Clone(own)
+		// A tab has one set of extra headers: keep the device's own.
+		all := tb.ownHeaders()
 		maps.Copy(all, extra)
-		tb.do("setting request headers", setHeaders(all))
+		tb.do("setting request headers", setExtraHeaders(all))
 	}
 	tb.clickAndLoad(`form button[type="submit"]`)
 	if extra != nil {
-		tb.do("restoring request headers", setHeaders(own))
+		tb.do("restoring request headers", setExtraHeaders(tb.ownHeaders()))
 	}
+}
+
+// ownHeaders are the extra request headers the device always sends.
+func (tb *tab) ownHeaders() network.Headers {
+	h := network.Headers{}
+	if tb.dev.ForwardedFor != "" {
+		h["X-Forwarded-For"] = tb.dev.ForwardedFor
+	}
+	return h
+}
+
+// setExtraHeaders replaces the tab's extra request headers with h.
+func setExtraHeaders(h network.Headers) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: h})
+		return err
+	})
 }
 
 // refusedSignIn tells whether the provider answered the sign-in form with
