@@ -11,7 +11,7 @@ import (
 )
 
 // benchStore is a store holding n realistic sessions with tokens.
-func benchStore(b *testing.B, n int) (*Store, []string) {
+func benchStore(b testing.TB, n int) (*Store, []string) {
 	b.Helper()
 	s := newStore(b, testredis.Start(b), nil)
 	ids := make([]string, n)
@@ -79,6 +79,23 @@ func BenchmarkListFirstPage(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := s.List(ctx, session.Query{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCreate is one sign-in's write (EVALSHA) on loopback, into a
+// store that already holds sessions.
+func BenchmarkCreate(b *testing.B) {
+	s, _ := benchStore(b, 1000)
+	ctx := b.Context()
+	now := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		sess := storetest.Session(1000+i, fmt.Sprintf("user%d", i%100), now.Add(time.Duration(i)*time.Millisecond))
+		sess.Tokens = make([]byte, 1500)
+		if err := s.Create(ctx, sess); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -427,5 +429,61 @@ func TestLongValuesKeepListpack(t *testing.T) {
 	}
 	if got.Device != dev {
 		t.Errorf("Device after Touch = %+v, want %+v", got.Device, dev)
+	}
+}
+
+// A filter that matches few sessions must not hold a List call for long:
+// it returns a short page and a cursor once MaxScanTime has passed, and
+// the cursors lead to every match.
+func TestListTimeBound(t *testing.T) {
+	addr := testredis.Start(t)
+	var calls atomic.Int64
+	// Every reading of the clock is a second later.
+	clock := func() time.Time { return storetest.T0.Add(time.Duration(calls.Add(1)) * time.Second) }
+	s, err := New(Options{Client: newClient(t, addr), Prefix: "slow", Now: clock, MaxScanTime: time.Millisecond, Grace: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	const n = 5000
+	var want []string
+	err = createMany(ctx, s, n, func(i int) *session.Session {
+		sess := storetest.Session(i, fmt.Sprintf("user%d", i%500), storetest.T0.Add(time.Duration(i)*time.Millisecond))
+		sess.IdleTimeout = 0
+		if i%1000 == 7 {
+			sess.Country = "IS"
+		}
+		return sess
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := n - 1; i >= 0; i-- {
+		if i%1000 == 7 {
+			want = append(want, storetest.Session(i, "", storetest.T0).ID)
+		}
+	}
+	var got []string
+	q := session.Query{Country: "is"}
+	pages := 0
+	for {
+		page, err := s.List(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, sess := range page.Items {
+			got = append(got, sess.ID)
+		}
+		if q.Cursor = page.Next; q.Cursor == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("List(country IS) over all pages = %v, want %v", got, want)
+	}
+	// One chunk of scanChunk entries per call.
+	if wantPages := (n + scanChunk - 1) / scanChunk; pages != wantPages {
+		t.Errorf("List took %d calls, want %d (one chunk each)", pages, wantPages)
 	}
 }

@@ -110,21 +110,29 @@ end
 -- order of equal-score members (by member) holds within one bucket.
 -- Small buckets merge into a neighbour. Every caller passes the score a
 -- member was added with, which the session or user hash records.
+--
+-- Cost notes: Redis 7.0 formats every score it returns with %.17g, and
+-- Lua numbers passed to redis.call the same way, at about half a
+-- microsecond each; so the common paths pass scores as the strings they
+-- came as, read no scores they do not need, and move entries between
+-- buckets with ZRANGESTORE and ZUNIONSTORE, which copy them inside Redis.
 local function bkey(ix, n) return ix .. ':' .. n end
+-- bfind returns the bucket that holds score s, nil when ix is empty.
 local function bfind(ix, s)
-  local r = redis.call('ZREVRANGEBYSCORE', ix, s, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  if #r == 0 then return nil end
+  return redis.call('ZREVRANGEBYSCORE', ix, s, '-inf', 'LIMIT', '0', '1')[1]
+end
+-- bfindb is bfind that also returns the bucket's bound.
+local function bfindb(ix, s)
+  local r = redis.call('ZREVRANGEBYSCORE', ix, s, '-inf', 'WITHSCORES', 'LIMIT', '0', '1')
   return r[1], r[2]
 end
 local function bbelow(ix, b)
   if b == '-inf' then return nil end
-  local r = redis.call('ZREVRANGEBYSCORE', ix, '(' .. b, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  if #r == 0 then return nil end
+  local r = redis.call('ZREVRANGEBYSCORE', ix, '(' .. b, '-inf', 'WITHSCORES', 'LIMIT', '0', '1')
   return r[1], r[2]
 end
 local function babove(ix, b)
-  local r = redis.call('ZRANGEBYSCORE', ix, '(' .. b, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  if #r == 0 then return nil end
+  local r = redis.call('ZRANGEBYSCORE', ix, '(' .. b, '+inf', 'WITHSCORES', 'LIMIT', '0', '1')
   return r[1], r[2]
 end
 local function bnew(ix, bound)
@@ -132,48 +140,51 @@ local function bnew(ix, bound)
   redis.call('ZADD', ix, bound, n)
   return n
 end
-local function bput(k, flat)
-  if #flat == 0 then return end
-  local args = {}
-  for i = 1, #flat, 2 do
-    args[#args + 1] = flat[i + 1]
-    args[#args + 1] = flat[i]
+-- bcut returns the rank at which to split a full bucket k of size
+-- entries: the one nearest the middle whose score differs from the
+-- previous entry's, or nil when the whole bucket has one score.
+local function bcut(k, size)
+  local mid = math.floor(size / 2)
+  local lo = mid - 4
+  local w = redis.call('ZRANGE', k, lo, mid + 3, 'WITHSCORES')
+  for d = 0, 3 do
+    for _, r in ipairs({mid + d, mid - d}) do
+      local j = r - lo
+      if j >= 1 and j < #w / 2 and w[2 * j] ~= w[2 * j + 2] then return r end
+    end
   end
-  redis.call('ZADD', k, unpack(args))
+  local all = redis.call('ZRANGE', k, '0', '-1', 'WITHSCORES')
+  local cnt = #all / 2
+  for d = 0, cnt do
+    for _, r in ipairs({mid + d, mid - d}) do
+      if r >= 1 and r < cnt and all[2 * r] ~= all[2 * r + 2] then return r end
+    end
+  end
+  return nil
 end
 -- badd adds member m with score s to index ix.
 local function badd(ix, s, m)
   local n = bfind(ix, s)
   if not n then n = bnew(ix, '-inf') end
   local k = bkey(ix, n)
-  if redis.call('ZCARD', k) >= CAP and not redis.call('ZSCORE', k, m) then
-    local all = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
-    local cnt = #all / 2
-    if s > tonumber(all[#all]) then
+  local size = redis.call('ZCARD', k)
+  if size >= CAP and not redis.call('ZSCORE', k, m) then
+    local top = redis.call('ZRANGE', k, '-1', '-1', 'WITHSCORES')
+    if tonumber(s) > tonumber(top[2]) then
       -- Above everything here, the usual case for an index of times
       -- that only grow: start a bucket at s and leave this one full.
       n = bnew(ix, s)
       k = bkey(ix, n)
     else
-      -- Split near the middle where the score changes. A bucket of
-      -- one score cannot split; it outgrows CAP, which costs memory
-      -- (Redis converts it to a skiplist) but nothing else.
-      local mid, cut = math.floor(cnt / 2) + 1, nil
-      for d = 0, cnt do
-        for _, i in ipairs({mid + d, mid - d}) do
-          if i > 1 and i <= cnt and all[2 * i] ~= all[2 * i - 2] then
-            cut = i
-            break
-          end
-        end
-        if cut then break end
-      end
+      -- A bucket of one score cannot split; it outgrows CAP, which
+      -- costs memory (Redis converts it to a skiplist) but nothing else.
+      local cut = bcut(k, size)
       if cut then
-        local bound = tonumber(all[2 * cut])
+        local bound = redis.call('ZRANGE', k, cut, cut, 'WITHSCORES')[2]
         local upper = bnew(ix, bound)
-        bput(bkey(ix, upper), {unpack(all, 2 * cut - 1)})
-        redis.call('ZREMRANGEBYRANK', k, cut - 1, -1)
-        if s >= bound then
+        redis.call('ZRANGESTORE', bkey(ix, upper), k, cut, '-1')
+        redis.call('ZREMRANGEBYRANK', k, cut, '-1')
+        if tonumber(s) >= tonumber(bound) then
           n = upper
           k = bkey(ix, n)
         end
@@ -188,35 +199,39 @@ end
 local function bdrop(ix, n, b)
   redis.call('ZREM', ix, n)
   if b == '-inf' then
-    local r = redis.call('ZRANGE', ix, 0, 0)
+    local r = redis.call('ZRANGE', ix, '0', '0')
     if #r > 0 then redis.call('ZADD', ix, '-inf', r[1]) end
   end
 end
+-- bmerge moves bucket k's entries into bucket into.
+local function bmerge(into, k)
+  redis.call('ZUNIONSTORE', into, '2', into, k, 'AGGREGATE', 'MAX')
+  redis.call('DEL', k)
+end
 -- brem removes member m, added with score s, from index ix.
 local function brem(ix, s, m)
-  local n, b = bfind(ix, s)
+  local n = bfind(ix, s)
   if not n then return end
   local k = bkey(ix, n)
   if redis.call('ZREM', k, m) == 0 then return end
   local size = redis.call('ZCARD', k)
+  if size >= CAP / 4 then return end
+  local b = redis.call('ZSCORE', ix, n)
   if size == 0 then
     bdrop(ix, n, b)
     return
   end
-  if size >= CAP / 4 then return end
   -- Merge a small bucket into a neighbour with room, so that buckets
   -- stay well filled whatever the order of removals.
   local lo = bbelow(ix, b)
   if lo and redis.call('ZCARD', bkey(ix, lo)) + size <= CAP then
-    bput(bkey(ix, lo), redis.call('ZRANGE', k, 0, -1, 'WITHSCORES'))
-    redis.call('DEL', k)
+    bmerge(bkey(ix, lo), k)
     redis.call('ZREM', ix, n)
     return
   end
   local hi = babove(ix, b)
   if hi and redis.call('ZCARD', bkey(ix, hi)) + size <= CAP then
-    bput(bkey(ix, hi), redis.call('ZRANGE', k, 0, -1, 'WITHSCORES'))
-    redis.call('DEL', k)
+    bmerge(bkey(ix, hi), k)
     redis.call('ZREM', ix, n)
     redis.call('ZADD', ix, b, hi)
   end
@@ -224,15 +239,16 @@ end
 -- bdown calls visit(member, score) for the members of ix in descending
 -- (score, member) order, after the position (cs, cm), or from the top
 -- when cs is '', until visit returns false. It returns true when the
--- index ran out first.
+-- index ran out first. Buckets are read CAP entries at a time: one that
+-- outgrew CAP (a single score) may be large.
 local function bdown(ix, cs, cm, visit)
   local n, b
   if cs == '' then
-    local r = redis.call('ZREVRANGE', ix, 0, 0, 'WITHSCORES')
+    local r = redis.call('ZREVRANGE', ix, '0', '0', 'WITHSCORES')
     if #r == 0 then return true end
     n, b = r[1], r[2]
   else
-    n, b = bfind(ix, cs)
+    n, b = bfindb(ix, cs)
     if not n then return true end
     -- Members sharing the cursor's score come in descending byte order;
     -- resume after the cursor's member among them, then below the score.
@@ -240,17 +256,25 @@ local function bdown(ix, cs, cm, visit)
     for _, m in ipairs(redis.call('ZREVRANGEBYSCORE', k, cs, cs)) do
       if before(m, cm) and not visit(m, cs) then return false end
     end
-    local r = redis.call('ZREVRANGEBYSCORE', k, '(' .. cs, '-inf', 'WITHSCORES')
-    for i = 1, #r, 2 do
-      if not visit(r[i], r[i + 1]) then return false end
-    end
+    local off = 0
+    repeat
+      local r = redis.call('ZREVRANGEBYSCORE', k, '(' .. cs, '-inf', 'WITHSCORES', 'LIMIT', off, CAP)
+      for i = 1, #r, 2 do
+        if not visit(r[i], r[i + 1]) then return false end
+      end
+      off = off + CAP
+    until #r < 2 * CAP
     n, b = bbelow(ix, b)
   end
   while n do
-    local r = redis.call('ZREVRANGE', bkey(ix, n), 0, -1, 'WITHSCORES')
-    for i = 1, #r, 2 do
-      if not visit(r[i], r[i + 1]) then return false end
-    end
+    local k, off = bkey(ix, n), 0
+    repeat
+      local r = redis.call('ZREVRANGE', k, off, off + CAP - 1, 'WITHSCORES')
+      for i = 1, #r, 2 do
+        if not visit(r[i], r[i + 1]) then return false end
+      end
+      off = off + CAP
+    until #r < 2 * CAP
     n, b = bbelow(ix, b)
   end
   return true
@@ -258,14 +282,18 @@ end
 -- bup calls visit(member, score) for the members of ix with scores up
 -- to max in ascending order until visit returns false.
 local function bup(ix, max, visit)
-  local r = redis.call('ZRANGE', ix, 0, 0, 'WITHSCORES')
+  local r = redis.call('ZRANGE', ix, '0', '0', 'WITHSCORES')
   if #r == 0 then return end
   local n, b = r[1], r[2]
   while n and (b == '-inf' or tonumber(b) <= max) do
-    local e = redis.call('ZRANGEBYSCORE', bkey(ix, n), '-inf', max, 'WITHSCORES')
-    for i = 1, #e, 2 do
-      if not visit(e[i], e[i + 1]) then return end
-    end
+    local k, off = bkey(ix, n), 0
+    repeat
+      local e = redis.call('ZRANGEBYSCORE', k, '-inf', max, 'WITHSCORES', 'LIMIT', off, CAP)
+      for i = 1, #e, 2 do
+        if not visit(e[i], e[i + 1]) then return end
+      end
+      off = off + CAP
+    until #e < 2 * CAP
     n, b = babove(ix, b)
   end
 end
@@ -298,8 +326,8 @@ local s = KEYS[1]
 if redis.call('EXISTS', s) == 1 then
   local o = redis.call('HMGET', s, 'l', 'c', 'x', 't')
   local ol, oc = tonumber(o[1] or '0'), tonumber(o[2] or '0')
-  brem(KEYS[3], ol, id)
-  brem(KEYS[4], oc, id)
+  brem(KEYS[3], o[1] or '0', id)
+  brem(KEYS[4], o[2] or '0', id)
   local od = deadline(ol, tonumber(o[3] or '0'), tonumber(o[4] or '0'))
   if od > 0 then brem(KEYS[5], od, dmember(id, ol, oc)) end
 end
@@ -319,9 +347,9 @@ if ARGV[13] ~= '' then
   redis.call('SET', dk, ARGV[14], 'NX')
   share(dk, ttl, userttl)
 end
-badd(KEYS[3], last, id)
-badd(KEYS[4], created, id)
-if dl > 0 then badd(KEYS[5], dl, dmember(id, last, created)) end
+badd(KEYS[3], ARGV[3], id)
+badd(KEYS[4], ARGV[4], id)
+if dl > 0 then badd(KEYS[5], ARGV[5], dmember(id, last, created)) end
 
 -- The user's summary. Fields of sessions that vanished by TTL go now, so
 -- the hash stays as small as the user's live sessions.
@@ -331,29 +359,31 @@ local login
 for i = 1, #h, 2 do
   local f = h[i]
   if f == '~i' then
-    login = tonumber(h[i + 1])
+    login = h[i + 1]
   elseif string.sub(f, 1, 1) ~= '~' then
     local v = tonumber(h[i + 1])
     if v > 0 and v + grace < now then redis.call('HDEL', u, f) end
   end
 end
-redis.call('HSET', u, id, dl, '~e', ARGV[10], '~p', ARGV[11])
-if not login or created > login then
+redis.call('HSET', u, id, ARGV[5], '~e', ARGV[10], '~p', ARGV[11])
+if not login or created > tonumber(login) then
   if login then brem(KEYS[7], login, user) end
-  redis.call('HSET', u, '~i', created)
-  badd(KEYS[7], created, user)
+  redis.call('HSET', u, '~i', ARGV[4])
+  badd(KEYS[7], ARGV[4], user)
 end
 extend(u, math.max(userttl, ttl))
 
 -- Users whose summary expired leave a stale index entry; each login
 -- clears a few of the oldest so the index does not grow without bound.
 -- An entry whose score is not the summary's last login is stale too.
-local lowest = redis.call('ZRANGE', KEYS[7], 0, 0)
+local lowest = redis.call('ZRANGE', KEYS[7], '0', '0')
 if #lowest > 0 then
-  local old = redis.call('ZRANGE', bkey(KEYS[7], lowest[1]), 0, 9, 'WITHSCORES')
+  local bk = bkey(KEYS[7], lowest[1])
+  local old = redis.call('ZRANGE', bk, '0', '4')
+  local scores = redis.call('ZMSCORE', bk, unpack(old))
   local prefix = string.sub(u, 1, #u - #user)
-  for i = 1, #old, 2 do
-    if redis.call('HGET', prefix .. old[i], '~i') ~= old[i + 1] then brem(KEYS[7], tonumber(old[i + 1]), old[i]) end
+  for i, name in ipairs(old) do
+    if redis.call('HGET', prefix .. name, '~i') ~= scores[i] then brem(KEYS[7], scores[i], name) end
   end
 end
 return 1
@@ -388,9 +418,9 @@ if dl > 0 and at >= dl then return 0 end
 local ndl = dl
 if at > last then
   ndl = deadline(at, expires, idle)
-  redis.call('HSET', s, 'l', at)
-  brem(KEYS[3], last, id)
-  badd(KEYS[3], at, id)
+  redis.call('HSET', s, 'l', ARGV[2])
+  brem(KEYS[3], h[2] or '0', id)
+  badd(KEYS[3], ARGV[2], id)
   if dl > 0 then brem(KEYS[4], dl, dmember(id, last, created)) end
   if ndl > 0 then badd(KEYS[4], ndl, dmember(id, at, created)) end
 end
@@ -421,8 +451,7 @@ if ndl > 0 then
 end
 if ref and ref ~= '' then share(ARGV[10] .. ref, ttl, userttl) end
 local u = ARGV[6] .. h[1]
-redis.call('HSET', u, id, ndl)
-if ip ~= '' then redis.call('HSET', u, '~p', ip) end
+if ip ~= '' then redis.call('HSET', u, id, ndl, '~p', ip) else redis.call('HSET', u, id, ndl) end
 extend(u, math.max(userttl, ttl))
 return 1
 `)
@@ -461,8 +490,8 @@ if #h == 0 then
 end
 local m = tomap(h)
 local last, created = tonumber(m['l'] or '0'), tonumber(m['c'] or '0')
-brem(KEYS[3], last, id)
-brem(KEYS[4], created, id)
+brem(KEYS[3], m['l'] or '0', id)
+brem(KEYS[4], m['c'] or '0', id)
 local dl = deadline(last, tonumber(m['x'] or '0'), tonumber(m['t'] or '0'))
 if dl > 0 then brem(KEYS[5], dl, dmember(id, last, created)) end
 local tok = redis.call('GET', KEYS[2])
@@ -490,28 +519,38 @@ local ipp, country, site, field = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local out, stale = {}, {}
 local found, seen = 0, 0
 local ls, lid = cs, cid
+local filtered = ipp ~= '' or country ~= '' or site ~= ''
 local function consider(id, score)
   seen = seen + 1
   ls, lid = score, id
-  local flat = redis.call('HGETALL', prefix .. id)
-  if #flat == 0 then
-    stale[#stale + 1] = {id, score}
-    return
+  local key = prefix .. id
+  local flat
+  if filtered then
+    -- Most entries fail the filters: read only what they test.
+    local v = redis.call('HMGET', key, 'u', field, 'i', 'j', 'k', 's', 's1')
+    if not v[1] or (v[2] or '0') ~= score then
+      stale[#stale + 1] = {id, score}
+      return
+    end
+    if ipp ~= '' then
+      local ip, last = v[3] or '', v[4] or v[3] or ''
+      if string.sub(ip, 1, #ipp) ~= ipp and string.sub(last, 1, #ipp) ~= ipp then return end
+    end
+    if country ~= '' and string.lower(v[5] or '') ~= country then return end
+    if site ~= '' and not v[7] and (v[6] or '') ~= site then return end
+    flat = redis.call('HGETALL', key)
+  else
+    flat = redis.call('HGETALL', key)
+    -- An entry that disagrees with its session is left over; the
+    -- session's own entry is elsewhere in the index.
+    if #flat == 0 or (findfield(flat, field) or '0') ~= score then
+      stale[#stale + 1] = {id, score}
+      return
+    end
   end
   local m = tomap(flat)
-  -- An entry that disagrees with its session is left over; the
-  -- session's own entry is elsewhere in the index.
-  if (m[field] or '0') ~= score then
-    stale[#stale + 1] = {id, score}
-    return
-  end
-  if ipp ~= '' then
-    local ip, last = m['i'] or '', m['j'] or m['i'] or ''
-    if string.sub(ip, 1, #ipp) ~= ipp and string.sub(last, 1, #ipp) ~= ipp then return end
-  end
-  if country ~= '' and string.lower(m['k'] or '') ~= country then return end
-  if site ~= '' then
-    -- Sites are short, but join chunks for correctness.
+  if site ~= '' and m['s1'] then
+    -- A site longer than one chunk; join them.
     local s, i = m['s'] or '', 1
     while m['s' .. i] do s = s .. m['s' .. i]; i = i + 1 end
     if s ~= site then return end
@@ -527,7 +566,7 @@ local exhausted = bdown(KEYS[1], cs, cid, function(id, score)
   consider(id, score)
   return true
 end)
-for _, e in ipairs(stale) do brem(KEYS[1], tonumber(e[2]), e[1]) end
+for _, e in ipairs(stale) do brem(KEYS[1], e[2], e[1]) end
 return {out, ls, lid, exhausted and 1 or 0}
 `)
 
@@ -586,7 +625,7 @@ bup(KEYS[1], t, function(member, score)
   return true
 end)
 for _, e in ipairs(stale) do
-  brem(KEYS[1], tonumber(e[2]), e[1])
+  brem(KEYS[1], e[2], e[1])
   if e[3] then
     brem(KEYS[2], e[4], e[3])
     brem(KEYS[3], e[5], e[3])
@@ -611,15 +650,16 @@ local function consider(name, score)
   seen = seen + 1
   ls, lu = score, name
   local key = prefix .. name
-  local h = redis.call('HGETALL', key)
-  local m = tomap(h)
   -- A summary that expired, or was recreated by a later login (then
   -- this entry's score is not its last login), leaves a stale entry.
-  if #h == 0 or (m['~i'] or '') ~= score then
+  local v = redis.call('HMGET', key, '~i', '~e')
+  if v[1] ~= score then
     stale[#stale + 1] = {name, score}
     return
   end
-  if np ~= '' and string.sub(string.lower(name), 1, #np) ~= np and string.sub(string.lower(m['~e'] or ''), 1, #np) ~= np then return end
+  if np ~= '' and string.sub(string.lower(name), 1, #np) ~= np and string.sub(string.lower(v[2] or ''), 1, #np) ~= np then return end
+  local h = redis.call('HGETALL', key)
+  local m = tomap(h)
   local active = 0
   for i = 1, #h, 2 do
     local f = h[i]
@@ -648,7 +688,7 @@ local exhausted = bdown(KEYS[1], cs, cu, function(name, score)
   return true
 end)
 for _, e in ipairs(drop) do redis.call('HDEL', e[1], e[2]) end
-for _, e in ipairs(stale) do brem(KEYS[1], tonumber(e[2]), e[1]) end
+for _, e in ipairs(stale) do brem(KEYS[1], e[2], e[1]) end
 return {out, ls, lu, exhausted and 1 or 0}
 `)
 

@@ -19,22 +19,31 @@ import (
 
 // Create implements session.Store.
 func (s *Store) Create(ctx context.Context, sess *session.Session) error {
+	keys, args, err := s.createArgs(sess)
+	if err != nil {
+		return err
+	}
+	return fail("creating session", createScript.Run(ctx, s.c, keys, args...).Err())
+}
+
+// createArgs returns the keys and arguments of createScript for sess.
+func (s *Store) createArgs(sess *session.Session) (keys []string, args []any, err error) {
 	if sess.ID == "" || sess.User == "" {
-		return errors.New("creating session: id and user are required")
+		return nil, nil, errors.New("creating session: id and user are required")
 	}
 	f := encodeSession(sess)
 	ref, dev := deviceRef(&sess.Device)
-	args := make([]any, 0, 14+len(f))
+	args = make([]any, 0, 14+len(f))
 	args = append(args,
 		sess.ID, sess.User, ms(sess.LastAccess), ms(sess.CreatedAt), deadlineMillis(sess),
 		ms(s.now()), s.grace.Milliseconds(), s.userTTL.Milliseconds(),
 		sess.Tokens, sess.Email, sess.LastIP, s.devicePrefix, ref, dev)
 	args = append(args, f...)
-	keys := []string{
+	keys = []string{
 		s.sessionKey(sess.ID), s.tokensKey(sess.ID), s.byLast, s.byCreated, s.byDeadline,
 		s.userKey(sess.User), s.users,
 	}
-	return fail("creating session", createScript.Run(ctx, s.c, keys, args...).Err())
+	return keys, args, nil
 }
 
 // Get implements session.Store.
@@ -161,8 +170,9 @@ func decodeListed(r []any) ([]*session.Session, error) {
 
 // List implements session.Store. It leaves Tokens nil. Ties in the sort
 // key are broken by ID, descending. When filters other than User reject
-// most sessions, one call examines at most MaxScan of them and may return
-// a short page whose Next continues the scan.
+// most sessions, one call examines at most MaxScan of them, for at most
+// about MaxScanTime, and may return a short page whose Next continues the
+// scan.
 func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error) {
 	byCreated, err := sortKind(q.Sort)
 	if err != nil {
@@ -192,9 +202,10 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 		last  cursor.Cursor
 		pos   = from
 		seen  int
+		start = s.now()
 	)
 	// Fetch one more than the page to know whether there is a next page.
-	for len(items) <= limit && seen < s.maxScan {
+	for len(items) <= limit && seen < s.maxScan && (seen == 0 || s.now().Sub(start) < s.scanFor) {
 		score, member := "", ""
 		if pos != nil {
 			score, member = strconv.FormatInt(pos.Score, 10), pos.Member
@@ -305,7 +316,8 @@ func sortKey(s *session.Session, byCreated bool) int64 {
 	return s.LastAccess.UnixMilli()
 }
 
-// Users implements session.Store.
+// Users implements session.Store. Like List, it may return a short page
+// with a cursor when a prefix matches few users.
 func (s *Store) Users(ctx context.Context, q session.UserQuery) (session.UserPage, error) {
 	var pos *cursor.Cursor
 	if q.Cursor != "" {
@@ -321,8 +333,9 @@ func (s *Store) Users(ctx context.Context, q session.UserQuery) (session.UserPag
 		items []session.User
 		last  cursor.Cursor
 		seen  int
+		start = s.now()
 	)
-	for len(items) <= limit && seen < s.maxScan {
+	for len(items) <= limit && seen < s.maxScan && (seen == 0 || s.now().Sub(start) < s.scanFor) {
 		score, member := "", ""
 		if pos != nil {
 			score, member = strconv.FormatInt(pos.Score, 10), pos.Member
