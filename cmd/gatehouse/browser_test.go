@@ -17,7 +17,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -106,8 +105,6 @@ type chromium struct {
 	t         *testing.T
 	ctx       context.Context // has run once: the browser is up
 	artifacts string
-
-	devidpBugOnce sync.Once // see signIn
 }
 
 // chromiumPath finds the browser, failing (never skipping) when it is
@@ -419,22 +416,12 @@ func (tb *tab) signIn(d *demo, path, user string, shot bool) {
 	if shot {
 		tb.screenshot(tb.dev.Name + "-login")
 	}
-	tb.submitSignIn(user, nil)
+	tb.submitSignIn(user)
 	if tb.refusedSignIn() {
-		tb.c.devidpBugOnce.Do(func() {
-			// Known provider bug, reported without hiding it: the form page
-			// says Referrer-Policy: no-referrer, so browsers send "Origin: null"
-			// with the form, and the provider's login-CSRF check refuses that.
-			// The test fails; retrying with the Origin a browser would send
-			// under any other policy lets the rest of the scenario run, so one
-			// bug does not hide the next.
-			tb.t.Errorf("%s: the development provider refused its own sign-in form (\"posted from another site\"): "+
-				"a browser sends \"Origin: null\" from a page with Referrer-Policy: no-referrer "+
-				"(internal/devidp/login.go: render sets no-referrer, serveLogin refuses any Origin but the issuer's)", tb.dev.Name)
-		})
-		tb.navigate(d.SiteURL + path)
-		tb.expectSignInPage(d)
-		tb.submitSignIn(user, network.Headers{"Origin": d.IssuerURL})
+		// Regression: the provider once sent Referrer-Policy: no-referrer,
+		// so browsers posted its form with "Origin: null" and its
+		// login-CSRF check refused every sign-in.
+		tb.fail("the development provider refused its own sign-in form (\"posted from another site\")")
 	}
 	if loc := tb.location(); loc != d.SiteURL+path {
 		tb.fail("after signing in as %s: at %s, want %s", user, loc, d.SiteURL+path)
@@ -444,24 +431,14 @@ func (tb *tab) signIn(d *demo, path, user string, shot bool) {
 	}
 }
 
-// submitSignIn fills the provider's form and submits it, with extra request
-// headers for that submission when given.
-func (tb *tab) submitSignIn(user string, extra network.Headers) {
+// submitSignIn fills the provider's form and submits it.
+func (tb *tab) submitSignIn(user string) {
 	tb.t.Helper()
 	tb.do("filling the sign-in form",
 		chromedp.SendKeys(chromedp.CSS("#username"), user),
 		chromedp.SendKeys(chromedp.CSS("#password"), "demo"),
 	)
-	if extra != nil {
-		// A tab has one set of extra headers: keep the device's own.
-		all := tb.ownHeaders()
-		maps.Copy(all, extra)
-		tb.do("setting request headers", setExtraHeaders(all))
-	}
 	tb.clickAndLoad(`form button[type="submit"]`)
-	if extra != nil {
-		tb.do("restoring request headers", setExtraHeaders(tb.ownHeaders()))
-	}
 }
 
 // ownHeaders are the extra request headers the device always sends.

@@ -297,9 +297,13 @@ func demoConfig(in demoConfigInput) ([]byte, error) {
 			},
 		},
 	}
+	// The demo's config holds a client secret and is rebuilt on every
+	// start: never autosave it.
+	admin := map[string]any{"config": map[string]any{"persist": false}}
 	if in.admin != "" {
-		cfg["admin"] = map[string]any{"listen": in.admin}
+		admin["listen"] = in.admin
 	}
+	cfg["admin"] = admin
 	return json.Marshal(cfg)
 }
 

@@ -503,6 +503,20 @@ func TestLoginPage(t *testing.T) {
 	}
 }
 
+// TestLoginFormOriginFromBrowser guards a bug Chromium found: with
+// Referrer-Policy no-referrer, browsers post the login form with
+// "Origin: null", which the login CSRF check refuses, so nobody could
+// sign in. The policy must let the page's own origin through.
+func TestLoginFormOriginFromBrowser(t *testing.T) {
+	f := newFixture(t)
+	resp, _ := f.authorize(t, newBrowser(t), newFlow())
+	switch rp := resp.Header.Get("Referrer-Policy"); rp {
+	case "same-origin", "strict-origin", "strict-origin-when-cross-origin", "origin", "origin-when-cross-origin":
+	default:
+		t.Errorf("login page Referrer-Policy = %q: browsers would post the form with Origin: null", rp)
+	}
+}
+
 func TestRedirectURIMustMatch(t *testing.T) {
 	tests := []string{
 		"http://evil.test/callback",

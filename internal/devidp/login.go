@@ -47,7 +47,10 @@ func (p *Provider) render(w http.ResponseWriter, status int, name string, data a
 	// browsers apply it to the redirect chain back to the relying party.
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer browsers send
+	// "Origin: null" on the form post, which the login CSRF check refuses.
+	// Regression guard: TestLoginFormOriginFromBrowser.
+	h.Set("Referrer-Policy", "same-origin")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }

@@ -537,3 +537,53 @@ func TestForwardAuth(t *testing.T) {
 		}
 	})
 }
+
+// A browser whose session was ended must prove who it is again: the
+// provider's own single sign-on must not sign it straight back in (found
+// by the Chromium tests: revoking a lost laptop's session achieved
+// nothing).
+func TestEndedSessionMustAuthenticateAgain(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		// The provider stamps ID tokens with the real clock (5 minute
+		// lifetime), so the test clock may run ahead only a little.
+		h := newH(func(c *Config) { c.IdleTimeout = 2 * time.Minute })
+		for _, end := range []struct {
+			name string
+			do   func(b *browser)
+		}{
+			{"revoked", func(b *browser) {
+				if _, err := h.rt.End(context.Background(), b.sessionID(), session.EndRevoked, "alice@example.com", ""); err != nil {
+					t.Fatal(err)
+				}
+			}},
+			{"idle", func(*browser) { h.clock.Add(3 * time.Minute) }},
+		} {
+			t.Run(end.name, func(t *testing.T) {
+				b := h.browser()
+				b.login("bob", "/")
+				// A fresh navigation while signed in at the provider is
+				// silent: that is what the provider's SSO is for.
+				first := b.Do(http.MethodGet, h.site.URL+"/.gatehouse/login", nil, true)
+				if q := mustURL(first.Header.Get("Location")).Query(); q.Get("prompt") != "" {
+					t.Errorf("sign-in with a live session asks prompt=%q", q.Get("prompt"))
+				}
+				end.do(b)
+				p := b.Do(http.MethodGet, h.site.URL+"/reports", nil, true)
+				if p.Status != http.StatusFound {
+					t.Fatalf("navigation after the end: %d, want 302", p.Status)
+				}
+				if got := mustURL(p.Header.Get("Location")).Query().Get("prompt"); got != "login" {
+					t.Errorf("re-sign-in asks prompt=%q, want login", got)
+				}
+				form := b.Follow(p.Header.Get("Location"))
+				if !testflow.FormAction.MatchString(form.Body) {
+					t.Fatalf("the provider signed the ended browser back in without asking: %.200s", form.Body)
+				}
+				final, _ := b.SubmitLogin(form, "bob", "demo")
+				if e := parseEcho(t, final); e.Path != "/reports" {
+					t.Errorf("after signing in again: at %q, want /reports", e.Path)
+				}
+			})
+		}
+	})
+}

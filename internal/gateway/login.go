@@ -78,7 +78,7 @@ func (g *Gateway) stateCookieName(state string) string {
 // startLogin sends the browser to the provider, remembering where it
 // wanted to go.
 func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, rd string) {
-	authURL, st, err := g.oidc.AuthCodeURL(r.Context(), g.redirectURL(r))
+	authURL, st, err := g.oidc.AuthCodeURL(r.Context(), g.redirectURL(r), g.endedSession(r))
 	if err != nil {
 		g.rt.cfg.OnError(err)
 		w.Header().Set("Retry-After", "5")
@@ -99,6 +99,20 @@ func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 		SameSite: http.SameSiteLaxMode,
 	})
 	http.Redirect(w, r, authURL, http.StatusFound)
+}
+
+// endedSession reports whether the browser carries the cookie of a session
+// that has ended (revoked, expired, signed out elsewhere). Such a browser
+// must prove who it is again: without prompt=login the provider's own
+// single sign-on would sign it straight back in, and revoking the session
+// of a lost laptop would achieve nothing.
+func (g *Gateway) endedSession(r *http.Request) bool {
+	sec, err := session.DecodeCookie(cookieValue(r.Header, g.cfg.CookieName))
+	if err != nil {
+		return false
+	}
+	_, err = g.rt.cache.GetSecret(r.Context(), sec)
+	return errors.Is(err, session.ErrNotFound)
 }
 
 // loginFailed answers a callback that cannot sign anyone in: a 400 page

@@ -173,17 +173,20 @@ func random() string {
 }
 
 // AuthCodeURL starts a sign-in: it returns the provider URL to send the
-// browser to and the State to keep.
-func (c *Client) AuthCodeURL(ctx context.Context, redirectURL string) (string, State, error) {
+// browser to and the State to keep. With forceLogin the provider is asked
+// to authenticate the user again (prompt=login) instead of reusing its
+// own single sign-on session.
+func (c *Client) AuthCodeURL(ctx context.Context, redirectURL string, forceLogin bool) (string, State, error) {
 	d, err := c.discover(ctx)
 	if err != nil {
 		return "", State{}, err
 	}
 	st := State{State: random(), Nonce: random(), Verifier: oauth2.GenerateVerifier()}
-	u := c.oauth2Config(d, redirectURL).AuthCodeURL(st.State,
-		oidc.Nonce(st.Nonce),
-		oauth2.S256ChallengeOption(st.Verifier))
-	return u, st, nil
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)}
+	if forceLogin {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
+	}
+	return c.oauth2Config(d, redirectURL).AuthCodeURL(st.State, opts...), st, nil
 }
 
 // CheckState compares the state returned by the provider with the one kept,
