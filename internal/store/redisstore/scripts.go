@@ -379,7 +379,7 @@ extend(u, math.max(userttl, ttl))
 local lowest = redis.call('ZRANGE', KEYS[7], '0', '0')
 if #lowest > 0 then
   local bk = bkey(KEYS[7], lowest[1])
-  local old = redis.call('ZRANGE', bk, '0', '4')
+  local old = redis.call('ZRANGE', bk, '0', '2')
   local scores = redis.call('ZMSCORE', bk, unpack(old))
   local prefix = string.sub(u, 1, #u - #user)
   for i, name in ipairs(old) do
