@@ -83,29 +83,35 @@ func appendFloat(dst []any, name string, f float64) []any {
 // encodeSession returns the HSET field/value pairs for s (tokens and the
 // device summary excluded; see deviceRef).
 func encodeSession(s *session.Session) []any {
+	// Redis finds a field of a listpack hash by scanning from the start:
+	// the fields that Touch and the filtered listings read come first.
 	f := make([]any, 0, 40)
-	f = appendField(f, fUser, s.User)
-	f = appendField(f, fEmail, s.Email)
-	f = appendField(f, fName, s.Name)
-	f = appendField(f, fUsername, s.Username)
-	f = appendField(f, fGroups, strings.Join(s.Groups, groupSep))
-	f = appendField(f, fSite, s.Site)
-	f = appendMillis(f, fCreated, s.CreatedAt)
 	f = appendMillis(f, fLast, s.LastAccess)
+	f = appendMillis(f, fCreated, s.CreatedAt)
 	f = appendMillis(f, fExpires, s.ExpiresAt)
 	if ms := s.IdleTimeout.Milliseconds(); ms > 0 {
 		f = append(f, fIdle, ms)
 	}
+	f = appendField(f, fUser, s.User)
 	f = appendField(f, fIP, s.IP)
 	// Most sessions stay on their login address; storing the last IP only
 	// when it differs saves a field. Present-but-empty means empty.
 	if s.LastIP != s.IP {
 		f = append(f, fLastIP, s.LastIP)
 	}
+	f = appendField(f, fCountry, s.Country)
+	f = appendField(f, fSite, s.Site)
 	if ref, _ := deviceRef(&s.Device); ref != "" {
 		f = append(f, fDevice, ref)
 	}
-	f = appendLocation(f, &s.Location)
+	f = appendField(f, fEmail, s.Email)
+	f = appendField(f, fName, s.Name)
+	f = appendField(f, fUsername, s.Username)
+	f = appendField(f, fGroups, strings.Join(s.Groups, groupSep))
+	f = appendField(f, fCity, s.City)
+	f = appendField(f, fRegion, s.Region)
+	f = appendFloat(f, fLat, s.Latitude)
+	f = appendFloat(f, fLon, s.Longitude)
 	f = appendField(f, fIDPSID, s.IDPSessionID)
 	return f
 }

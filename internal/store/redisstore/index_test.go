@@ -266,3 +266,29 @@ func firstDiff(a, b []entry) int {
 	}
 	return min(len(a), len(b))
 }
+
+// Regression guard: bucket numbers come from a counter key; had it been
+// deleted, new buckets took the numbers of live ones and a split
+// overwrote a bucket.
+func TestIndexSurvivesLostCounter(t *testing.T) {
+	c := newClient(t, testredis.Start(t))
+	ctx := t.Context()
+	const ix = "{ix}:counter"
+	model := map[string]int64{}
+	add := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			m, s := fmt.Sprintf("m%05d", i), int64(i%97)*1000+int64(i)
+			if err := indexOpScript.Run(ctx, c, []string{ix}, "add", s, m).Err(); err != nil && err != redis.Nil {
+				t.Fatal(err)
+			}
+			model[m] = s
+		}
+	}
+	add(0, 1000)
+	c.Del(ctx, ix+":n")
+	add(1000, 2000)
+	if got := indexEntries(t, c, ix); !mapsEqual(got, model) {
+		t.Fatalf("after the counter was lost, the index holds %d entries, want %d", len(got), len(model))
+	}
+}

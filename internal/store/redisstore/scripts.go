@@ -136,7 +136,11 @@ local function babove(ix, b)
   return r[1], r[2]
 end
 local function bnew(ix, bound)
-  local n = tostring(redis.call('INCR', ix .. ':n'))
+  local n
+  -- Skip numbers in use, should the counter ever have been lost.
+  repeat
+    n = tostring(redis.call('INCR', ix .. ':n'))
+  until redis.call('EXISTS', bkey(ix, n)) == 0 and not redis.call('ZSCORE', ix, n)
   redis.call('ZADD', ix, bound, n)
   return n
 end
@@ -520,24 +524,33 @@ local out, stale = {}, {}
 local found, seen = 0, 0
 local ls, lid = cs, cid
 local filtered = ipp ~= '' or country ~= '' or site ~= ''
+-- Most entries fail the filters: read only the fields they test, and
+-- the field the index orders by, which also tells a missing hash.
+local want_f, fi = {field}, {}
+local function need(f)
+  want_f[#want_f + 1] = f
+  fi[f] = #want_f
+end
+if ipp ~= '' then need('i'); need('j') end
+if country ~= '' then need('k') end
+if site ~= '' then need('s'); need('s1') end
 local function consider(id, score)
   seen = seen + 1
   ls, lid = score, id
   local key = prefix .. id
   local flat
   if filtered then
-    -- Most entries fail the filters: read only what they test.
-    local v = redis.call('HMGET', key, 'u', field, 'i', 'j', 'k', 's', 's1')
-    if not v[1] or (v[2] or '0') ~= score then
+    local v = redis.call('HMGET', key, unpack(want_f))
+    if not v[1] and redis.call('EXISTS', key) == 0 or (v[1] or '0') ~= score then
       stale[#stale + 1] = {id, score}
       return
     end
     if ipp ~= '' then
-      local ip, last = v[3] or '', v[4] or v[3] or ''
+      local ip, last = v[fi.i] or '', v[fi.j] or v[fi.i] or ''
       if string.sub(ip, 1, #ipp) ~= ipp and string.sub(last, 1, #ipp) ~= ipp then return end
     end
-    if country ~= '' and string.lower(v[5] or '') ~= country then return end
-    if site ~= '' and not v[7] and (v[6] or '') ~= site then return end
+    if country ~= '' and string.lower(v[fi.k] or '') ~= country then return end
+    if site ~= '' and not v[fi.s1] and (v[fi.s] or '') ~= site then return end
     flat = redis.call('HGETALL', key)
   else
     flat = redis.call('HGETALL', key)

@@ -7,7 +7,8 @@
 //   - times come back in UTC at millisecond precision;
 //   - Touch keeps LastAccess from going backwards and refuses (ErrNotFound)
 //     a session whose deadline has passed, so a late touch cannot revive a
-//     session the sweep is about to end;
+//     session the sweep is about to end; SetTokens refuses one whose
+//     deadline has passed by the store's clock, and changes nothing else;
 //   - List, Due and Users leave Session.Tokens nil (they serve listings, not
 //     the request path); Get and Delete return them;
 //   - Subscribe calls ended("") once it is listening, which tells callers
