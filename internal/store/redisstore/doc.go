@@ -153,11 +153,11 @@
 // 150 bytes (key, object, expires entry, allocator rounding). A sign-in
 // through the development provider writes 1,527 bytes (an RS256 ID token
 // of 1,126 bytes, a 271-byte access token, a 43-byte refresh token), so
-// about 2,550 bytes a session in all; Keycloak's larger JWT access and
-// refresh tokens make it about 4-5 KB. Tokens are AES-GCM ciphertext and
-// cannot be compressed here; the budget therefore holds for everything
-// but the tokens, and what a session costs in all depends on the
-// provider's tokens and on which of them the gateway keeps.
+// about 2,400-2,550 bytes a session in all; a Keycloak token set, with
+// JWT access and refresh tokens, is more like 3-4 KB. Tokens are AES-GCM
+// ciphertext and cannot be compressed here; the budget therefore holds
+// for everything but the tokens, and what a session costs in all depends
+// on the provider's tokens and on which of them the gateway keeps.
 //
 // # Cost
 //
