@@ -20,7 +20,7 @@ import (
 // sessions in Redis: at most 1 KiB of Redis memory per session, the admin
 // page's first page within 50 ms and one user's sessions within 10 ms. It
 // loads 1,000,000 realistic sessions of 200,000 users into a private
-// redis-server (about a minute on 2 cores, 1.5 GB of Redis memory), then
+// redis-server (about 1.5 minutes on 2 cores, under 1 GB of Redis memory), then
 // measures memory and the latency of the listings the admin page and API
 // make. It is slow, so run it alone and once:
 //
