@@ -151,7 +151,7 @@ func TestIndexMatchesModel(t *testing.T) {
 					t.Fatalf("%v: %v", args, err)
 				}
 			}
-			for step := range 6000 {
+			for step := range 3000 {
 				switch p := r.IntN(10); {
 				case p < 5 || len(members) == 0: // add
 					m := fmt.Sprintf("m%06d", r.IntN(1_000_000))
@@ -179,7 +179,7 @@ func TestIndexMatchesModel(t *testing.T) {
 				if step%7 == 0 {
 					run("rem", tt.score(r, step), "absent")
 				}
-				if step%500 == 499 {
+				if step%300 == 299 {
 					if got := indexEntries(t, c, ix); !mapsEqual(got, model) {
 						t.Fatalf("step %d: index holds %d entries, model %d", step, len(got), len(model))
 					}
