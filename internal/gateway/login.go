@@ -260,9 +260,11 @@ func (g *Gateway) createSession(r *http.Request, res *oidcflow.Result) (*session
 		Location:     g.rt.locate(ip),
 		IDPSessionID: id.SID,
 	}
+	// Keep only what is used: the ID token as id_token_hint at logout, the
+	// refresh token for refresh. The access token is not needed and would
+	// cost ~300 bytes of Redis per session.
 	tokens, err := g.rt.tokens.SealTokens(s.ID, session.Tokens{
 		IDToken:      res.IDToken,
-		AccessToken:  res.AccessToken,
 		RefreshToken: res.RefreshToken,
 		Expiry:       res.Expiry,
 	})

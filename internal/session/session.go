@@ -7,6 +7,7 @@ package session
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -163,6 +164,21 @@ type Query struct {
 	Cursor string
 	// Limit is the page size; stores cap it (default 100).
 	Limit int
+}
+
+// Match reports whether s passes q's filters (Cursor, Sort and Limit
+// aside). Stores that cannot filter natively use it.
+func (q *Query) Match(s *Session) bool {
+	if q.User != "" && s.User != q.User {
+		return false
+	}
+	if q.IPPrefix != "" && !strings.HasPrefix(s.IP, q.IPPrefix) && !strings.HasPrefix(s.LastIP, q.IPPrefix) {
+		return false
+	}
+	if q.Country != "" && !strings.EqualFold(s.Country, q.Country) {
+		return false
+	}
+	return q.Site == "" || s.Site == q.Site
 }
 
 // Page is one page of a listing; Next is empty on the last page.

@@ -339,7 +339,7 @@ func (m *Store) List(_ context.Context, q session.Query) (session.Page, error) {
 	var out []*session.Session
 	for _, id := range candidates {
 		s := m.liveLocked(id, now)
-		if s == nil || !matches(s, q) {
+		if s == nil || !q.Match(s) {
 			continue
 		}
 		if after != nil && !after.After(key(s), s.ID) {
@@ -365,22 +365,6 @@ func (m *Store) List(_ context.Context, q session.Query) (session.Page, error) {
 		page.Items[i] = listed(s)
 	}
 	return page, nil
-}
-
-func matches(s *session.Session, q session.Query) bool {
-	if q.User != "" && s.User != q.User {
-		return false
-	}
-	if q.IPPrefix != "" && !strings.HasPrefix(s.IP, q.IPPrefix) && !strings.HasPrefix(s.LastIP, q.IPPrefix) {
-		return false
-	}
-	if q.Country != "" && !strings.EqualFold(s.Country, q.Country) {
-		return false
-	}
-	if q.Site != "" && s.Site != q.Site {
-		return false
-	}
-	return true
 }
 
 // Users implements session.Store.

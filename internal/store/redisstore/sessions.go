@@ -269,7 +269,7 @@ func (s *Store) listUser(ctx context.Context, q session.Query, byCreated bool, f
 	}
 	var items []*session.Session
 	for _, sess := range all {
-		if !matches(sess, q) {
+		if !q.Match(sess) {
 			continue
 		}
 		if from != nil && !from.After(sortKey(sess, byCreated), sess.ID) {
@@ -291,22 +291,6 @@ func (s *Store) listUser(ctx context.Context, q session.Query, byCreated bool, f
 	}
 	page.Items = items
 	return page, nil
-}
-
-func matches(s *session.Session, q session.Query) bool {
-	if q.User != "" && s.User != q.User {
-		return false
-	}
-	if q.IPPrefix != "" && !strings.HasPrefix(s.IP, q.IPPrefix) && !strings.HasPrefix(s.LastIP, q.IPPrefix) {
-		return false
-	}
-	if q.Country != "" && !strings.EqualFold(s.Country, q.Country) {
-		return false
-	}
-	if q.Site != "" && s.Site != q.Site {
-		return false
-	}
-	return true
 }
 
 func sortKey(s *session.Session, byCreated bool) int64 {
