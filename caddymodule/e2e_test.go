@@ -38,7 +38,7 @@ func siteConfig(t *testing.T, listen, issuer, upstream, store, logFile string) [
 		app["secret"] = "{env.GH_E2E_SECRET}"
 	}
 	cfg := map[string]any{
-		"admin": map[string]any{"disabled": true},
+		"admin": map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
 		"logging": map[string]any{"logs": map[string]any{
 			"activity": map[string]any{
 				"writer":  map[string]any{"output": "file", "filename": logFile},
