@@ -15,10 +15,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,15 +26,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/gatehouse-proxy/gatehouse/internal/devidp"
-	"github.com/gatehouse-proxy/gatehouse/internal/geo/geotest"
 	"github.com/gatehouse-proxy/gatehouse/internal/testredis"
 )
 
@@ -641,201 +635,4 @@ func TestBrowserAdminPageForbidden(t *testing.T) {
 	if body := bob.text("body"); strings.Contains(body, "alice") {
 		bob.fail("the sessions API shows alice's data to bob: %s", body)
 	}
-}
-
-// TestScreenshotTool is a tool, not a test: it writes the README's
-// screenshots and is skipped unless GATEHOUSE_SCREENSHOTS names the
-// directory to write them to (relative to the module root):
-//
-//	GATEHOUSE_SCREENSHOTS=docs/screenshots go test ./cmd/gatehouse -run TestScreenshotTool -v
-//
-// It runs a demo with more people than alice and bob, a made-up GeoIP
-// database and a site that trusts the loopback "proxy", so that each
-// browser's X-Forwarded-For gives it its own address and place. Narrow
-// (420 px) views of the same pages, for checking the small-screen layout,
-// go to $GATEHOUSE_ARTIFACTS or a temporary directory.
-func TestScreenshotTool(t *testing.T) {
-	out := os.Getenv("GATEHOUSE_SCREENSHOTS")
-	if out == "" {
-		t.Skip("a tool, not a test: set GATEHOUSE_SCREENSHOTS=docs/screenshots to write the README screenshots")
-	}
-	if !filepath.IsAbs(out) {
-		out = filepath.Join(moduleRoot(t), out)
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	d := startScreenshotDemo(t)
-	c := startChromium(t)
-	at := func(dev device, name, ip string) device {
-		dev.Name, dev.ForwardedFor = name, ip
-		return dev
-	}
-
-	// Everyone signs in; the first form is the login screenshot.
-	alice := c.open(at(chromeWindows, "alice-windows", "198.51.100.23"))
-	alice.navigate(d.SiteURL + "/")
-	alice.expectSignInPage(d)
-	alice.shot(out, "login")
-	alice.signIn(d, "/", "alice", false)
-	bobLaptop := c.open(at(firefoxLinux, "bob-laptop", "203.0.113.45"))
-	bobLaptop.signIn(d, "/", "bob", false)
-	bobPhone := c.open(at(safariIPhone, "bob-phone", "203.0.113.90"))
-	bobPhone.signIn(d, "/", "bob", false)
-	carol := c.open(at(edgeWindows, "carol-windows", "192.0.2.14"))
-	carol.signIn(d, "/reports", "carol", false)
-	carolMac := c.open(at(safariMac, "carol-mac", "192.0.2.15"))
-	carolMac.signIn(d, "/", "carol", false)
-	dave := c.open(at(chromeAndroid, "dave-android", "198.51.100.140"))
-	dave.signIn(d, "/", "dave", false)
-	daveOld := c.open(at(chromeWindows, "dave-windows", "198.51.100.141"))
-	daveOld.signIn(d, "/", "dave", false)
-	erin := c.open(at(safariMac, "erin-mac", "203.0.113.200"))
-	erin.signIn(d, "/", "erin", false)
-	erin.clickAndLoad(`//button[normalize-space()="Sign out"]`)
-	// A forged callback: a failed sign-in from somewhere unusual.
-	stranger := c.open(at(chromeWindows, "stranger", "192.0.2.200"))
-	stranger.navigate(d.SiteURL + "/.gatehouse/callback?state=forged&code=forged")
-
-	// An admin ends dave's old session.
-	alice.navigate(d.SiteURL + "/.gatehouse/admin/?user=dave")
-	alice.screenshot("review-admin-one-user")
-	alice.clickAndLoad(`//tr[contains(., "Chrome on Windows")]//button[normalize-space()="Revoke"]`)
-
-	alice.navigate(d.SiteURL + "/.gatehouse/admin/")
-	alice.shot(out, "admin-sessions")
-	alice.navigate(d.SiteURL + "/.gatehouse/admin/users")
-	alice.shot(out, "admin-users")
-	alice.navigate(d.SiteURL + "/.gatehouse/admin/activity")
-	alice.shot(out, "activity")
-	bobLaptop.navigate(d.SiteURL + "/.gatehouse/")
-	bobLaptop.shot(out, "my-sessions")
-
-	// Empty states and narrow windows, full pages, for review rather than
-	// the README.
-	alice.navigate(d.SiteURL + "/.gatehouse/admin/activity?type=anomaly")
-	alice.screenshot("review-activity-none")
-	for _, tb := range []*tab{alice, bobLaptop} {
-		tb.do("narrowing the window", chromedp.EmulateViewport(420, 900))
-	}
-	for _, p := range []struct {
-		tb   *tab
-		path string
-		name string
-	}{
-		{alice, "/.gatehouse/admin/", "narrow-admin-sessions"},
-		{alice, "/.gatehouse/admin/users", "narrow-admin-users"},
-		{alice, "/.gatehouse/admin/activity", "narrow-activity"},
-		{bobLaptop, "/.gatehouse/", "narrow-my-sessions"},
-		{alice, "/.gatehouse/admin/?country=KP", "narrow-admin-no-match"},
-		{alice, "/.gatehouse/admin/users?prefix=zz", "narrow-admin-no-users"},
-	} {
-		p.tb.navigate(d.SiteURL + p.path)
-		p.tb.screenshot(p.name)
-	}
-}
-
-// shot saves the viewport (not the full page) as dir/name.png.
-func (tb *tab) shot(dir, name string) {
-	tb.t.Helper()
-	png := run(tb, "taking a screenshot", chromedp.CaptureScreenshot())
-	p := filepath.Join(dir, name+".png")
-	if err := os.WriteFile(p, png, 0o644); err != nil {
-		tb.t.Fatal(err)
-	}
-	tb.t.Logf("wrote %s (%d KB)", p, len(png)/1024)
-}
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// startScreenshotDemo is startDemo with five people, a GeoIP database for
-// the documentation address ranges, and loopback trusted as a proxy.
-func startScreenshotDemo(t *testing.T) *demo {
-	t.Helper()
-	users := append(devidp.DemoUsers(),
-		devidp.User{Subject: "carol", Username: "carol", Password: "demo", Email: "carol@example.com", Name: "Carol Finance", Groups: []string{"staff", "finance"}},
-		devidp.User{Subject: "dave", Username: "dave", Password: "demo", Email: "dave@example.com", Name: "Dave Field", Groups: []string{"staff"}},
-		devidp.User{Subject: "erin", Username: "erin", Password: "demo", Email: "erin@example.com", Name: "Erin Contractor", Groups: []string{"contractors"}},
-	)
-	geoDB := filepath.Join(t.TempDir(), "city.mmdb")
-	geotest.WriteCity(t, geoDB, []geotest.Entry{
-		{Network: "198.51.100.0/25", City: "Amsterdam", Region: "North Holland", Country: "NL", Latitude: 52.37, Longitude: 4.89},
-		{Network: "198.51.100.128/25", City: "Lisbon", Region: "Lisbon", Country: "PT", Latitude: 38.72, Longitude: -9.14},
-		{Network: "203.0.113.0/26", City: "Berlin", Region: "Land Berlin", Country: "DE", Latitude: 52.52, Longitude: 13.40},
-		{Network: "203.0.113.64/26", City: "Hamburg", Region: "Hamburg", Country: "DE", Latitude: 53.55, Longitude: 10.0},
-		{Network: "203.0.113.192/26", City: "New York", Region: "New York", Country: "US", Latitude: 40.71, Longitude: -74.0},
-		{Network: "192.0.2.0/25", City: "London", Region: "England", Country: "GB", Latitude: 51.51, Longitude: -0.09},
-		{Network: "192.0.2.128/25", City: "São Paulo", Region: "São Paulo", Country: "BR", Latitude: -23.55, Longitude: -46.63},
-	})
-
-	idpLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &demo{IssuerURL: "http://" + publicHost(idpLn.Addr().String())}
-	listen, err := resolvePort("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.SiteURL = "http://" + publicHost(listen)
-	idp, err := devidp.New(devidp.Config{Issuer: d.IssuerURL, Users: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idpSrv := &http.Server{Handler: idp, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = idpSrv.Serve(idpLn) }()
-	t.Cleanup(func() { _ = idpSrv.Close() })
-	clientSecret := randomHex(16)
-	idp.AddClient(devidp.Client{
-		ID: "gatehouse-demo", Secret: clientSecret,
-		RedirectURIs:           []string{d.SiteURL + "/.gatehouse/callback"},
-		PostLogoutRedirectURIs: []string{d.SiteURL + "/.gatehouse/signed-out"},
-		BackchannelLogoutURI:   d.SiteURL + "/.gatehouse/backchannel-logout",
-	})
-	appLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	appSrv := &http.Server{Handler: http.HandlerFunc(sampleApp), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = appSrv.Serve(appLn) }()
-	t.Cleanup(func() { _ = appSrv.Close() })
-
-	cfg, err := demoConfig(demoConfigInput{
-		store: "memory", listen: listen, issuer: d.IssuerURL, clientSecret: clientSecret,
-		upstream: appLn.Addr().String(), admin: freeAddr(t), geoip: geoDB,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Trust the browsers' X-Forwarded-For: each gets its own address.
-	var m map[string]any
-	if err := json.Unmarshal(cfg, &m); err != nil {
-		t.Fatal(err)
-	}
-	srv := m["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)["demo"].(map[string]any)
-	srv["trusted_proxies"] = map[string]any{"source": "static", "ranges": []string{"127.0.0.1/32", "::1/128"}}
-	if cfg, err = json.Marshal(m); err != nil {
-		t.Fatal(err)
-	}
-	if err := caddy.Load(cfg, true); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
-	return d
 }
