@@ -141,6 +141,9 @@ func TestThroughCaddy(t *testing.T) {
 			if got := seen.Get("X-Placeholder-Session"); len(got) != 22 {
 				t.Errorf("session_id placeholder = %q", got)
 			}
+			if c := seen.Get("Cookie"); strings.Contains(c, "gatehouse=") {
+				t.Errorf("the session cookie reached the upstream: %q", c)
+			}
 			if _, ok := seen["X_forwarded_groups"]; ok {
 				t.Error("spoofed X_Forwarded_Groups reached the upstream")
 			}

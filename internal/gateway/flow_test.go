@@ -64,7 +64,8 @@ func TestSignInRoundTrip(t *testing.T) {
 			}
 		}
 		// A signed-in request with spoofed identity headers: the upstream
-		// sees only ours.
+		// sees only ours, and never the session cookie.
+		b.SetCookie(h.site.URL, "theme", "dark")
 		p := b.Do(http.MethodGet, h.site.URL+"/x", nil, false,
 			"X-Forwarded-User", "bob", "X_Forwarded_Email", "bob@example.com", "x-forwarded-groups", "gatehouse-admins,root")
 		if p.Status != http.StatusOK {
@@ -81,6 +82,9 @@ func TestSignInRoundTrip(t *testing.T) {
 		}
 		if got := strings.Join(e.Headers[HeaderGroups], ","); got != "gatehouse-admins,staff" {
 			t.Errorf("upstream groups = %q", got)
+		}
+		if got := strings.Join(e.Headers["Cookie"], "; "); strings.Contains(got, "gatehouse=") || !strings.Contains(got, "theme=dark") {
+			t.Errorf("upstream Cookie = %q: want theme=dark and no session cookie", got)
 		}
 		// The store knows the session by its id, not by the cookie.
 		id := b.sessionID()

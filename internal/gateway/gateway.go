@@ -155,6 +155,7 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request) *session.Session
 		return nil
 	}
 	setIdentity(r.Header, s.User, s.Email, s.Username, s.Groups)
+	stripCookie(r.Header, g.cfg.CookieName)
 	return s
 }
 

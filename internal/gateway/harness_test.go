@@ -145,7 +145,7 @@ func upstream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	hdr := map[string][]string{}
 	for k, v := range r.Header {
-		if strings.HasPrefix(strings.ToLower(strings.ReplaceAll(k, "_", "-")), "x-forwarded-") {
+		if strings.HasPrefix(strings.ToLower(strings.ReplaceAll(k, "_", "-")), "x-forwarded-") || k == "Cookie" {
 			hdr[k] = v
 		}
 	}

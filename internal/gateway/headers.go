@@ -81,3 +81,37 @@ func setIdentity(h http.Header, user, email, username string, groups []string) {
 		h[HeaderGroups] = []string{strings.Join(groups, ",")}
 	}
 }
+
+// stripCookie removes the cookie name from the request's Cookie headers,
+// keeping every other cookie: the upstream has no use for the session
+// secret, and an upstream that logs or leaks headers must not be able to
+// hand out sessions.
+func stripCookie(h http.Header, name string) {
+	lines := h["Cookie"]
+	out := lines[:0]
+	for _, line := range lines {
+		if !strings.Contains(line, name) {
+			out = append(out, line)
+			continue
+		}
+		var b strings.Builder
+		for part := range strings.SplitSeq(line, ";") {
+			p := strings.TrimSpace(part)
+			if p == "" || (strings.HasPrefix(p, name) && len(p) > len(name) && p[len(name)] == '=') {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(p)
+		}
+		if b.Len() > 0 {
+			out = append(out, b.String())
+		}
+	}
+	if len(out) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = out
+}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"slices"
 	"testing"
 )
 
@@ -46,5 +47,25 @@ func TestCookieValue(t *testing.T) {
 	}
 	if got := cookieValue(http.Header{"Cookie": {"xgatehouse=1; gatehouse2=2"}}, "gatehouse"); got != "" {
 		t.Errorf("cookieValue matched a longer name: %q", got)
+	}
+}
+
+func TestStripCookie(t *testing.T) {
+	tests := []struct {
+		in   []string
+		want []string
+	}{
+		{[]string{"a=1; gatehouse=secret; b=2"}, []string{"a=1; b=2"}},
+		{[]string{"gatehouse=secret"}, nil},
+		{[]string{"gatehouse=secret", "theme=dark"}, []string{"theme=dark"}},
+		{[]string{"gatehouse_login_x=1; gatehouse2=2"}, []string{"gatehouse_login_x=1; gatehouse2=2"}},
+		{[]string{"x=gatehouse=1"}, []string{"x=gatehouse=1"}},
+	}
+	for _, tt := range tests {
+		h := http.Header{"Cookie": append([]string(nil), tt.in...)}
+		stripCookie(h, "gatehouse")
+		if got := h["Cookie"]; !slices.Equal(got, tt.want) {
+			t.Errorf("stripCookie(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }
