@@ -18,7 +18,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/testredis"
 )
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -221,10 +221,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.auth.user.id", s.User)
-		repl.Set("http.auth.user.email", s.Email)
-		repl.Set("http.auth.user.groups", strings.Join(s.Groups, ","))
-		repl.Set("http.auth.user.session_id", s.ID)
+		// A provider answers lazily: most configs never read these, and
+		// Set would box and store four values on every request.
+		repl.Map(func(key string) (any, bool) {
+			switch key {
+			case "http.auth.user.id":
+				return s.User, true
+			case "http.auth.user.email":
+				return s.Email, true
+			case "http.auth.user.groups":
+				return strings.Join(s.Groups, ","), true
+			case "http.auth.user.session_id":
+				return s.ID, true
+			}
+			return nil, false
+		})
 	}
 	return next.ServeHTTP(w, r)
 }

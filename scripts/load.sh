@@ -42,14 +42,20 @@ cookie=$(awk '$6=="gatehouse"{print $7}' "$jar")
 check=$(curl -s -H "Cookie: gatehouse=$cookie" "http://localhost:${site##*:}/")
 [ "$check" = "ok" ] || { echo "signed-in request did not reach the upstream: $check"; exit 1; }
 
-rps() { wrk -t2 -c"$conns" -d"${dur}s" "$@" | awk '/Requests\/sec/{print $2}'; }
+rps() { wrk -t1 -c"$conns" -d"${dur}s" "$@" | awk '/Requests\/sec/{print $2}'; }
+bare_run() { rps "http://$bare/"; }
+gh_run() { rps -H "Cookie: gatehouse=$cookie" "http://$site/"; }
 echo "round  bare_rps  gatehouse_rps  ratio"
-tb=0; tg=0
+tb=0; tg=0; ratios=()
 for r in $(seq "$rounds"); do
-	b=$(rps "http://$bare/")
-	g=$(rps -H "Cookie: gatehouse=$cookie" "http://$site/")
-	printf '%5d  %8.0f  %13.0f  %.3f\n' "$r" "$b" "$g" "$(echo "$g / $b" | bc -l)"
+	# Alternate which goes first, so drift on a shared machine favours
+	# neither.
+	if [ $((r % 2)) -eq 1 ]; then b=$(bare_run); g=$(gh_run); else g=$(gh_run); b=$(bare_run); fi
+	ratio=$(echo "$g / $b" | bc -l)
+	ratios+=("$ratio")
+	printf '%5d  %8.0f  %13.0f  %.3f\n' "$r" "$b" "$g" "$ratio"
 	tb=$(echo "$tb + $b" | bc -l); tg=$(echo "$tg + $g" | bc -l)
 done
-printf 'total  %8.0f  %13.0f  %.3f\n' "$(echo "$tb / $rounds" | bc -l)" "$(echo "$tg / $rounds" | bc -l)" "$(echo "$tg / $tb" | bc -l)"
+median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')
+printf 'mean   %8.0f  %13.0f  %.3f (median of rounds %.3f)\n' "$(echo "$tb / $rounds" | bc -l)" "$(echo "$tg / $rounds" | bc -l)" "$(echo "$tg / $tb" | bc -l)" "$median"
 echo "store reads/writes are visible in: go run ./cmd/gatehouse events --since 5m"

@@ -1,0 +1,99 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/devidp"
+	"github.com/gatehouse-proxy/gatehouse/internal/testflow"
+)
+
+// BenchmarkThroughCaddy measures requests through a real Caddy: bare
+// reverse_proxy and gatehouse + reverse_proxy to the same upstream, in the
+// same run, with parallel keep-alive clients. Compare the ns/op of the two
+// sub-benchmarks (SPEC: gatehouse ≥ 0.90× the requests/s of bare):
+//
+//	go test -run '^$' -bench ThroughCaddy -count 5 ./caddymodule
+//
+// scripts/load.sh measures the same with wrk from another process.
+func BenchmarkThroughCaddy(b *testing.B) {
+	idpSrv := httptest.NewServer(nil)
+	defer idpSrv.Close()
+	idp, err := devidp.New(devidp.Config{Issuer: idpSrv.URL, Users: devidp.DemoUsers()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	idpSrv.Config.Handler = idp
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer up.Close()
+	upstream := strings.TrimPrefix(up.URL, "http://")
+	site, bare := freePort(b), freePort(b)
+	idp.AddClient(devidp.Client{ID: "site", Secret: "s", RedirectURIs: []string{"http://" + site + "/.gatehouse/callback"}})
+
+	cfg := map[string]any{
+		"admin": map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
+		"apps": map[string]any{
+			"gatehouse": map[string]any{"store": "memory"},
+			"http": map[string]any{"servers": map[string]any{
+				"gatehouse": map[string]any{
+					"listen":          []string{site},
+					"automatic_https": map[string]any{"disable": true},
+					"routes": []any{map[string]any{"handle": []any{
+						map[string]any{"handler": "gatehouse", "issuer": idpSrv.URL, "client_id": "site", "client_secret": "s"},
+						map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": upstream}}},
+					}}},
+				},
+				"bare": map[string]any{
+					"listen":          []string{bare},
+					"automatic_https": map[string]any{"disable": true},
+					"routes": []any{map[string]any{"handle": []any{
+						map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": upstream}}},
+					}}},
+				},
+			}},
+		},
+	}
+	raw, _ := json.Marshal(cfg)
+	if err := caddy.Load(raw, true); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = caddy.Stop() }()
+	br := testflow.New(b)
+	br.Login("http://"+site, "/", "bob")
+	cookie := "gatehouse=" + br.Cookie("http://"+site, "gatehouse")
+
+	run := func(b *testing.B, url, cookie string) {
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				if cookie != "" {
+					req.Header.Set("Cookie", cookie)
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Errorf("status %d", resp.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	b.Run("bare", func(b *testing.B) { run(b, "http://"+bare+"/", "") })
+	b.Run("gatehouse", func(b *testing.B) { run(b, "http://"+site+"/", cookie) })
+}
