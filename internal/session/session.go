@@ -7,6 +7,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -164,6 +165,33 @@ type Query struct {
 	Cursor string
 	// Limit is the page size; stores cap it (default 100).
 	Limit int
+}
+
+// Page sizes of List and Users.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// PageSize is the page size a store serves for a requested limit: the
+// default for none, capped at MaxLimit (the API refuses more with a 400).
+func PageSize(limit int) int {
+	if limit <= 0 {
+		return DefaultLimit
+	}
+	return min(limit, MaxLimit)
+}
+
+// ByCreated tells which order q.Sort asks for; an unknown sort wraps
+// ErrInvalidQuery.
+func (q *Query) ByCreated() (bool, error) {
+	switch strings.TrimPrefix(q.Sort, "-") {
+	case "", SortLastAccess:
+		return false, nil
+	case SortCreated:
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: unknown sort %q", ErrInvalidQuery, q.Sort)
 }
 
 // Match reports whether s passes q's filters (Cursor, Sort and Limit

@@ -28,12 +28,6 @@ const (
 	DefaultUserTTL   = 90 * 24 * time.Hour
 )
 
-// Page sizes for List and Users.
-const (
-	defaultLimit = 100
-	maxLimit     = 1000
-)
-
 // Options configure a Store. The zero value is ready to use.
 type Options struct {
 	// Now is the clock. Default: time.Now.
@@ -303,7 +297,7 @@ func listed(s *session.Session) *session.Session {
 // List implements session.Store. It leaves Tokens nil. Ties in the sort
 // key are broken by ID, descending.
 func (m *Store) List(_ context.Context, q session.Query) (session.Page, error) {
-	byCreated, err := sortKind(q.Sort)
+	byCreated, err := q.ByCreated()
 	if err != nil {
 		return session.Page{}, err
 	}
@@ -315,7 +309,7 @@ func (m *Store) List(_ context.Context, q session.Query) (session.Page, error) {
 		}
 		after = &c
 	}
-	limit := pageLimit(q.Limit)
+	limit := session.PageSize(q.Limit)
 	key := func(s *session.Session) int64 {
 		if byCreated {
 			return s.CreatedAt.UnixMilli()
@@ -377,7 +371,7 @@ func (m *Store) Users(_ context.Context, q session.UserQuery) (session.UserPage,
 		}
 		after = &c
 	}
-	limit := pageLimit(q.Limit)
+	limit := session.PageSize(q.Limit)
 	prefix := strings.ToLower(q.Prefix)
 	now := m.now()
 	m.mu.Lock()
@@ -563,23 +557,6 @@ func parseEventID(s string) (uint64, error) {
 		return 0, fmt.Errorf("%w %q: %w", activity.ErrInvalidCursor, s, err)
 	}
 	return n, nil
-}
-
-func pageLimit(n int) int {
-	if n <= 0 {
-		return defaultLimit
-	}
-	return min(n, maxLimit)
-}
-
-func sortKind(s string) (byCreated bool, err error) {
-	switch strings.TrimPrefix(s, "-") {
-	case "", session.SortLastAccess:
-		return false, nil
-	case session.SortCreated:
-		return true, nil
-	}
-	return false, fmt.Errorf("%w: unknown sort %q", session.ErrInvalidQuery, s)
 }
 
 func parseCursor(s string, byCreated bool) (cursor.Cursor, error) {

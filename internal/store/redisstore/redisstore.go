@@ -30,10 +30,7 @@ const (
 	DefaultMaxSkew = 5 * time.Minute
 )
 
-// Page sizes for List and Users.
 const (
-	defaultLimit = 100
-	maxLimit     = 1000
 	// scanChunk bounds the entries one scan script examines, so no call
 	// blocks Redis for more than a few milliseconds.
 	scanChunk = 2000

@@ -174,7 +174,7 @@ func decodeListed(r []any) ([]*session.Session, error) {
 // about MaxScanTime, and may return a short page whose Next continues the
 // scan.
 func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error) {
-	byCreated, err := sortKind(q.Sort)
+	byCreated, err := q.ByCreated()
 	if err != nil {
 		return session.Page{}, err
 	}
@@ -186,7 +186,7 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 		}
 		from = &c
 	}
-	limit := pageLimit(q.Limit)
+	limit := session.PageSize(q.Limit)
 	if q.User != "" {
 		return s.listUser(ctx, q, byCreated, from, limit)
 	}
@@ -311,7 +311,7 @@ func (s *Store) Users(ctx context.Context, q session.UserQuery) (session.UserPag
 		}
 		pos = &c
 	}
-	limit := pageLimit(q.Limit)
+	limit := session.PageSize(q.Limit)
 	prefix := strings.ToLower(q.Prefix)
 	var (
 		items []session.User
@@ -464,23 +464,4 @@ func (s *Store) listen(ctx context.Context, ended func(id string)) (connected bo
 			ended(m.Payload)
 		}
 	}
-}
-
-// Listing helpers.
-
-func pageLimit(n int) int {
-	if n <= 0 {
-		return defaultLimit
-	}
-	return min(n, maxLimit)
-}
-
-func sortKind(s string) (byCreated bool, err error) {
-	switch strings.TrimPrefix(s, "-") {
-	case "", session.SortLastAccess:
-		return false, nil
-	case session.SortCreated:
-		return true, nil
-	}
-	return false, fmt.Errorf("%w: unknown sort %q", session.ErrInvalidQuery, s)
 }
