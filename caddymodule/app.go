@@ -36,7 +36,7 @@ type App struct {
 	// are expanded.
 	Store string `json:"store,omitempty"`
 
-	// Secret (at least 32 bytes) encrypts tokens at rest and protects
+	// Secret (at least 32 bytes) seals the ID token kept for sign-out and protects
 	// sign-in state. Required with a Redis store, and the same on every
 	// instance; with the memory store a random one is made per process.
 	// Use a placeholder: {env.GATEHOUSE_SECRET}.

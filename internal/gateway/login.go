@@ -200,7 +200,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
 			"Your account is not allowed to use this site.", who)
 		return
 	}
-	s, cookie, err := g.createSession(r, res)
+	s, sec, err := g.createSession(r, res)
 	if err != nil {
 		g.rt.cfg.OnError(err)
 		if errors.Is(err, session.ErrUnavailable) {
@@ -214,7 +214,8 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
 	e := eventFor(s, activity.LoginSucceeded)
 	e.Actor = s.Email
 	g.rt.Record(r.Context(), e)
-	g.setSessionCookie(w, r, cookie, g.cfg.MaxLifetime)
+	g.setSessionCookie(w, r, sec.Cookie(), g.cfg.MaxLifetime)
+	g.setLogoutHint(w, r, s.ID, res.IDToken)
 	http.Redirect(w, r, ls.Return, http.StatusFound)
 }
 
@@ -233,7 +234,7 @@ func (g *Gateway) openState(v, site string, ls *loginState) error {
 	return json.Unmarshal(b, ls)
 }
 
-func (g *Gateway) createSession(r *http.Request, res *oidcflow.Result) (*session.Session, string, error) {
+func (g *Gateway) createSession(r *http.Request, res *oidcflow.Result) (*session.Session, session.Secret, error) {
 	sec := session.NewSecret()
 	now := g.rt.cfg.Now().UTC().Truncate(time.Millisecond)
 	ip := g.cfg.ClientIP(r)
@@ -260,22 +261,13 @@ func (g *Gateway) createSession(r *http.Request, res *oidcflow.Result) (*session
 		Location:     g.rt.locate(ip),
 		IDPSessionID: id.SID,
 	}
-	// Keep only what is used: the ID token as id_token_hint at logout, the
-	// refresh token for refresh. The access token is not needed and would
-	// cost ~300 bytes of Redis per session.
-	tokens, err := g.rt.tokens.SealTokens(s.ID, session.Tokens{
-		IDToken:      res.IDToken,
-		RefreshToken: res.RefreshToken,
-		Expiry:       res.Expiry,
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	s.Tokens = tokens
+	// The store keeps no tokens: the only one used, the ID token as
+	// id_token_hint at logout, stays in the browser (see setLogoutHint),
+	// which keeps each session's Redis footprint under 1 KiB.
 	if err := g.rt.store.Create(r.Context(), s); err != nil {
-		return nil, "", err
+		return nil, sec, err
 	}
-	return s, sec.Cookie(), nil
+	return s, sec, nil
 }
 
 // logout ends the browser's session, then sends it to the provider's
@@ -299,11 +291,13 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var idToken string
+	if sec, err := session.DecodeCookie(cookieValue(r.Header, g.cfg.CookieName)); err == nil {
+		// Even when the session has already ended (revoked, expired),
+		// the provider's session should end with the sign-out.
+		idToken = g.logoutHint(r, sec.ID())
+	}
 	s, err := g.currentSession(r)
 	if err == nil && s != nil {
-		if t, err := g.rt.tokens.OpenTokens(s.ID, s.Tokens); err == nil {
-			idToken = t.IDToken
-		}
 		if _, err := g.rt.End(r.Context(), s.ID, session.EndLogout, s.Email, Site(r)); err != nil && !errors.Is(err, session.ErrNotFound) {
 			g.rt.cfg.OnError(err)
 			g.unavailable(w, r)
@@ -311,6 +305,7 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	g.clearSessionCookie(w, r)
+	g.clearLogoutHint(w, r)
 	signedOut := origin(r) + g.cfg.PathPrefix + "/signed-out"
 	if idToken != "" {
 		if u, err := g.oidc.EndSessionURL(r.Context(), idToken, signedOut); err == nil && u != "" {
@@ -319,6 +314,60 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.Redirect(w, r, g.cfg.PathPrefix+"/signed-out", http.StatusFound)
+}
+
+// maxHintCookie bounds the logout-hint cookie: browsers drop cookies over
+// 4 KiB, and some providers issue ID tokens that large (many groups). Past
+// it the sign-out goes without id_token_hint, with client_id only.
+const maxHintCookie = 3800
+
+func (g *Gateway) hintCookieName() string { return g.cfg.CookieName + "_logout" }
+
+// setLogoutHint keeps the ID token, sealed and bound to the session id, in
+// a cookie the browser sends only to the logout endpoint. It is needed
+// only as id_token_hint when the user signs out, when the browser is
+// there anyway; keeping it out of the store saves ~1.3 KB of Redis per
+// session.
+func (g *Gateway) setLogoutHint(w http.ResponseWriter, r *http.Request, sessionID, idToken string) {
+	if idToken == "" {
+		return
+	}
+	v := base64.RawURLEncoding.EncodeToString(g.rt.tokens.Seal([]byte(idToken), []byte("logout hint "+sessionID)))
+	if len(v) > maxHintCookie {
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     g.hintCookieName(),
+		Value:    v,
+		Path:     g.cfg.PathPrefix + "/logout",
+		Domain:   g.cfg.CookieDomain,
+		MaxAge:   int(g.cfg.MaxLifetime / time.Second),
+		HttpOnly: true,
+		Secure:   g.secure(r),
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// logoutHint returns the ID token kept for the session, or "".
+func (g *Gateway) logoutHint(r *http.Request, sessionID string) string {
+	v := cookieValue(r.Header, g.hintCookieName())
+	if v == "" || len(v) > maxHintCookie {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return ""
+	}
+	b, err := g.rt.tokens.Open(raw, []byte("logout hint "+sessionID))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+func (g *Gateway) clearLogoutHint(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: g.hintCookieName(), Path: g.cfg.PathPrefix + "/logout", Domain: g.cfg.CookieDomain,
+		MaxAge: -1, HttpOnly: true, Secure: g.secure(r), SameSite: http.SameSiteLaxMode})
 }
 
 func (g *Gateway) confirmLogout(w http.ResponseWriter, r *http.Request) {

@@ -24,7 +24,7 @@ import (
 type RuntimeConfig struct {
 	Store  session.Store
 	Events activity.Store
-	// Secret (32+ bytes) derives the keys that seal tokens at rest and
+	// Secret (32+ bytes) derives the keys that seal the logout hint and
 	// sign-in state cookies, and the CSRF tokens of the pages.
 	Secret []byte
 	// CacheTTL bounds how long a cached session is trusted without asking
