@@ -36,10 +36,11 @@ type App struct {
 	// are expanded.
 	Store string `json:"store,omitempty"`
 
-	// Secret (at least 32 bytes) seals the ID token kept for sign-out and protects
-	// sign-in state. Required with a Redis store, and the same on every
-	// instance; with the memory store a random one is made per process.
-	// Use a placeholder: {env.GATEHOUSE_SECRET}.
+	// Secret (at least 32 bytes) seals the ID token kept for sign-out
+	// and protects sign-in state and page forms. Required with a Redis
+	// store, and the same on every instance; with the memory store a
+	// random one is made per process. Use a placeholder:
+	// {env.GATEHOUSE_SECRET}.
 	Secret string `json:"secret,omitempty"`
 
 	// GeoIP is the path of a MaxMind-format City database (GeoLite2-City,
