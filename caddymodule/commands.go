@@ -49,18 +49,17 @@ request, on every instance sharing the store.`,
 	})
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "events",
-		Usage: "[--since <duration>] [--type <types>] [--user <user>] [--csv] [--address <admin-api-address>]",
+		Usage: "[--since <duration>] [--type <types>] [--user <user>] [--address <admin-api-address>]",
 		Short: "Prints the gatehouse activity log",
 		Long: `
 Prints activity events, newest first, from Caddy's admin endpoint.
 --since takes a duration such as 7d or 12h (default 7d); --type a comma list
-of event types; --csv prints CSV with a header row.`,
+of event types; --user a subject or email.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			addAdminFlags(cmd)
 			cmd.Flags().String("since", "7d", "how far back")
 			cmd.Flags().String("type", "", "event types, comma separated")
 			cmd.Flags().String("user", "", "only this user (subject or email)")
-			cmd.Flags().Bool("csv", false, "print CSV")
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(cmdEvents)
 		},
 	})
@@ -189,14 +188,6 @@ func cmdEvents(fl caddycmd.Flags) (int, error) {
 	}
 	if u := fl.String("user"); u != "" {
 		q.Set("user", u)
-	}
-	if fl.Bool("csv") {
-		body, err := adminCall(fl, http.MethodGet, "/gatehouse/events.csv?"+q.Encode())
-		if err != nil {
-			return caddy.ExitCodeFailedStartup, err
-		}
-		_, _ = os.Stdout.Write(body)
-		return caddy.ExitCodeSuccess, nil
 	}
 	q.Set("limit", "1000")
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
