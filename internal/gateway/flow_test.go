@@ -376,7 +376,7 @@ func TestIdleTimeoutAndLifetime(t *testing.T) {
 		// bob works every 4 minutes, past his idle timeout several times
 		// over; alice is away and comes back after 12 minutes.
 		for i := range 7 {
-			h.clock.Add(4 * time.Minute)
+			h.clock.Advance(4 * time.Minute)
 			if p := active.Do(http.MethodGet, h.site.URL+"/work", nil, false); p.Status != http.StatusOK {
 				t.Fatalf("active session refused after %d min: %d", 4*(i+1), p.Status)
 			}
@@ -400,7 +400,7 @@ func TestIdleTimeoutAndLifetime(t *testing.T) {
 			t.Errorf("session_expired_idle events = %+v", ev)
 		}
 		// Past the maximum lifetime even the active session ends.
-		h.clock.Add(3 * time.Minute)
+		h.clock.Advance(3 * time.Minute)
 		if p := active.Do(http.MethodGet, h.site.URL+"/work", nil, false); p.Status != http.StatusUnauthorized {
 			t.Errorf("session past max lifetime: status %d, want 401", p.Status)
 		}
@@ -416,7 +416,7 @@ func TestSweepRecordsExpiryWithoutARequest(t *testing.T) {
 		b := h.browser()
 		b.login("alice", "/")
 		id := b.sessionID()
-		h.clock.Add(11 * time.Minute)
+		h.clock.Advance(11 * time.Minute)
 		h.rt.Sweep(context.Background())
 		ev := h.eventsOf(activity.ExpiredIdle)
 		if len(ev) != 1 || ev[0].SessionID != id {
@@ -560,7 +560,7 @@ func TestEndedSessionMustAuthenticateAgain(t *testing.T) {
 					t.Fatal(err)
 				}
 			}},
-			{"idle", func(*browser) { h.clock.Add(3 * time.Minute) }},
+			{"idle", func(*browser) { h.clock.Advance(3 * time.Minute) }},
 		} {
 			t.Run(end.name, func(t *testing.T) {
 				b := h.browser()

@@ -77,7 +77,7 @@ func TestSessionLocationAndDevice(t *testing.T) {
 	// Later the same session is used from Amsterdam over IPv6 on a phone:
 	// last_ip, location and device follow on the next touch; the login IP
 	// stays.
-	h.clock.Add(2 * time.Minute)
+	h.clock.Advance(2 * time.Minute)
 	b.UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
 	if r := b.Do(http.MethodGet, h.site.URL+"/x", nil, false, testIPHeader, "2001:db8:1::7"); r.Status != http.StatusOK {
 		t.Fatalf("request from IPv6: %d", r.Status)
@@ -91,7 +91,7 @@ func TestSessionLocationAndDevice(t *testing.T) {
 		t.Errorf("after moving: %+v", s)
 	}
 	// An address the database does not know leaves the location empty.
-	h.clock.Add(2 * time.Minute)
+	h.clock.Advance(2 * time.Minute)
 	if r := b.Do(http.MethodGet, h.site.URL+"/x", nil, false, testIPHeader, "203.0.113.5"); r.Status != http.StatusOK {
 		t.Fatalf("request from unknown address: %d", r.Status)
 	}
@@ -144,7 +144,7 @@ func TestNetworkPolicy(t *testing.T) {
 			t.Errorf("incomplete event %+v", e)
 		}
 	}
-	h.clock.Add(61 * time.Second)
+	h.clock.Advance(61 * time.Second)
 	h.browser().Do(http.MethodGet, h.site.URL+"/", nil, true, testIPHeader, "203.0.113.9")
 	if n := len(h.eventsOf(activity.AccessDenied)); n != 4 {
 		t.Errorf("after a minute: %d events, want 4", n)

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 	"github.com/gatehouse-proxy/gatehouse/internal/devidp"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
+	"github.com/gatehouse-proxy/gatehouse/internal/testclock"
 	"github.com/gatehouse-proxy/gatehouse/internal/testflow"
 )
 
@@ -27,23 +28,11 @@ type backend interface {
 	activity.Store
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // harness is a protected site in front of an echo upstream, signed in
 // through the real development provider.
 type harness struct {
 	t      *testing.T
-	clock  *clock
+	clock  *testclock.Clock
 	idp    *devidp.Provider
 	idpSrv *httptest.Server
 	site   *httptest.Server
@@ -73,7 +62,7 @@ func newHarness(t *testing.T, mkStore func(t *testing.T, now func() time.Time) b
 // configuration (GeoIP, user agents).
 func newHarnessRT(t *testing.T, mkStore func(t *testing.T, now func() time.Time) backend, rtOpt func(*RuntimeConfig), opts ...harnessOption) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: &clock{t: time.Now()}}
+	h := &harness{t: t, clock: testclock.New(time.Now())}
 	h.store = mkStore(t, h.clock.Now)
 	h.idpSrv = httptest.NewServer(http.HandlerFunc(h.serveIDP))
 	t.Cleanup(h.idpSrv.Close)

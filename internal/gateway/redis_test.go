@@ -113,7 +113,7 @@ func TestStoreUnavailable(t *testing.T) {
 	if p := b.Do(http.MethodGet, h.site.URL+"/x", nil, false); p.Status != http.StatusOK {
 		t.Errorf("cached session with Redis down: %d, want 200", p.Status)
 	}
-	h.clock.Add(6 * time.Second) // past cache_ttl
+	h.clock.Advance(6 * time.Second) // past cache_ttl
 	p := b.Do(http.MethodGet, h.site.URL+"/x", nil, false)
 	if p.Status != http.StatusServiceUnavailable || p.Header.Get("Retry-After") == "" {
 		t.Errorf("uncached session with Redis down: %d Retry-After %q, want 503 with Retry-After", p.Status, p.Header.Get("Retry-After"))

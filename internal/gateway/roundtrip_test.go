@@ -42,7 +42,7 @@ func TestStoreRoundTripsPerRequest(t *testing.T) {
 	// 200 requests within 4 s (under cache_ttl 5s, under touch_interval).
 	for i := range 200 {
 		if i%50 == 0 {
-			h.clock.Add(time.Second)
+			h.clock.Advance(time.Second)
 		}
 		if p := b.Do(http.MethodGet, h.site.URL+"/x", nil, false); p.Status != http.StatusOK {
 			t.Fatalf("request %d: %d", i, p.Status)
@@ -55,7 +55,7 @@ func TestStoreRoundTripsPerRequest(t *testing.T) {
 		t.Errorf("store writes within one touch interval = %d, want 0", n)
 	}
 	// Past the touch interval: exactly one write however many requests.
-	h.clock.Add(30 * time.Second)
+	h.clock.Advance(30 * time.Second)
 	for range 50 {
 		b.Do(http.MethodGet, h.site.URL+"/x", nil, false)
 	}

@@ -12,19 +12,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/devidp"
+	"github.com/gatehouse-proxy/gatehouse/internal/testclock"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // Discovery is lazy (New does no I/O), a failure is remembered for
 // RetryAfter so a dead provider costs one attempt per interval, and the
@@ -54,7 +43,7 @@ func TestDiscoveryLazyAndRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	c := New(Config{Issuer: issuer, ClientID: "x", Now: clk.Now, RetryAfter: 5 * time.Second})
 	mu.Lock()
 	if hits != 0 {
@@ -79,7 +68,7 @@ func TestDiscoveryLazyAndRetried(t *testing.T) {
 		t.Errorf("provider was asked %d times within RetryAfter", hits)
 	}
 	mu.Unlock()
-	clk.Add(6 * time.Second)
+	clk.Advance(6 * time.Second)
 	u, st, err := c.AuthCodeURL(ctx, "http://rp/cb", true)
 	if err != nil {
 		t.Fatalf("after RetryAfter: %v", err)

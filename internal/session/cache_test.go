@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/testclock"
 )
 
 // countingStore is a minimal Store for cache unit tests; the real stores
@@ -38,23 +40,11 @@ func (c *countingStore) Get(_ context.Context, id string) (*Session, error) {
 	return s, nil
 }
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (f *fakeClock) Now() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.t }
-func (f *fakeClock) Add(d time.Duration) {
-	f.mu.Lock()
-	f.t = f.t.Add(d)
-	f.mu.Unlock()
-}
-
 func TestCache(t *testing.T) {
 	sec := NewSecret()
 	s := &Session{ID: sec.ID(), User: "alice"}
 	st := &countingStore{m: map[string]*Session{s.ID: s}}
-	clk := &fakeClock{t: time.Unix(1000, 0)}
+	clk := testclock.New(time.Unix(1000, 0))
 	c := NewCache(st, 5*time.Second, clk.Now)
 	ctx := context.Background()
 
@@ -63,12 +53,12 @@ func TestCache(t *testing.T) {
 		if err != nil || got != s {
 			t.Fatalf("GetSecret = %v, %v", got, err)
 		}
-		clk.Add(time.Second)
+		clk.Advance(time.Second)
 	}
 	if st.gets != 1 {
 		t.Errorf("store gets = %d after 3 cached lookups, want 1", st.gets)
 	}
-	clk.Add(5 * time.Second)
+	clk.Advance(5 * time.Second)
 	if _, err := c.Get(ctx, s.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +67,7 @@ func TestCache(t *testing.T) {
 	}
 
 	// An end published by another instance removes the entry at once.
-	clk.Add(time.Millisecond)
+	clk.Advance(time.Millisecond)
 	c.Invalidate(s.ID)
 	delete(st.m, s.ID)
 	if _, err := c.Get(ctx, s.ID); !errors.Is(err, ErrNotFound) {
@@ -90,7 +80,7 @@ func TestCache(t *testing.T) {
 func TestCacheLookupRacingInvalidate(t *testing.T) {
 	s := &Session{ID: NewSecret().ID()}
 	st := &countingStore{m: map[string]*Session{s.ID: s}}
-	clk := &fakeClock{t: time.Unix(1000, 0)}
+	clk := testclock.New(time.Unix(1000, 0))
 	c := NewCache(st, time.Minute, clk.Now)
 	st.onGet = func() { c.Invalidate(s.ID) } // arrives while the store answers
 	if _, err := c.Get(context.Background(), s.ID); err != nil {
@@ -100,7 +90,7 @@ func TestCacheLookupRacingInvalidate(t *testing.T) {
 		t.Errorf("cache holds %d entries after a racing invalidation, want 0", c.Len())
 	}
 	st.onGet = func() { c.Invalidate("") }
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if _, err := c.Get(context.Background(), s.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -112,18 +102,18 @@ func TestCacheLookupRacingInvalidate(t *testing.T) {
 func TestCacheStoreDown(t *testing.T) {
 	s := &Session{ID: NewSecret().ID()}
 	st := &countingStore{m: map[string]*Session{s.ID: s}}
-	clk := &fakeClock{t: time.Unix(1000, 0)}
+	clk := testclock.New(time.Unix(1000, 0))
 	c := NewCache(st, 5*time.Second, clk.Now)
 	ctx := context.Background()
 	if _, err := c.Get(ctx, s.ID); err != nil {
 		t.Fatal(err)
 	}
 	st.err = ErrUnavailable
-	clk.Add(4 * time.Second)
+	clk.Advance(4 * time.Second)
 	if _, err := c.Get(ctx, s.ID); err != nil {
 		t.Errorf("cached session within ttl failed while store down: %v", err)
 	}
-	clk.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	if _, err := c.Get(ctx, s.ID); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Get beyond ttl with store down: err = %v, want ErrUnavailable", err)
 	}
@@ -131,7 +121,7 @@ func TestCacheStoreDown(t *testing.T) {
 
 func TestCachePrune(t *testing.T) {
 	st := &countingStore{m: map[string]*Session{}}
-	clk := &fakeClock{t: time.Unix(1000, 0)}
+	clk := testclock.New(time.Unix(1000, 0))
 	c := NewCache(st, time.Second, clk.Now)
 	for range 10 {
 		s := &Session{ID: NewSecret().ID()}
@@ -141,7 +131,7 @@ func TestCachePrune(t *testing.T) {
 	if c.Len() != 10 {
 		t.Fatalf("Len = %d, want 10", c.Len())
 	}
-	clk.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	c.Prune()
 	if c.Len() != 0 {
 		t.Errorf("Len after Prune = %d, want 0", c.Len())

@@ -19,29 +19,13 @@
 package storetest
 
 import (
-	"sync"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/testclock"
 )
 
-// Clock is a manual clock for stores under test.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// Clock is the manual clock stores are tested with.
+type Clock = testclock.Clock
 
 // NewClock returns a clock that stands at t until advanced.
-func NewClock(t time.Time) *Clock { return &Clock{t: t} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func NewClock(t time.Time) *Clock { return testclock.New(t) }
