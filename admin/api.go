@@ -275,9 +275,9 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, fmt.Errorf("querying events: %w", err))
 		return
 	}
-	out := list[eventJSON]{Items: make([]eventJSON, 0, len(page.Items)), NextCursor: page.Next}
+	out := list[activity.Event]{Items: make([]activity.Event, 0, len(page.Items)), NextCursor: page.Next}
 	for i := range page.Items {
-		out.Items = append(out.Items, toEventJSON(&page.Items[i]))
+		out.Items = append(out.Items, eventOut(page.Items[i]))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

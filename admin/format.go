@@ -78,15 +78,10 @@ func isoTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// deviceLabel is "Chrome on Windows", or whatever part is known.
+// deviceLabel is the device's label, or a word for an unknown one.
 func deviceLabel(d session.Device) string {
-	switch {
-	case d.Browser != "" && d.OS != "":
-		return d.Browser + " on " + d.OS
-	case d.Browser != "":
-		return d.Browser
-	case d.OS != "":
-		return d.OS
+	if l := d.Label(); l != "" {
+		return l
 	}
 	return "Unknown browser"
 }

@@ -129,40 +129,11 @@ func userStatus(u session.User) string {
 	return "signed_out"
 }
 
-type eventJSON struct {
-	ID         string   `json:"id"`
-	Time       jsonTime `json:"time"`
-	Type       string   `json:"type"`
-	User       string   `json:"user"`
-	Email      string   `json:"email"`
-	SessionID  string   `json:"session_id"`
-	Site       string   `json:"site"`
-	IP         string   `json:"ip"`
-	City       string   `json:"city"`
-	Country    string   `json:"country"`
-	Device     string   `json:"device"`
-	Inactivity string   `json:"inactivity_duration"`
-	Reason     string   `json:"reason"`
-	Actor      string   `json:"actor"`
-}
-
-func toEventJSON(e *activity.Event) eventJSON {
-	return eventJSON{
-		ID:         e.ID,
-		Time:       jsonTime(e.Time),
-		Type:       e.Type,
-		User:       e.User,
-		Email:      e.Email,
-		SessionID:  e.SessionID,
-		Site:       e.Site,
-		IP:         e.IP,
-		City:       e.City,
-		Country:    e.Country,
-		Device:     e.Device,
-		Inactivity: e.Inactivity,
-		Reason:     e.Reason,
-		Actor:      e.Actor,
-	}
+// eventOut is an event as the API shows it: activity.Event already has
+// the documented field names; only the time is pinned to UTC.
+func eventOut(e activity.Event) activity.Event {
+	e.Time = e.Time.UTC()
+	return e
 }
 
 // list is the shape of every listing.

@@ -127,7 +127,7 @@ func (g *Gateway) loginFailed(w http.ResponseWriter, r *http.Request, reason str
 		loc := g.rt.locate(g.cfg.ClientIP(r))
 		e.City, e.Country = loc.City, loc.Country
 	}
-	e.Device = deviceLabel(g.rt.describe(r.UserAgent()))
+	e.Device = g.rt.describe(r.UserAgent()).Label()
 	g.rt.Record(r.Context(), e)
 	g.page(w, r, status, "Sign-in failed", msg, "Try again", g.cfg.PathPrefix+"/login?rd=/")
 }

@@ -317,20 +317,7 @@ func eventFor(s *session.Session, typ string) activity.Event {
 		IP:        s.LastIP,
 		City:      s.City,
 		Country:   s.Country,
-		Device:    deviceLabel(s.Device),
-	}
-}
-
-// deviceLabel is the short device description events carry, e.g.
-// "Firefox on Linux (desktop)".
-func deviceLabel(d session.Device) string {
-	switch {
-	case d.Browser != "" && d.OS != "":
-		return d.Browser + " on " + d.OS
-	case d.Browser != "":
-		return d.Browser
-	default:
-		return d.OS
+		Device:    s.Device.Label(),
 	}
 }
 

@@ -35,6 +35,18 @@ type Device struct {
 	Device string `json:"device"`
 }
 
+// Label is the short description events and pages show, e.g. "Chrome on
+// Windows", or whatever part is known; "" when nothing is.
+func (d Device) Label() string {
+	switch {
+	case d.Browser != "" && d.OS != "":
+		return d.Browser + " on " + d.OS
+	case d.Browser != "":
+		return d.Browser
+	}
+	return d.OS
+}
+
 // Location is where an IP address is, from a GeoIP lookup. The zero value
 // means unknown.
 type Location struct {
