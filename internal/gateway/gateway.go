@@ -328,31 +328,33 @@ func origin(r *http.Request) string {
 
 func (g *Gateway) secure(r *http.Request) bool { return r.TLS != nil }
 
-// setSessionCookie gives the browser its session secret.
-func (g *Gateway) setSessionCookie(w http.ResponseWriter, r *http.Request, value string, maxAge time.Duration) {
+// setCookie writes one of gatehouse's cookies. All are HttpOnly, Secure
+// on HTTPS and SameSite=Lax (Lax, not Strict: the callback is a top-level
+// navigation from the provider). A negative maxAge deletes the cookie.
+func (g *Gateway) setCookie(w http.ResponseWriter, r *http.Request, name, value, path, domain string, maxAge time.Duration) {
+	age := int(maxAge / time.Second)
+	if maxAge < 0 {
+		age, value = -1, ""
+	}
 	http.SetCookie(w, &http.Cookie{
-		Name:     g.cfg.CookieName,
+		Name:     name,
 		Value:    value,
-		Path:     "/",
-		Domain:   g.cfg.CookieDomain,
-		MaxAge:   int(maxAge / time.Second),
+		Path:     path,
+		Domain:   domain,
+		MaxAge:   age,
 		HttpOnly: true,
 		Secure:   g.secure(r),
 		SameSite: http.SameSiteLaxMode,
 	})
 }
 
+// setSessionCookie gives the browser its session secret.
+func (g *Gateway) setSessionCookie(w http.ResponseWriter, r *http.Request, value string, maxAge time.Duration) {
+	g.setCookie(w, r, g.cfg.CookieName, value, "/", g.cfg.CookieDomain, maxAge)
+}
+
 func (g *Gateway) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{
-		Name:     g.cfg.CookieName,
-		Value:    "",
-		Path:     "/",
-		Domain:   g.cfg.CookieDomain,
-		MaxAge:   -1,
-		HttpOnly: true,
-		Secure:   g.secure(r),
-		SameSite: http.SameSiteLaxMode,
-	})
+	g.setCookie(w, r, g.cfg.CookieName, "", "/", g.cfg.CookieDomain, -1)
 }
 
 // currentSession is the check for the gateway's own endpoints.

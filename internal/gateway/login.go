@@ -88,16 +88,9 @@ func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 	}
 	ls := loginState{State: st, Return: SafeReturn(rd), Created: g.rt.cfg.Now()}
 	b, _ := json.Marshal(ls)
-	http.SetCookie(w, &http.Cookie{
-		Name:     g.stateCookieName(st.State),
-		Value:    base64.RawURLEncoding.EncodeToString(g.rt.states.Seal(b, []byte(Site(r)))),
-		Path:     g.cfg.PathPrefix + "/callback",
-		MaxAge:   int(stateTTL / time.Second),
-		HttpOnly: true,
-		Secure:   g.secure(r),
-		// Lax: the callback is a top-level navigation from the provider.
-		SameSite: http.SameSiteLaxMode,
-	})
+	g.setCookie(w, r, g.stateCookieName(st.State),
+		base64.RawURLEncoding.EncodeToString(g.rt.states.Seal(b, []byte(Site(r)))),
+		g.cfg.PathPrefix+"/callback", "", stateTTL)
 	http.Redirect(w, r, authURL, http.StatusFound)
 }
 
@@ -147,8 +140,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
 		err = g.openState(c.Value, Site(r), &ls)
 	}
 	// The state cookie is single use whatever happens next.
-	http.SetCookie(w, &http.Cookie{Name: name, Path: g.cfg.PathPrefix + "/callback", MaxAge: -1,
-		HttpOnly: true, Secure: g.secure(r), SameSite: http.SameSiteLaxMode})
+	g.setCookie(w, r, name, "", g.cfg.PathPrefix+"/callback", "", -1)
 	now := g.rt.cfg.Now()
 	switch {
 	case err != nil || !ls.CheckState(state):
@@ -336,16 +328,7 @@ func (g *Gateway) setLogoutHint(w http.ResponseWriter, r *http.Request, sessionI
 	if len(v) > maxHintCookie {
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name:     g.hintCookieName(),
-		Value:    v,
-		Path:     g.cfg.PathPrefix + "/logout",
-		Domain:   g.cfg.CookieDomain,
-		MaxAge:   int(g.cfg.MaxLifetime / time.Second),
-		HttpOnly: true,
-		Secure:   g.secure(r),
-		SameSite: http.SameSiteLaxMode,
-	})
+	g.setCookie(w, r, g.hintCookieName(), v, g.cfg.PathPrefix+"/logout", g.cfg.CookieDomain, g.cfg.MaxLifetime)
 }
 
 // logoutHint returns the ID token kept for the session, or "".
@@ -366,8 +349,7 @@ func (g *Gateway) logoutHint(r *http.Request, sessionID string) string {
 }
 
 func (g *Gateway) clearLogoutHint(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: g.hintCookieName(), Path: g.cfg.PathPrefix + "/logout", Domain: g.cfg.CookieDomain,
-		MaxAge: -1, HttpOnly: true, Secure: g.secure(r), SameSite: http.SameSiteLaxMode})
+	g.setCookie(w, r, g.hintCookieName(), "", g.cfg.PathPrefix+"/logout", g.cfg.CookieDomain, -1)
 }
 
 func (g *Gateway) confirmLogout(w http.ResponseWriter, r *http.Request) {
