@@ -197,9 +197,41 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 	}
 	keys := []string{index}
 	country := strings.ToLower(q.Country)
+	items, next, err := scan(s, "listing sessions", from, limit,
+		func(score, member string, want, budget int) ([]*session.Session, []any, error) {
+			r, err := scanScript.Run(ctx, s.c, keys, s.sessionPrefix, s.devicePrefix, score, member,
+				want, budget, q.IPPrefix, country, q.Site, field).Slice()
+			if err != nil || len(r) != 4 {
+				return nil, r, err
+			}
+			matches, _ := r[0].([]any)
+			got, err := decodeListed(matches)
+			return got, r, err
+		},
+		func(l *session.Session) cursor.Cursor {
+			return cursor.Cursor{Score: sortKey(l, byCreated), Member: l.ID}
+		})
+	if err != nil {
+		return session.Page{}, err
+	}
+	page := session.Page{Items: items}
+	if next != nil {
+		page.Next = next.Encode(cursor.SortTag(byCreated))
+	}
+	return page, nil
+}
+
+// scan runs a chunked scan script until the page is full, the index is
+// exhausted, or the work bound (MaxScan entries, MaxScanTime) is reached.
+// chunk runs the script once from a position (empty score: the start)
+// for at most want more items and budget examined entries; the reply's
+// tail is [last score, last member, exhausted]. It returns at most limit
+// items and the cursor to continue from, nil on the last page.
+func scan[T any](s *Store, what string, from *cursor.Cursor, limit int,
+	chunk func(score, member string, want, budget int) ([]T, []any, error),
+	key func(T) cursor.Cursor) ([]T, *cursor.Cursor, error) {
 	var (
-		items []*session.Session
-		last  cursor.Cursor
+		items []T
 		pos   = from
 		seen  int
 		start = s.now()
@@ -211,49 +243,38 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 			score, member = strconv.FormatInt(pos.Score, 10), pos.Member
 		}
 		budget := min(scanChunk, s.maxScan-seen)
-		r, err := scanScript.Run(ctx, s.c, keys, s.sessionPrefix, s.devicePrefix, score, member,
-			limit+1-len(items), budget, q.IPPrefix, country, q.Site, field).Slice()
+		got, r, err := chunk(score, member, limit+1-len(items), budget)
 		if err != nil {
-			return session.Page{}, fail("listing sessions", err)
+			return nil, nil, fail(what, err)
 		}
 		if len(r) != 4 {
-			return session.Page{}, fmt.Errorf("listing sessions: unexpected reply length %d", len(r))
-		}
-		matches, _ := r[0].([]any)
-		got, err := decodeListed(matches)
-		if err != nil {
-			return session.Page{}, err
+			return nil, nil, fmt.Errorf("%s: unexpected reply length %d", what, len(r))
 		}
 		items = append(items, got...)
 		ls, _ := r[1].(string)
 		lm, _ := r[2].(string)
 		if ls == "" {
 			// Nothing examined and nothing left.
-			return session.Page{Items: items}, nil
+			return items, nil, nil
 		}
 		n, err := strconv.ParseInt(ls, 10, 64)
 		if err != nil {
-			return session.Page{}, fmt.Errorf("listing sessions: cursor score %q: %w", ls, err)
+			return nil, nil, fmt.Errorf("%s: cursor score %q: %w", what, ls, err)
 		}
-		last = cursor.Cursor{Score: n, Member: lm}
-		pos = &last
+		pos = &cursor.Cursor{Score: n, Member: lm}
 		seen += budget
-		if exhausted, _ := r[3].(int64); exhausted == 1 {
-			if len(items) > limit {
-				break
-			}
-			return session.Page{Items: items}, nil
+		if exhausted, _ := r[3].(int64); exhausted == 1 && len(items) <= limit {
+			return items, nil, nil
 		}
 	}
-	var page session.Page
 	if len(items) > limit {
 		items = items[:limit]
-		l := items[limit-1]
-		last = cursor.Cursor{Score: sortKey(l, byCreated), Member: l.ID}
+		c := key(items[limit-1])
+		return items, &c, nil
 	}
-	page.Items = items
-	page.Next = last.Encode(cursor.SortTag(byCreated))
-	return page, nil
+	// The work bound ended the page early: continue from where the scan
+	// stopped.
+	return items, pos, nil
 }
 
 // listUser serves List for one user from the per-user index: a user has
@@ -313,61 +334,34 @@ func (s *Store) Users(ctx context.Context, q session.UserQuery) (session.UserPag
 	}
 	limit := session.PageSize(q.Limit)
 	prefix := strings.ToLower(q.Prefix)
-	var (
-		items []session.User
-		last  cursor.Cursor
-		seen  int
-		start = s.now()
-	)
-	for len(items) <= limit && seen < s.maxScan && (seen == 0 || s.now().Sub(start) < s.scanFor) {
-		score, member := "", ""
-		if pos != nil {
-			score, member = strconv.FormatInt(pos.Score, 10), pos.Member
-		}
-		budget := min(scanChunk, s.maxScan-seen)
-		r, err := usersScript.Run(ctx, s.c, []string{s.users}, s.userPrefix, score, member,
-			limit+1-len(items), budget, prefix, ms(s.now()), s.grace.Milliseconds()).Slice()
-		if err != nil {
-			return session.UserPage{}, fail("listing users", err)
-		}
-		if len(r) != 4 {
-			return session.UserPage{}, fmt.Errorf("listing users: unexpected reply length %d", len(r))
-		}
-		flat, _ := r[0].([]any)
-		for i := 0; i+5 < len(flat); i += 6 {
-			u, err := decodeUser(flat[i : i+6])
-			if err != nil {
-				return session.UserPage{}, err
+	items, next, err := scan(s, "listing users", pos, limit,
+		func(score, member string, want, budget int) ([]session.User, []any, error) {
+			r, err := usersScript.Run(ctx, s.c, []string{s.users}, s.userPrefix, score, member,
+				want, budget, prefix, ms(s.now()), s.grace.Milliseconds()).Slice()
+			if err != nil || len(r) != 4 {
+				return nil, r, err
 			}
-			items = append(items, u)
-		}
-		ls, _ := r[1].(string)
-		lm, _ := r[2].(string)
-		if ls == "" {
-			return session.UserPage{Items: items}, nil
-		}
-		n, err := strconv.ParseInt(ls, 10, 64)
-		if err != nil {
-			return session.UserPage{}, fmt.Errorf("listing users: cursor score %q: %w", ls, err)
-		}
-		last = cursor.Cursor{Score: n, Member: lm}
-		pos = &last
-		seen += budget
-		if exhausted, _ := r[3].(int64); exhausted == 1 {
-			if len(items) > limit {
-				break
+			flat, _ := r[0].([]any)
+			var got []session.User
+			for i := 0; i+5 < len(flat); i += 6 {
+				u, err := decodeUser(flat[i : i+6])
+				if err != nil {
+					return nil, r, err
+				}
+				got = append(got, u)
 			}
-			return session.UserPage{Items: items}, nil
-		}
+			return got, r, nil
+		},
+		func(u session.User) cursor.Cursor {
+			return cursor.Cursor{Score: u.LastLogin.UnixMilli(), Member: u.User}
+		})
+	if err != nil {
+		return session.UserPage{}, err
 	}
-	var page session.UserPage
-	if len(items) > limit {
-		items = items[:limit]
-		l := items[limit-1]
-		last = cursor.Cursor{Score: l.LastLogin.UnixMilli(), Member: l.User}
+	page := session.UserPage{Items: items}
+	if next != nil {
+		page.Next = next.Encode(cursor.Users)
 	}
-	page.Items = items
-	page.Next = last.Encode(cursor.Users)
 	return page, nil
 }
 
