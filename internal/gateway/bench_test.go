@@ -50,13 +50,13 @@ func benchGateway(b *testing.B, st backend, cacheTTL time.Duration) (*Gateway, *
 func BenchmarkCheckWarm(b *testing.B) {
 	g, r := benchGateway(b, memstore.New(memstore.Options{}), time.Hour)
 	ip := netip.MustParseAddr("192.0.2.10")
-	if s, err := g.check(r, ip); err != nil || s == nil {
+	if s, _, err := g.check(r, ip); err != nil || s == nil {
 		b.Fatalf("check = %v, %v", s, err)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if s, _ := g.check(r, ip); s == nil {
+		if s, _, _ := g.check(r, ip); s == nil {
 			b.Fatal("no session")
 		}
 	}
@@ -85,7 +85,7 @@ func BenchmarkCheckColdRedis(b *testing.B) {
 	g, r := benchGateway(b, st, time.Hour)
 	ip := netip.MustParseAddr("192.0.2.10")
 	id := ""
-	if s, err := g.check(r, ip); err != nil || s == nil {
+	if s, _, err := g.check(r, ip); err != nil || s == nil {
 		b.Fatalf("check = %v, %v", s, err)
 	} else {
 		id = s.ID
@@ -94,7 +94,7 @@ func BenchmarkCheckColdRedis(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		g.rt.cache.Invalidate(id)
-		if s, err := g.check(r, ip); err != nil || s == nil {
+		if s, _, err := g.check(r, ip); err != nil || s == nil {
 			b.Fatalf("check = %v, %v", s, err)
 		}
 	}
@@ -137,7 +137,7 @@ func BenchmarkRevocationSeenByOtherInstance(b *testing.B) {
 		}
 		r, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
 		r.Header.Set("Cookie", "gatehouse="+sec.Cookie())
-		if got, _ := gB.check(r, netip.Addr{}); got == nil {
+		if got, _, _ := gB.check(r, netip.Addr{}); got == nil {
 			b.Fatal("B does not see the new session")
 		}
 		start := time.Now()
@@ -145,7 +145,7 @@ func BenchmarkRevocationSeenByOtherInstance(b *testing.B) {
 			b.Fatal(err)
 		}
 		for {
-			if got, _ := gB.check(r, netip.Addr{}); got == nil {
+			if got, _, _ := gB.check(r, netip.Addr{}); got == nil {
 				break
 			}
 			if time.Since(start) > 5*time.Second {

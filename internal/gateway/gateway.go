@@ -141,7 +141,7 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request) *session.Session
 	if !g.networkAllowed(w, r, ip) {
 		return nil
 	}
-	s, err := g.check(r, ip)
+	s, ended, err := g.check(r, ip)
 	switch {
 	case errors.Is(err, session.ErrUnavailable):
 		g.unavailable(w, r)
@@ -151,7 +151,7 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request) *session.Session
 		g.unavailable(w, r)
 		return nil
 	case s == nil:
-		g.unauthenticated(w, r)
+		g.unauthenticated(w, r, ended)
 		return nil
 	}
 	setIdentity(r.Header, s.User, s.Email, s.Username, s.Groups)
@@ -160,36 +160,38 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request) *session.Session
 }
 
 // check finds the request's session and applies the site's expiry rules.
-// A missing, malformed, unknown or expired session is (nil, nil); an error
-// means the store could not say.
-func (g *Gateway) check(r *http.Request, ip netip.Addr) (*session.Session, error) {
+// A missing, malformed, unknown or expired session is a nil session; ended
+// tells that the browser carried the cookie of a session that has ended
+// (revoked, expired, signed out elsewhere). An error means the store could
+// not say.
+func (g *Gateway) check(r *http.Request, ip netip.Addr) (s *session.Session, ended bool, err error) {
 	v := cookieValue(r.Header, g.cfg.CookieName)
 	if v == "" {
-		return nil, nil
+		return nil, false, nil
 	}
 	sec, err := session.DecodeCookie(v)
 	if err != nil {
-		return nil, nil
+		return nil, false, nil
 	}
-	s, err := g.rt.cache.GetSecret(r.Context(), sec)
+	s, err = g.rt.cache.GetSecret(r.Context(), sec)
 	if errors.Is(err, session.ErrNotFound) {
-		return nil, nil
+		return nil, true, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("loading session: %w", err)
+		return nil, false, fmt.Errorf("loading session: %w", err)
 	}
 	now := g.rt.cfg.Now()
 	if reason := s.Expiry(now, g.cfg.IdleTimeout); reason != "" {
 		_, err := g.rt.End(r.Context(), s.ID, reason, activity.ActorSystem, "")
 		if err != nil && !errors.Is(err, session.ErrNotFound) {
-			return nil, fmt.Errorf("ending expired session: %w", err)
+			return nil, false, fmt.Errorf("ending expired session: %w", err)
 		}
-		return nil, nil
+		return nil, true, nil
 	}
 	if now.Sub(s.LastAccess) >= g.cfg.TouchInterval {
 		g.touch(r, s, ip, now)
 	}
-	return s, nil
+	return s, false, nil
 }
 
 func (g *Gateway) touch(r *http.Request, s *session.Session, ip netip.Addr, now time.Time) {
@@ -276,9 +278,11 @@ func isNavigation(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
-func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request) {
+// unauthenticated answers a request without a live session; ended says
+// whether it carried the cookie of an ended one (see startLogin).
+func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, ended bool) {
 	if isNavigation(r) {
-		g.startLogin(w, r, r.URL.RequestURI())
+		g.startLogin(w, r, r.URL.RequestURI(), ended)
 		return
 	}
 	loginURL := g.cfg.PathPrefix + "/login?rd=" + url.QueryEscape(SafeReturn(r.URL.RequestURI()))
@@ -358,7 +362,7 @@ func (g *Gateway) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 }
 
 // currentSession is the check for the gateway's own endpoints.
-func (g *Gateway) currentSession(r *http.Request) (*session.Session, error) {
+func (g *Gateway) currentSession(r *http.Request) (s *session.Session, ended bool, err error) {
 	return g.check(r, g.cfg.ClientIP(r))
 }
 

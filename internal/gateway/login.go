@@ -33,7 +33,8 @@ func (g *Gateway) endpoint(w http.ResponseWriter, r *http.Request, rest string) 
 			methodNotAllowed(w, "GET, HEAD")
 			return
 		}
-		g.startLogin(w, r, r.URL.Query().Get("rd"))
+		_, ended, _ := g.currentSession(r)
+		g.startLogin(w, r, r.URL.Query().Get("rd"), ended)
 	case "/callback":
 		if r.Method != http.MethodGet {
 			methodNotAllowed(w, "GET")
@@ -76,9 +77,12 @@ func (g *Gateway) stateCookieName(state string) string {
 }
 
 // startLogin sends the browser to the provider, remembering where it
-// wanted to go.
-func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, rd string) {
-	authURL, st, err := g.oidc.AuthCodeURL(r.Context(), g.redirectURL(r), g.endedSession(r))
+// wanted to go. A browser whose session has ended (ended) must prove who it
+// is again: without prompt=login the provider's own single sign-on would
+// sign it straight back in, and revoking the session of a lost laptop
+// would achieve nothing.
+func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, rd string, ended bool) {
+	authURL, st, err := g.oidc.AuthCodeURL(r.Context(), g.redirectURL(r), ended)
 	if err != nil {
 		g.rt.cfg.OnError(err)
 		w.Header().Set("Retry-After", "5")
@@ -92,20 +96,6 @@ func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, rd string) 
 		base64.RawURLEncoding.EncodeToString(g.rt.states.Seal(b, []byte(Site(r)))),
 		g.cfg.PathPrefix+"/callback", "", stateTTL)
 	http.Redirect(w, r, authURL, http.StatusFound)
-}
-
-// endedSession reports whether the browser carries the cookie of a session
-// that has ended (revoked, expired, signed out elsewhere). Such a browser
-// must prove who it is again: without prompt=login the provider's own
-// single sign-on would sign it straight back in, and revoking the session
-// of a lost laptop would achieve nothing.
-func (g *Gateway) endedSession(r *http.Request) bool {
-	sec, err := session.DecodeCookie(cookieValue(r.Header, g.cfg.CookieName))
-	if err != nil {
-		return false
-	}
-	_, err = g.rt.cache.GetSecret(r.Context(), sec)
-	return errors.Is(err, session.ErrNotFound)
 }
 
 // loginFailed answers a callback that cannot sign anyone in: a 400 page
@@ -288,7 +278,7 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 		// the provider's session should end with the sign-out.
 		idToken = g.logoutHint(r, sec.ID())
 	}
-	s, err := g.currentSession(r)
+	s, _, err := g.currentSession(r)
 	if err == nil && s != nil {
 		if _, err := g.rt.End(r.Context(), s.ID, session.EndLogout, s.Email, Site(r)); err != nil && !errors.Is(err, session.ErrNotFound) {
 			g.rt.cfg.OnError(err)
@@ -448,7 +438,7 @@ func (g *Gateway) endWhere(r *http.Request, q session.Query, sid string) error {
 // forwardAuth answers nginx auth_request and Traefik forwardAuth: 200 with
 // the identity headers, or 401.
 func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request) {
-	s, err := g.currentSession(r)
+	s, _, err := g.currentSession(r)
 	if err != nil {
 		g.rt.cfg.OnError(err)
 		g.unavailable(w, r)
@@ -468,14 +458,14 @@ func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	s, err := g.currentSession(r)
+	s, ended, err := g.currentSession(r)
 	if err != nil {
 		g.rt.cfg.OnError(err)
 		g.unavailable(w, r)
 		return
 	}
 	if s == nil {
-		g.unauthenticated(w, r)
+		g.unauthenticated(w, r, ended)
 		return
 	}
 	v := &Viewer{Session: s, Admin: g.isAdmin(s), CSRF: g.rt.CSRFToken(s.ID), Prefix: g.cfg.PathPrefix}
