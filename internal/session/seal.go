@@ -6,22 +6,12 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // MinSecretLen is the shortest accepted configuration secret.
 const MinSecretLen = 32
-
-// Tokens are what the provider issued for a session.
-type Tokens struct {
-	IDToken      string    `json:"i,omitempty"`
-	AccessToken  string    `json:"a,omitempty"`
-	RefreshToken string    `json:"r,omitempty"`
-	Expiry       time.Time `json:"e,omitzero"`
-}
 
 // Sealer encrypts and authenticates small values with keys derived from the
 // configured secret (AES-256-GCM). Each purpose gets its own key, so a value
@@ -73,29 +63,4 @@ func (s *Sealer) Open(sealed, additional []byte) ([]byte, error) {
 		return nil, ErrSealed
 	}
 	return out, nil
-}
-
-// SealTokens encrypts t for the session id.
-func (s *Sealer) SealTokens(id string, t Tokens) ([]byte, error) {
-	b, err := json.Marshal(t)
-	if err != nil {
-		return nil, fmt.Errorf("encoding tokens: %w", err)
-	}
-	return s.Seal(b, []byte(id)), nil
-}
-
-// OpenTokens decrypts tokens sealed for the session id.
-func (s *Sealer) OpenTokens(id string, sealed []byte) (Tokens, error) {
-	var t Tokens
-	if len(sealed) == 0 {
-		return t, nil
-	}
-	b, err := s.Open(sealed, []byte(id))
-	if err != nil {
-		return t, fmt.Errorf("opening tokens: %w", err)
-	}
-	if err := json.Unmarshal(b, &t); err != nil {
-		return t, fmt.Errorf("decoding tokens: %w", err)
-	}
-	return t, nil
 }

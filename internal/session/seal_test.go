@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestSealer(t *testing.T) {
@@ -15,28 +14,25 @@ func TestSealer(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _ := NewSealer(secret, "login state")
-	tok := Tokens{IDToken: "id.token.x", RefreshToken: "r", Expiry: time.Unix(1700000000, 0).UTC()}
-	sealed, err := a.SealTokens("sid1", tok)
-	if err != nil {
-		t.Fatal(err)
+	plain := []byte("id.token.x")
+	sealed := a.Seal(plain, []byte("sid1"))
+	if bytes.Contains(sealed, plain) {
+		t.Fatal("sealed value contains the plaintext")
 	}
-	if bytes.Contains(sealed, []byte("id.token.x")) {
-		t.Fatal("sealed tokens contain the plaintext")
+	got, err := a.Open(sealed, []byte("sid1"))
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("Open = %q, %v; want %q", got, err, plain)
 	}
-	got, err := a.OpenTokens("sid1", sealed)
-	if err != nil || got != tok {
-		t.Fatalf("OpenTokens = %+v, %v; want %+v", got, err, tok)
+	if _, err := a.Open(sealed, []byte("sid2")); !errors.Is(err, ErrSealed) {
+		t.Errorf("Open for another session: err = %v, want ErrSealed", err)
 	}
-	if _, err := a.OpenTokens("sid2", sealed); !errors.Is(err, ErrSealed) {
-		t.Errorf("OpenTokens for another session: err = %v, want ErrSealed", err)
-	}
-	if _, err := other.OpenTokens("sid1", sealed); !errors.Is(err, ErrSealed) {
-		t.Errorf("OpenTokens with another purpose's key: err = %v, want ErrSealed", err)
+	if _, err := other.Open(sealed, []byte("sid1")); !errors.Is(err, ErrSealed) {
+		t.Errorf("Open with another purpose's key: err = %v, want ErrSealed", err)
 	}
 	flipped := append([]byte(nil), sealed...)
 	flipped[len(flipped)-1] ^= 1
-	if _, err := a.OpenTokens("sid1", flipped); !errors.Is(err, ErrSealed) {
-		t.Errorf("OpenTokens of a tampered value: err = %v, want ErrSealed", err)
+	if _, err := a.Open(flipped, []byte("sid1")); !errors.Is(err, ErrSealed) {
+		t.Errorf("Open of a tampered value: err = %v, want ErrSealed", err)
 	}
 	if _, err := a.Open(sealed[:5], nil); !errors.Is(err, ErrSealed) {
 		t.Errorf("Open of a truncated value: err = %v, want ErrSealed", err)

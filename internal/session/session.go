@@ -90,7 +90,9 @@ type Session struct {
 	Location
 	// IDPSessionID is the provider's sid claim, for back-channel logout.
 	IDPSessionID string `json:"idp_sid"`
-	// Tokens is the sealed (encrypted) token set; see Sealer.
+	// Tokens is an opaque, sealed (see Sealer) token blob a store keeps for
+	// the session. The gateway writes none today: the only token it uses,
+	// the ID token for sign-out, stays in the browser.
 	Tokens []byte `json:"-"`
 }
 
