@@ -160,7 +160,11 @@ func TestCSRFOverTLS(t *testing.T) {
 		hr := httptest.NewRequest("DELETE", "https://app.example.com/.gatehouse/api/me/sessions/"+e.bobMac.ID, nil)
 		hr.Header.Set("X-Requested-With", "XMLHttpRequest")
 		hr.Header.Set("Origin", tt.origin)
-		hr = hr.WithContext(withViewer(hr, e.viewer(e.bob)))
+		// The gateway puts the site's origin, with the scheme Caddy
+		// reports, in the viewer.
+		v := e.viewer(e.bob)
+		v.Origin = "https://app.example.com"
+		hr = hr.WithContext(withViewer(hr, v))
 		w := httptest.NewRecorder()
 		e.h.ServeHTTP(w, hr)
 		if w.Code != tt.want {

@@ -19,6 +19,9 @@ type Backend interface {
 	// event with actor, and returns session.ErrNotFound when it was
 	// already gone. An empty site keeps the session's own site in the event.
 	End(ctx context.Context, id, reason, actor, site string) (*session.Session, error)
+	// UserByEmail returns the subject whose verified email is email, or
+	// session.ErrNotFound.
+	UserByEmail(ctx context.Context, email string) (string, error)
 	// Users returns one page of user summaries.
 	Users(ctx context.Context, q session.UserQuery) (session.UserPage, error)
 	// Events returns one page of the activity log, newest first.

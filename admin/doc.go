@@ -8,7 +8,7 @@
 //
 // New serves everything under the site's path prefix (Viewer.Prefix,
 // default /.gatehouse) that is not one of the gateway's own endpoints. The
-// gateway has already signed the user in and put a *gateway.Viewer in the
+// gateway has already signed the user in and put a *web.Viewer in the
 // request context.
 //
 // JSON API (admin only, except under /api/me):

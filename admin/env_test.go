@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
 	"github.com/gatehouse-proxy/gatehouse/internal/store/memstore"
 	"github.com/gatehouse-proxy/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-proxy/gatehouse/internal/web"
 )
 
 // The gateway's runtime is the Backend in production.
@@ -161,8 +162,8 @@ func (e *env) login(user, email, name string, dev session.Device, loc session.Lo
 	return s
 }
 
-func (e *env) viewer(s *session.Session) *gateway.Viewer {
-	return &gateway.Viewer{Session: s, Admin: e.adminEmails[s.Email], CSRF: e.rt.CSRFToken(s.ID), Prefix: prefix}
+func (e *env) viewer(s *session.Session) *web.Viewer {
+	return &web.Viewer{Session: s, Admin: e.adminEmails[s.Email], CSRF: e.rt.CSRFToken(s.ID), Prefix: prefix, Origin: "http://app.example.com"}
 }
 
 // req describes one request to the site handler.
@@ -190,7 +191,7 @@ func (e *env) do(r req) *httptest.ResponseRecorder {
 		hr.Header.Set(k, v)
 	}
 	if r.as != nil {
-		hr = hr.WithContext(gateway.WithViewer(hr.Context(), e.viewer(r.as)))
+		hr = hr.WithContext(web.WithViewer(hr.Context(), e.viewer(r.as)))
 	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, hr)
@@ -240,6 +241,6 @@ func (e *env) events(types ...string) []activity.Event {
 	return p.Items
 }
 
-func withViewer(r *http.Request, v *gateway.Viewer) context.Context {
-	return gateway.WithViewer(r.Context(), v)
+func withViewer(r *http.Request, v *web.Viewer) context.Context {
+	return web.WithViewer(r.Context(), v)
 }

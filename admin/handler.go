@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/gatehouse-proxy/gatehouse/internal/gateway"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
+	"github.com/gatehouse-proxy/gatehouse/internal/web"
 )
 
 // handler serves a site's pages, assets and JSON API.
@@ -17,8 +17,8 @@ type handler struct {
 }
 
 // New returns the handler the gateway mounts under a site's path prefix
-// (gateway.Config.Admin). Requests must carry a *gateway.Viewer in their
-// context (gateway.WithViewer); the routes are listed in the package
+// (gateway.Config.Admin). Requests must carry a *web.Viewer in their
+// context (web.WithViewer); the routes are listed in the package
 // documentation.
 func New(b Backend) http.Handler {
 	return &handler{b: b, api: &api{b: b}, pages: newPages(b)}
@@ -29,7 +29,7 @@ func New(b Backend) http.Handler {
 const maxForm = 16 << 10
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	v := gateway.ViewerFrom(r.Context())
+	v := web.ViewerFrom(r.Context())
 	if v == nil || v.Session == nil {
 		// Only reachable when mounted without the gateway in front; never
 		// serve anything without a signed-in viewer.
@@ -38,7 +38,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	prefix := v.Prefix
 	if prefix == "" {
-		prefix = gateway.DefaultPathPrefix
+		prefix = web.DefaultPathPrefix
 	}
 	segs, ok := below(r.URL.EscapedPath(), (&url.URL{Path: prefix}).EscapedPath())
 	if !ok {
@@ -63,7 +63,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		if !csrfOK(r, v.CSRF, !isAPI) {
+		if !csrfOK(r, v.Origin, v.CSRF, !isAPI) {
 			if isAPI {
 				writeError(w, http.StatusForbidden, codeForbidden, "missing or invalid CSRF token, or foreign origin")
 			} else {
@@ -80,7 +80,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.pages.serve(w, r, v, prefix, segs)
 }
 
-func callerFor(v *gateway.Viewer) caller {
+func callerFor(v *web.Viewer) caller {
 	return caller{admin: v.Admin, actor: actorOf(v.Session), self: v.Session}
 }
 
@@ -101,12 +101,8 @@ func safeMethod(m string) bool {
 // pages or a deliberate API client rather than forged by another site.
 // The origin checks come first and are not skippable by a token: a token
 // leaked to another site must still not work from there.
-func csrfOK(r *http.Request, token string, form bool) bool {
-	if o := r.Header.Get("Origin"); o != "" {
-		if !gateway.SameOrigin(o, r) {
-			return false
-		}
-	} else if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+func csrfOK(r *http.Request, origin, token string, form bool) bool {
+	if !web.StateChangeAllowed(r, origin) {
 		return false
 	}
 	if t := r.Header.Get("X-Gatehouse-CSRF"); t != "" && tokenEqual(t, token) {

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
-	"github.com/gatehouse-proxy/gatehouse/internal/gateway"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
+	"github.com/gatehouse-proxy/gatehouse/internal/web"
 )
 
 //go:embed templates/*.html
@@ -82,7 +82,7 @@ const maxOwnSessions = 200
 // enough to render fast.
 const adminPageSize = 50
 
-func (p *pages) serve(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix string, segs []string) {
+func (p *pages) serve(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string, segs []string) {
 	get := r.Method == http.MethodGet || r.Method == http.MethodHead
 	post := r.Method == http.MethodPost
 	switch {
@@ -133,7 +133,7 @@ func (p *pages) serve(w http.ResponseWriter, r *http.Request, v *gateway.Viewer,
 	}
 }
 
-func (p *pages) allow(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix string, ok bool, allow string) bool {
+func (p *pages) allow(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string, ok bool, allow string) bool {
 	if ok {
 		return true
 	}
@@ -142,7 +142,7 @@ func (p *pages) allow(w http.ResponseWriter, r *http.Request, v *gateway.Viewer,
 	return false
 }
 
-func (p *pages) adminOnly(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix string) bool {
+func (p *pages) adminOnly(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string) bool {
 	if v.Admin {
 		return true
 	}
@@ -152,7 +152,7 @@ func (p *pages) adminOnly(w http.ResponseWriter, r *http.Request, v *gateway.Vie
 }
 
 // newView fills the parts every page shares.
-func (p *pages) newView(r *http.Request, v *gateway.Viewer, prefix, title string) *view {
+func (p *pages) newView(r *http.Request, v *web.Viewer, prefix, title string) *view {
 	return &view{
 		Title:  title,
 		Prefix: prefix,
@@ -203,8 +203,8 @@ func setPageHeaders(h http.Header) {
 
 // fail answers with a message page, or JSON for clients that do not want
 // HTML.
-func (p *pages) fail(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix string, status int, title, msg string) {
-	if !wantsHTML(r) {
+func (p *pages) fail(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string, status int, title, msg string) {
+	if !web.Navigation(r) {
 		code := map[int]string{
 			http.StatusBadRequest:          codeBadRequest,
 			http.StatusForbidden:           codeForbidden,
@@ -222,12 +222,12 @@ func (p *pages) fail(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, 
 	p.render(w, r, status, "message", vw)
 }
 
-func (p *pages) notFound(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix string) {
+func (p *pages) notFound(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string) {
 	p.fail(w, r, v, prefix, http.StatusNotFound, "Page not found", "There is nothing at this address.")
 }
 
 // failErr answers a backend error on a page.
-func (p *pages) failErr(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix string, err error) {
+func (p *pages) failErr(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string, err error) {
 	switch {
 	case errors.Is(err, session.ErrUnavailable):
 		w.Header().Set("Retry-After", "1")
@@ -238,12 +238,6 @@ func (p *pages) failErr(w http.ResponseWriter, r *http.Request, v *gateway.Viewe
 		p.fail(w, r, v, prefix, http.StatusInternalServerError, "Something went wrong",
 			"The page could not be loaded. Please try again.")
 	}
-}
-
-// wantsHTML tells a browser from a script: browsers navigate and accept
-// HTML; everything else gets JSON.
-func wantsHTML(r *http.Request) bool {
-	return r.Header.Get("Sec-Fetch-Mode") == "navigate" || strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // Flash codes carried in the query after a form; see flashMessage.
@@ -303,7 +297,7 @@ func withoutFlash(u *url.URL) string {
 // of our own pages under base, with the flash code in the query.
 func back(w http.ResponseWriter, r *http.Request, base, ret, flash string, n int) {
 	u, err := url.Parse(ret)
-	if ret == "" || err != nil || gateway.SafeReturn(ret) != ret ||
+	if ret == "" || err != nil || web.SafeReturn(ret) != ret ||
 		!strings.HasPrefix(u.Path, base) || strings.Contains(u.Path, "/..") {
 		u, _ = url.Parse(base)
 	}
@@ -401,7 +395,7 @@ type meData struct {
 	OthersURL string
 }
 
-func (p *pages) me(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix string) {
+func (p *pages) me(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string) {
 	ctx := r.Context()
 	now := p.b.Now()
 	own, err := ownSessions(ctx, p.b, v.Session.User)
@@ -463,17 +457,17 @@ func ownSessions(ctx context.Context, b Backend, user string) ([]*session.Sessio
 	return out, nil
 }
 
-func (p *pages) revokeMine(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix, id string) {
+func (p *pages) revokeMine(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix, id string) {
 	err := endOne(r.Context(), p.b, callerFor(v), id, true)
 	p.afterRevoke(w, r, v, prefix, prefix+"/", err)
 }
 
-func (p *pages) adminRevoke(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix, id string) {
+func (p *pages) adminRevoke(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix, id string) {
 	err := endOne(r.Context(), p.b, callerFor(v), id, false)
 	p.afterRevoke(w, r, v, prefix, prefix+"/admin/", err)
 }
 
-func (p *pages) afterRevoke(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix, base string, err error) {
+func (p *pages) afterRevoke(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix, base string, err error) {
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		back(w, r, base, r.PostForm.Get("return"), flashGone, -1)
@@ -484,7 +478,7 @@ func (p *pages) afterRevoke(w http.ResponseWriter, r *http.Request, v *gateway.V
 	}
 }
 
-func (p *pages) revokeOthers(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix string) {
+func (p *pages) revokeOthers(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string) {
 	n, err := endAll(r.Context(), p.b, v.Session.User, v.Session.ID, session.EndOthers, actorOf(v.Session))
 	if err != nil {
 		p.failErr(w, r, v, prefix, err)
@@ -493,7 +487,7 @@ func (p *pages) revokeOthers(w http.ResponseWriter, r *http.Request, v *gateway.
 	back(w, r, prefix+"/", "", flashOthers, n)
 }
 
-func (p *pages) adminRevokeUser(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix, user string) {
+func (p *pages) adminRevokeUser(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix, user string) {
 	n, err := endAll(r.Context(), p.b, user, "", session.EndRevoked, actorOf(v.Session))
 	if err != nil {
 		p.failErr(w, r, v, prefix, err)
@@ -535,7 +529,7 @@ type adminSessionsData struct {
 	Filtered      bool
 }
 
-func (p *pages) adminSessions(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix string) {
+func (p *pages) adminSessions(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string) {
 	vw := p.newView(r, v, prefix, "Sessions")
 	vw.Nav, vw.Tab = "admin", "sessions"
 	d := &adminSessionsData{}
@@ -613,7 +607,7 @@ type adminUsersData struct {
 	FirstURL string
 }
 
-func (p *pages) adminUsers(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix string) {
+func (p *pages) adminUsers(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string) {
 	vw := p.newView(r, v, prefix, "Users")
 	vw.Nav, vw.Tab = "admin", "users"
 	d := &adminUsersData{}
@@ -689,7 +683,7 @@ func typeOptions(selected string) []typeOption {
 	return opts
 }
 
-func (p *pages) adminActivity(w http.ResponseWriter, r *http.Request, v *gateway.Viewer, prefix string) {
+func (p *pages) adminActivity(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string) {
 	vw := p.newView(r, v, prefix, "Activity")
 	vw.Nav, vw.Tab = "admin", "activity"
 	qv := r.URL.Query()

@@ -6,6 +6,7 @@ package activity
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 )
@@ -74,6 +75,9 @@ type Event struct {
 	// Actor is the email of whoever caused the event (an admin revoking a
 	// session), or "system".
 	Actor string `json:"actor"`
+	// Detail is free text: the evidence of an anomaly, the filter of an
+	// export, or how many like events one aggregated event stands for.
+	Detail string `json:"detail"`
 }
 
 // Filter selects events. Zero fields match everything.
@@ -83,8 +87,11 @@ type Filter struct {
 	IPPrefix string    // start of the IP
 	Types    []string  // any of these types
 	Site     string    // exact site
-	Cursor   string    // Page.Next of an earlier call
-	Limit    int       // page size: default DefaultLimit, at most MaxLimit
+	// Sites, when non-nil, restricts events to these sites (an admin's
+	// reach); a non-nil empty slice matches nothing.
+	Sites  []string
+	Cursor string // Page.Next of an earlier call
+	Limit  int    // page size: default DefaultLimit, at most MaxLimit
 }
 
 // Page sizes.
@@ -109,6 +116,9 @@ func (f *Filter) Match(e *Event) bool {
 		return false
 	}
 	if f.Site != "" && e.Site != f.Site {
+		return false
+	}
+	if f.Sites != nil && !slices.Contains(f.Sites, e.Site) {
 		return false
 	}
 	if len(f.Types) > 0 {

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,48 +15,82 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/oidcflow"
 	"github.com/gatehouse-proxy/gatehouse/internal/policy"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
+	"github.com/gatehouse-proxy/gatehouse/internal/web"
 )
 
 // Config is one protected site's settings; caddymodule fills it from the
-// handler's configuration.
+// handler's configuration. Every field's zero value is its default.
 type Config struct {
-	Issuer       string
-	ClientID     string
+	// Issuer is the provider's issuer URL, exactly as its discovery
+	// document spells it. Required.
+	Issuer string
+	// ClientID is this site's client at the provider. Required.
+	ClientID string
+	// ClientSecret authenticates the client; empty for a public client.
 	ClientSecret string
-	Scopes       []string
-	GroupsClaim  string
-	// PathPrefix is where the gateway's own endpoints live. Default: /.gatehouse
+	// Scopes requested; "openid" is added when missing.
+	Scopes []string
+	// GroupsClaim names the claim listing the user's groups. Default: groups.
+	GroupsClaim string
+	// PathPrefix is where the gateway's own endpoints live.
+	// Default: /.gatehouse
 	PathPrefix string
-	// IdleTimeout ends a session unused this long; 0 disables it.
+	// IdleTimeout ends a session unused this long, on this site's
+	// requests; 0 disables it here (a session born on a site with one still
+	// ends by its own).
 	IdleTimeout time.Duration
-	// MaxLifetime ends any session this long after sign-in. Default: 12h.
+	// MaxLifetime ends any session this long after sign-in, on this
+	// site's requests, whatever the site it was born on allowed.
+	// Default: 12h.
 	MaxLifetime time.Duration
 	// TouchInterval throttles last-access writes; it is capped at a quarter
 	// of IdleTimeout so that an active session never looks idle.
 	// Default: 30s.
 	TouchInterval time.Duration
-	// CookieName is the session cookie's name. Default: gatehouse.
+	// CookieName is the session cookie's name; on HTTPS without
+	// CookieDomain the cookie is sent as "__Host-" + CookieName, which no
+	// sibling subdomain can set. Default: gatehouse.
 	CookieName string
 	// CookieDomain shares the cookie with subdomains when set.
+	// Default: this host only.
 	CookieDomain string
-	AdminGroups  []string
-	AdminEmails  []string
-	Network      policy.Network
-	Identity     policy.Identity
+	// CookieSecure forces the Secure attribute on (true) or off (false);
+	// nil decides by the request's scheme (see Scheme).
+	CookieSecure *bool
+	// AdminGroups and AdminEmails say who administers this site: they may
+	// see and end the sessions and events of the sites whose admin rules
+	// they also pass. Emails count only when verified.
+	AdminGroups []string
+	AdminEmails []string
+	// Network holds the IP and country rules, checked before sign-in is
+	// offered and on every request. Default: everyone.
+	Network policy.Network
+	// Identity holds who may use the site, checked at the callback and on
+	// every request. Default: everyone the provider signs in.
+	Identity policy.Identity
+	// InsecureUnverifiedEmail lets emails the provider does not mark
+	// email_verified count for Identity and the admin emails. Dangerous:
+	// with a provider where users type their own email, anyone can claim
+	// an admin's address. Default: false.
+	InsecureUnverifiedEmail bool
 	// HTTPClient talks to the provider. Default: 10 s timeout.
 	HTTPClient *http.Client
 	// ClientIP returns the client's address; caddymodule passes Caddy's,
 	// which honours trusted_proxies. Default: the connection's peer.
 	ClientIP func(*http.Request) netip.Addr
+	// Scheme returns "https" or "http" for a request; caddymodule passes
+	// one that believes X-Forwarded-Proto only from trusted proxies.
+	// Default: "https" exactly when the connection is TLS.
+	Scheme func(*http.Request) string
 	// Admin serves the pages and the JSON API under PathPrefix (the "my
 	// sessions" page, /admin/ and /api/). It receives requests from signed-in
-	// users with a Viewer in the context; nil answers 404.
+	// users with a web.Viewer in the context; nil answers 404.
 	Admin http.Handler
 }
 
 // Defaults.
 const (
-	DefaultPathPrefix    = "/.gatehouse"
+	DefaultPathPrefix    = web.DefaultPathPrefix
 	DefaultCookieName    = "gatehouse"
 	DefaultMaxLifetime   = 12 * time.Hour
 	DefaultTouchInterval = 30 * time.Second
@@ -101,6 +134,9 @@ func New(cfg Config, rt *Runtime) (*Gateway, error) {
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = peerIP
 	}
+	if cfg.Scheme == nil {
+		cfg.Scheme = tlsScheme
+	}
 	g := &Gateway{cfg: cfg, rt: rt}
 	g.oidc = oidcflow.New(oidcflow.Config{
 		Issuer:       cfg.Issuer,
@@ -112,6 +148,13 @@ func New(cfg Config, rt *Runtime) (*Gateway, error) {
 		Now:          rt.cfg.Now,
 	})
 	return g, nil
+}
+
+func tlsScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 func peerIP(r *http.Request) netip.Addr {
@@ -248,7 +291,7 @@ func (g *Gateway) networkAllowed(w http.ResponseWriter, r *http.Request, ip neti
 	}
 	g.rt.recordDenied(r.Context(), activity.Event{
 		Type:    activity.AccessDenied,
-		Site:    Site(r),
+		Site:    g.site(r),
 		IP:      ip.String(),
 		City:    loc.City,
 		Country: loc.Country,
@@ -266,16 +309,7 @@ func (g *Gateway) networkAllowed(w http.ResponseWriter, r *http.Request, ip neti
 // isNavigation tells a browser loading a page, which may be redirected to
 // sign in, from an API call or a sub-resource, which must get a 401.
 func isNavigation(r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
-	}
-	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" {
-		return m == "navigate"
-	}
-	if r.Header.Get("X-Requested-With") != "" {
-		return false
-	}
-	return strings.Contains(r.Header.Get("Accept"), "text/html")
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && web.Navigation(r)
 }
 
 // unauthenticated answers a request without a live session; ended says
@@ -285,7 +319,7 @@ func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, ended 
 		g.startLogin(w, r, r.URL.RequestURI(), ended)
 		return
 	}
-	loginURL := g.cfg.PathPrefix + "/login?rd=" + url.QueryEscape(SafeReturn(r.URL.RequestURI()))
+	loginURL := g.cfg.PathPrefix + "/login?rd=" + url.QueryEscape(web.SafeReturn(r.URL.RequestURI()))
 	w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 	writeJSON(w, http.StatusUnauthorized, map[string]string{
 		"error":     "unauthenticated",
@@ -310,12 +344,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Site is the request's site: its host, with the port when it is not the
+// site is the request's site: its host, with the port when it is not the
 // scheme's default.
-func Site(r *http.Request) string {
+func (g *Gateway) site(r *http.Request) string {
 	host := strings.ToLower(r.Host)
 	if h, port, err := net.SplitHostPort(host); err == nil {
-		if (r.TLS != nil && port == "443") || (r.TLS == nil && port == "80") {
+		if s := g.cfg.Scheme(r); (s == "https" && port == "443") || (s == "http" && port == "80") {
 			return h
 		}
 	}
@@ -323,14 +357,17 @@ func Site(r *http.Request) string {
 }
 
 // origin is the site's own origin, scheme included.
-func origin(r *http.Request) string {
-	if r.TLS != nil {
-		return "https://" + r.Host
-	}
-	return "http://" + r.Host
-}
+func (g *Gateway) origin(r *http.Request) string { return web.Origin(g.cfg.Scheme(r), r) }
 
-func (g *Gateway) secure(r *http.Request) bool { return r.TLS != nil }
+// secure tells whether cookies get the Secure attribute (and the session
+// cookie the __Host- prefix): on HTTPS as Caddy reports it, unless
+// CookieSecure says otherwise.
+func (g *Gateway) secure(r *http.Request) bool {
+	if g.cfg.CookieSecure != nil {
+		return *g.cfg.CookieSecure
+	}
+	return g.cfg.Scheme(r) == "https"
+}
 
 // setCookie writes one of gatehouse's cookies. All are HttpOnly, Secure
 // on HTTPS and SameSite=Lax (Lax, not Strict: the callback is a top-level
@@ -368,61 +405,4 @@ func (g *Gateway) currentSession(r *http.Request) (s *session.Session, ended boo
 
 func (g *Gateway) isAdmin(s *session.Session) bool {
 	return policy.Member(s.Groups, s.Email, g.cfg.AdminGroups, g.cfg.AdminEmails)
-}
-
-// contextKey keys the viewer in a request context.
-type contextKey struct{}
-
-// Viewer is the signed-in user a gateway page or API call acts for.
-type Viewer struct {
-	Session *session.Session
-	Admin   bool
-	// CSRF is the token forms of this session must carry.
-	CSRF string
-	// Prefix is the site's path prefix, for building links.
-	Prefix string
-}
-
-// WithViewer returns ctx carrying v.
-func WithViewer(ctx context.Context, v *Viewer) context.Context {
-	return context.WithValue(ctx, contextKey{}, v)
-}
-
-// ViewerFrom returns the viewer in ctx, or nil.
-func ViewerFrom(ctx context.Context) *Viewer {
-	v, _ := ctx.Value(contextKey{}).(*Viewer)
-	return v
-}
-
-// SameOrigin compares an Origin header with the site's own origin: scheme
-// from the connection, host from the Host header, default ports ignored
-// on both sides (browsers omit them in Origin, clients vary in Host).
-func SameOrigin(origin string, r *http.Request) bool {
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || u.Path != "" || u.User != nil {
-		return false
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if !strings.EqualFold(u.Scheme, scheme) {
-		return false
-	}
-	return hostPort(u.Host, scheme) == hostPort(r.Host, scheme)
-}
-
-func hostPort(host, scheme string) string {
-	host = strings.ToLower(host)
-	h, port, err := net.SplitHostPort(host)
-	if err != nil {
-		return host
-	}
-	if scheme == "http" && port == "80" || scheme == "https" && port == "443" {
-		if strings.Contains(h, ":") {
-			return "[" + h + "]"
-		}
-		return h
-	}
-	return host
 }

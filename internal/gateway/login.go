@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 	"github.com/gatehouse-proxy/gatehouse/internal/oidcflow"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
+	"github.com/gatehouse-proxy/gatehouse/internal/web"
 )
 
 // endpoint serves the gateway's own paths under PathPrefix.
@@ -66,7 +67,7 @@ type loginState struct {
 }
 
 func (g *Gateway) redirectURL(r *http.Request) string {
-	return origin(r) + g.cfg.PathPrefix + "/callback"
+	return g.origin(r) + g.cfg.PathPrefix + "/callback"
 }
 
 // stateCookieName is unique per sign-in, so that two tabs signing in at
@@ -90,10 +91,10 @@ func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, rd string, 
 			"The identity provider cannot be reached right now. Please try again in a moment.", "", "")
 		return
 	}
-	ls := loginState{State: st, Return: SafeReturn(rd), Created: g.rt.cfg.Now()}
+	ls := loginState{State: st, Return: web.SafeReturn(rd), Created: g.rt.cfg.Now()}
 	b, _ := json.Marshal(ls)
 	g.setCookie(w, r, g.stateCookieName(st.State),
-		base64.RawURLEncoding.EncodeToString(g.rt.states.Seal(b, []byte(Site(r)))),
+		base64.RawURLEncoding.EncodeToString(g.rt.states.Seal(b, []byte(g.site(r)))),
 		g.cfg.PathPrefix+"/callback", "", stateTTL)
 	http.Redirect(w, r, authURL, http.StatusFound)
 }
@@ -104,7 +105,7 @@ func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, rd string, 
 func (g *Gateway) loginFailed(w http.ResponseWriter, r *http.Request, reason string, status int, msg string, e activity.Event) {
 	e.Type = activity.LoginFailed
 	e.Reason = reason
-	e.Site = Site(r)
+	e.Site = g.site(r)
 	e.IP = g.cfg.ClientIP(r).String()
 	if e.Country == "" {
 		loc := g.rt.locate(g.cfg.ClientIP(r))
@@ -127,7 +128,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(name)
 	var ls loginState
 	if err == nil {
-		err = g.openState(c.Value, Site(r), &ls)
+		err = g.openState(c.Value, g.site(r), &ls)
 	}
 	// The state cookie is single use whatever happens next.
 	g.setCookie(w, r, name, "", g.cfg.PathPrefix+"/callback", "", -1)
@@ -232,7 +233,7 @@ func (g *Gateway) createSession(r *http.Request, res *oidcflow.Result) (*session
 		Name:         id.Name,
 		Username:     id.Username,
 		Groups:       id.Groups,
-		Site:         Site(r),
+		Site:         g.site(r),
 		CreatedAt:    now,
 		LastAccess:   now,
 		ExpiresAt:    now.Add(g.cfg.MaxLifetime),
@@ -264,7 +265,7 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case http.MethodPost:
-		if !sameOrigin(r) {
+		if !web.StateChangeAllowed(r, g.origin(r)) {
 			http.Error(w, "cross-origin request refused", http.StatusForbidden)
 			return
 		}
@@ -280,7 +281,7 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	s, _, err := g.currentSession(r)
 	if err == nil && s != nil {
-		if _, err := g.rt.End(r.Context(), s.ID, session.EndLogout, s.Email, Site(r)); err != nil && !errors.Is(err, session.ErrNotFound) {
+		if _, err := g.rt.End(r.Context(), s.ID, session.EndLogout, s.Email, g.site(r)); err != nil && !errors.Is(err, session.ErrNotFound) {
 			g.rt.cfg.OnError(err)
 			g.unavailable(w, r)
 			return
@@ -288,7 +289,7 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	g.clearSessionCookie(w, r)
 	g.clearLogoutHint(w, r)
-	signedOut := origin(r) + g.cfg.PathPrefix + "/signed-out"
+	signedOut := g.origin(r) + g.cfg.PathPrefix + "/signed-out"
 	if idToken != "" {
 		if u, err := g.oidc.EndSessionURL(r.Context(), idToken, signedOut); err == nil && u != "" {
 			http.Redirect(w, r, u, http.StatusFound)
@@ -348,17 +349,6 @@ func (g *Gateway) confirmLogout(w http.ResponseWriter, r *http.Request) {
 		b.WriteString(htmlEscape(g.cfg.PathPrefix + "/logout"))
 		b.WriteString(`"><button type="submit">Sign out</button></form>`)
 	})
-}
-
-// sameOrigin refuses state-changing requests sent from another site. A
-// request without Origin (old browsers, curl) passes; SameSite=Lax cookies
-// already keep cross-site POSTs unauthenticated in browsers.
-func sameOrigin(r *http.Request) bool {
-	o := r.Header.Get("Origin")
-	if o == "" {
-		return r.Header.Get("Sec-Fetch-Site") != "cross-site"
-	}
-	return SameOrigin(o, r)
 }
 
 // backchannelLogout implements OIDC Back-Channel Logout 1.0: the provider
@@ -468,6 +458,6 @@ func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		g.unauthenticated(w, r, ended)
 		return
 	}
-	v := &Viewer{Session: s, Admin: g.isAdmin(s), CSRF: g.rt.CSRFToken(s.ID), Prefix: g.cfg.PathPrefix}
-	g.cfg.Admin.ServeHTTP(w, r.WithContext(WithViewer(r.Context(), v)))
+	v := &web.Viewer{Session: s, Admin: g.isAdmin(s), CSRF: g.rt.CSRFToken(s.ID), Prefix: g.cfg.PathPrefix, Origin: g.origin(r)}
+	g.cfg.Admin.ServeHTTP(w, r.WithContext(web.WithViewer(r.Context(), v)))
 }

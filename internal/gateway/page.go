@@ -4,6 +4,8 @@ import (
 	"html"
 	"net/http"
 	"strings"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/web"
 )
 
 func htmlEscape(s string) string { return html.EscapeString(s) }
@@ -18,7 +20,7 @@ a.button,button{display:inline-block;font:inherit;padding:.5rem 1rem;border-radi
 
 // page writes a small message page; for non-browser clients a JSON body.
 func (g *Gateway) page(w http.ResponseWriter, r *http.Request, status int, title, msg, linkText, link string) {
-	if !strings.Contains(r.Header.Get("Accept"), "text/html") && r.Header.Get("Sec-Fetch-Mode") != "navigate" {
+	if !web.Navigation(r) {
 		body := map[string]string{"error": strings.ToLower(strings.ReplaceAll(title, " ", "_")), "message": msg}
 		writeJSON(w, status, body)
 		return

@@ -395,6 +395,11 @@ func (rt *Runtime) GetSession(ctx context.Context, id string) (*session.Session,
 	return rt.store.Get(ctx, id)
 }
 
+// UserByEmail finds the subject of a verified email (admin API).
+func (rt *Runtime) UserByEmail(ctx context.Context, email string) (string, error) {
+	return rt.store.UserByEmail(ctx, email)
+}
+
 // Users lists user summaries (admin API).
 func (rt *Runtime) Users(ctx context.Context, q session.UserQuery) (session.UserPage, error) {
 	return rt.store.Users(ctx, q)

@@ -202,6 +202,14 @@ type Identity struct {
 	Name     string
 	Username string
 	Groups   []string
+	// EmailVerified is the email_verified claim (from the ID token, or
+	// from userinfo when that supplied the email).
+	EmailVerified bool
+	// AuthTime is the auth_time claim: when the user last authenticated
+	// at the provider; zero when the token has none.
+	AuthTime time.Time
+	// AMR lists the authentication methods (RFC 8176), from the amr claim.
+	AMR []string
 	// SID is the provider's session id, for back-channel logout.
 	SID string
 }

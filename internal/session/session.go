@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -68,11 +69,15 @@ type Session struct {
 	// does not let anyone in.
 	ID string `json:"id"`
 	// User is the provider's subject (sub claim).
-	User     string   `json:"user"`
-	Email    string   `json:"email"`
-	Name     string   `json:"name"`
-	Username string   `json:"preferred_username"`
-	Groups   []string `json:"groups"`
+	User  string `json:"user"`
+	Email string `json:"email"`
+	// EmailVerified is the provider's email_verified claim. An unverified
+	// email is shown but grants nothing (allow_emails, admin_emails, the
+	// email lookup of the admin API).
+	EmailVerified bool     `json:"email_verified"`
+	Name          string   `json:"name"`
+	Username      string   `json:"preferred_username"`
+	Groups        []string `json:"groups"`
 	// Site is the host (with port when not the default) where the session
 	// was created.
 	Site       string    `json:"site"`
@@ -172,6 +177,9 @@ type Query struct {
 	Country string
 	// Site is an exact site.
 	Site string
+	// Sites, when non-nil, restricts the listing to sessions of these
+	// sites (an admin's reach); a non-nil empty slice matches nothing.
+	Sites []string
 	// Sort is SortLastAccess (default) or SortCreated; a leading "-" is
 	// accepted and ignored (the order is always newest first).
 	Sort string
@@ -218,6 +226,9 @@ func (q *Query) Match(s *Session) bool {
 		return false
 	}
 	if q.Country != "" && !strings.EqualFold(s.Country, q.Country) {
+		return false
+	}
+	if q.Sites != nil && !slices.Contains(q.Sites, s.Site) {
 		return false
 	}
 	return q.Site == "" || s.Site == q.Site
@@ -292,4 +303,18 @@ type Store interface {
 	// ClaimOnce marks key as used for ttl and reports whether this call was
 	// the first; it makes login states single-use.
 	ClaimOnce(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// Claimed reports whether key is marked by ClaimOnce, without marking
+	// it.
+	Claimed(ctx context.Context, key string) (bool, error)
+	// UserByEmail returns the subject whose verified email is email
+	// (compared case-insensitively), the most recently signed-in one when
+	// several share it, or ErrNotFound. Unverified emails are not indexed.
+	UserByEmail(ctx context.Context, email string) (string, error)
+	// SetReauth records that user's next sign-in must be a fresh
+	// authentication at the provider, not older than t. A later call with
+	// an earlier t does not lower it.
+	SetReauth(ctx context.Context, user string, t time.Time) error
+	// Reauth returns the time SetReauth recorded for user, or the zero
+	// time when there is none.
+	Reauth(ctx context.Context, user string) (time.Time, error)
 }

@@ -568,3 +568,11 @@ var (
 	_ session.Store  = (*Store)(nil)
 	_ activity.Store = (*Store)(nil)
 )
+
+// TODO(issue 6): implemented by the store work of this issue.
+var errTODO = errors.New("not implemented yet")
+
+func (m *Store) Claimed(context.Context, string) (bool, error)       { return false, errTODO }
+func (m *Store) UserByEmail(context.Context, string) (string, error) { return "", errTODO }
+func (m *Store) SetReauth(context.Context, string, time.Time) error  { return errTODO }
+func (m *Store) Reauth(context.Context, string) (time.Time, error)   { return time.Time{}, errTODO }
