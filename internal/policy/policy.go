@@ -35,6 +35,11 @@ type Network struct {
 }
 
 // ParsePrefixes parses CIDRs; a bare address means that one address.
+// IPv4-mapped IPv6 forms (::ffff:192.0.2.66, ::ffff:192.0.2.0/120) are
+// turned into the IPv4 prefix they mean, because client addresses are
+// unmapped before matching: kept as they are they would never match
+// (issue 6, item 9). A mapped prefix shorter than /96 spans more than the
+// IPv4 space and is refused.
 func ParsePrefixes(ss []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(ss))
 	for _, s := range ss {
@@ -45,12 +50,21 @@ func ParsePrefixes(ss []string) ([]netip.Prefix, error) {
 		} else {
 			var a netip.Addr
 			a, err = netip.ParseAddr(s)
+			if err == nil && a.Zone() != "" {
+				err = fmt.Errorf("zones are not allowed")
+			}
 			if err == nil {
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("invalid IP range %q: %w", s, err)
+		}
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				return nil, fmt.Errorf("invalid IP range %q: an IPv4-mapped range must be /96 or longer", s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 		}
 		out = append(out, p.Masked())
 	}

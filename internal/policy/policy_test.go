@@ -50,8 +50,33 @@ func TestNetworkDecide(t *testing.T) {
 	}
 }
 
+// Regression (issue 6, item 9): "deny_ip ::ffff:192.0.2.66" was accepted
+// and never denied, because client addresses are unmapped before matching.
+func TestParsePrefixesUnmapsIPv4Mapped(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"::ffff:192.0.2.66", "192.0.2.66/32"},
+		{"::ffff:192.0.2.66/128", "192.0.2.66/32"},
+		{"::ffff:192.0.2.0/120", "192.0.2.0/24"},
+		{"::ffff:0.0.0.0/96", "0.0.0.0/0"},
+		{"192.0.2.7", "192.0.2.7/32"},
+		{"2001:db8::/32", "2001:db8::/32"},
+	}
+	for _, tt := range tests {
+		got, err := ParsePrefixes([]string{tt.in})
+		if err != nil || len(got) != 1 || got[0].String() != tt.want {
+			t.Errorf("ParsePrefixes(%q) = %v, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+	n := Network{DenyIP: mustPrefixes(t, "::ffff:192.0.2.66")}
+	for _, ip := range []string{"192.0.2.66", "::ffff:192.0.2.66"} {
+		if d := n.Decide(netip.MustParseAddr(ip), ""); d.Allow {
+			t.Errorf("deny_ip ::ffff:192.0.2.66 let %s through", ip)
+		}
+	}
+}
+
 func TestParsePrefixesErrors(t *testing.T) {
-	for _, s := range []string{"10.0.0.0/33", "not-an-ip", "10.0.0/8", ""} {
+	for _, s := range []string{"10.0.0.0/33", "not-an-ip", "10.0.0/8", "", "::ffff:0:0/95", "fe80::1%eth0"} {
 		if _, err := ParsePrefixes([]string{s}); err == nil {
 			t.Errorf("ParsePrefixes(%q) succeeded, want error", s)
 		}
