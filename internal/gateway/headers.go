@@ -69,17 +69,68 @@ func equalFoldDash(a, b string) bool {
 }
 
 // setIdentity sets the identity headers; stripIdentity must run first.
+// Control characters, which no header may carry, are percent-encoded in
+// every value; see JoinGroups for the groups list.
 func setIdentity(h http.Header, user, email, username string, groups []string) {
-	h[HeaderUser] = []string{user}
+	h[HeaderUser] = []string{escapeHeader(user, false)}
 	if email != "" {
-		h[HeaderEmail] = []string{email}
+		h[HeaderEmail] = []string{escapeHeader(email, false)}
 	}
 	if username != "" {
-		h[HeaderUsername] = []string{username}
+		h[HeaderUsername] = []string{escapeHeader(username, false)}
 	}
 	if len(groups) > 0 {
-		h[HeaderGroups] = []string{strings.Join(groups, ",")}
+		h[HeaderGroups] = []string{JoinGroups(groups)}
 	}
+}
+
+// JoinGroups is the comma list of X-Forwarded-Groups and the
+// {http.auth.user.groups} placeholder. In each group "%", "," and control
+// characters are percent-encoded, so that a group named "staff,admins"
+// cannot pass for two groups to an upstream that splits on commas
+// (issue 6, item 11): split on "," and percent-decode each part to get
+// the names back.
+func JoinGroups(groups []string) string {
+	switch len(groups) {
+	case 0:
+		return ""
+	case 1:
+		return escapeHeader(groups[0], true)
+	}
+	var b strings.Builder
+	for i, g := range groups {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(escapeHeader(g, true))
+	}
+	return b.String()
+}
+
+// escapeHeader percent-encodes control characters and, in a list item,
+// "%" and ",". It returns s itself when nothing needs encoding.
+func escapeHeader(s string, item bool) string {
+	special := func(c byte) bool {
+		return c < 0x20 || c == 0x7f || item && (c == '%' || c == ',')
+	}
+	i := 0
+	for i < len(s) && !special(s[i]) {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s)+8)
+	b = append(b, s[:i]...)
+	for ; i < len(s); i++ {
+		if c := s[i]; special(c) {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 // stripCookie removes the cookie name from the request's Cookie headers,

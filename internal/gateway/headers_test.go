@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -67,5 +69,51 @@ func TestStripCookie(t *testing.T) {
 		if got := h["Cookie"]; !slices.Equal(got, tt.want) {
 			t.Errorf("stripCookie(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// Regression (issue 6, item 11): a group named "staff,gatehouse-admins"
+// reached the upstream as two groups.
+func TestJoinGroupsCannotBeSplitIntoOtherGroups(t *testing.T) {
+	tests := []struct {
+		groups []string
+		want   string
+	}{
+		{nil, ""},
+		{[]string{"staff"}, "staff"},
+		{[]string{"staff", "ops"}, "staff,ops"},
+		{[]string{"staff,gatehouse-admins"}, "staff%2Cgatehouse-admins"},
+		{[]string{"100%", "a,b", "x"}, "100%25,a%2Cb,x"},
+		{[]string{"line\r\nX-Forwarded-User: root"}, "line%0D%0AX-Forwarded-User: root"},
+		{[]string{"Ünïcode grüppe"}, "Ünïcode grüppe"},
+	}
+	for _, tt := range tests {
+		got := JoinGroups(tt.groups)
+		if got != tt.want {
+			t.Errorf("JoinGroups(%q) = %q, want %q", tt.groups, got, tt.want)
+		}
+		if len(tt.groups) == 0 {
+			continue
+		}
+		// What an upstream does: split on commas, percent-decode.
+		var back []string
+		for _, part := range strings.Split(got, ",") {
+			d, err := url.PathUnescape(part)
+			if err != nil {
+				t.Fatalf("part %q of %q does not decode: %v", part, got, err)
+			}
+			back = append(back, d)
+		}
+		if !slices.Equal(back, tt.groups) {
+			t.Errorf("decoding %q gives %q, want %q", got, back, tt.groups)
+		}
+	}
+	h := http.Header{}
+	setIdentity(h, "u\nx", "e@example.com", "", []string{"a,b"})
+	if got := h.Get(HeaderUser); got != "u%0Ax" {
+		t.Errorf("user header = %q, want control characters encoded", got)
+	}
+	if got := h.Get(HeaderGroups); got != "a%2Cb" {
+		t.Errorf("groups header = %q", got)
 	}
 }
