@@ -49,6 +49,8 @@ const (
 	ReasonIPRestricted    = "ip_restricted"
 	ReasonCountry         = "country_restricted"
 	ReasonStoreError      = "store_error"
+	ReasonEmailUnverified = "email_unverified"
+	ReasonReauthRequired  = "reauth_required"
 )
 
 // ActorSystem is the actor of events nobody in particular caused.

@@ -50,13 +50,13 @@ func benchGateway(b *testing.B, st backend, cacheTTL time.Duration) (*Gateway, *
 func BenchmarkCheckWarm(b *testing.B) {
 	g, r := benchGateway(b, memstore.New(memstore.Options{}), time.Hour)
 	ip := netip.MustParseAddr("192.0.2.10")
-	if s, _, err := g.check(r, ip); err != nil || s == nil {
-		b.Fatalf("check = %v, %v", s, err)
+	if c, err := g.check(r, ip); err != nil || c.s == nil {
+		b.Fatalf("check = %v, %v", c.s, err)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if s, _, _ := g.check(r, ip); s == nil {
+		if c, _ := g.check(r, ip); c.s == nil {
 			b.Fatal("no session")
 		}
 	}
@@ -85,17 +85,17 @@ func BenchmarkCheckColdRedis(b *testing.B) {
 	g, r := benchGateway(b, st, time.Hour)
 	ip := netip.MustParseAddr("192.0.2.10")
 	id := ""
-	if s, _, err := g.check(r, ip); err != nil || s == nil {
-		b.Fatalf("check = %v, %v", s, err)
+	if c, err := g.check(r, ip); err != nil || c.s == nil {
+		b.Fatalf("check = %v, %v", c.s, err)
 	} else {
-		id = s.ID
+		id = c.s.ID
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		g.rt.cache.Invalidate(id)
-		if s, _, err := g.check(r, ip); err != nil || s == nil {
-			b.Fatalf("check = %v, %v", s, err)
+		if c, err := g.check(r, ip); err != nil || c.s == nil {
+			b.Fatalf("check = %v, %v", c.s, err)
 		}
 	}
 }
@@ -137,7 +137,7 @@ func BenchmarkRevocationSeenByOtherInstance(b *testing.B) {
 		}
 		r, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
 		r.Header.Set("Cookie", "gatehouse="+sec.Cookie())
-		if got, _, _ := gB.check(r, netip.Addr{}); got == nil {
+		if got, _ := gB.check(r, netip.Addr{}); got.s == nil {
 			b.Fatal("B does not see the new session")
 		}
 		start := time.Now()
@@ -145,7 +145,7 @@ func BenchmarkRevocationSeenByOtherInstance(b *testing.B) {
 			b.Fatal(err)
 		}
 		for {
-			if got, _, _ := gB.check(r, netip.Addr{}); got == nil {
+			if got, _ := gB.check(r, netip.Addr{}); got.s == nil {
 				break
 			}
 			if time.Since(start) > 5*time.Second {

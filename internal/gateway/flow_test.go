@@ -383,7 +383,7 @@ func TestIdleTimeoutAndLifetime(t *testing.T) {
 			// Let the background writer record the access.
 			waitFor(t, "touch", func() bool {
 				s, err := h.store.Get(context.Background(), active.sessionID())
-				return err == nil && !s.LastAccess.Before(h.clock.Now().Add(-time.Second))
+				return err == nil && !s.LastAccess.Before(h.clock.Now().Add(-time.Second)) && h.touchDone(s.ID)
 			})
 			if i == 2 {
 				p := idle.Do(http.MethodGet, h.site.URL+"/", nil, true)

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
@@ -102,6 +103,11 @@ type Gateway struct {
 	cfg  Config
 	rt   *Runtime
 	oidc *oidcflow.Client
+	// hostCookieName is "__Host-" + CookieName.
+	hostCookieName string
+	// lastHost is the Host header last learned for the runtime's site
+	// registry, so that learning costs a comparison per request.
+	lastHost atomic.Pointer[string]
 }
 
 // New returns a Gateway for cfg sharing rt. It does no network I/O: the
@@ -137,7 +143,8 @@ func New(cfg Config, rt *Runtime) (*Gateway, error) {
 	if cfg.Scheme == nil {
 		cfg.Scheme = tlsScheme
 	}
-	g := &Gateway{cfg: cfg, rt: rt}
+	g := &Gateway{cfg: cfg, rt: rt, hostCookieName: "__Host-" + cfg.CookieName}
+	rt.sites.add(g)
 	g.oidc = oidcflow.New(oidcflow.Config{
 		Issuer:       cfg.Issuer,
 		ClientID:     cfg.ClientID,
@@ -184,7 +191,7 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request) *session.Session
 	if !g.networkAllowed(w, r, ip) {
 		return nil
 	}
-	s, ended, err := g.check(r, ip)
+	c, err := g.check(r, ip)
 	switch {
 	case errors.Is(err, session.ErrUnavailable):
 		g.unavailable(w, r)
@@ -193,48 +200,168 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request) *session.Session
 		g.rt.cfg.OnError(err)
 		g.unavailable(w, r)
 		return nil
-	case s == nil:
-		g.unauthenticated(w, r, ended)
+	case c.denied != "":
+		g.refuse(w, r, c, ip)
+		return nil
+	case c.s == nil:
+		g.unauthenticated(w, r, c.ended)
 		return nil
 	}
+	s := c.s
 	setIdentity(r.Header, s.User, s.Email, s.Username, s.Groups)
-	stripCookie(r.Header, g.cfg.CookieName)
+	g.stripSessionCookies(r.Header)
 	return s
 }
 
-// check finds the request's session and applies the site's expiry rules.
-// A missing, malformed, unknown or expired session is a nil session; ended
-// tells that the browser carried the cookie of a session that has ended
-// (revoked, expired, signed out elsewhere). An error means the store could
-// not say.
-func (g *Gateway) check(r *http.Request, ip netip.Addr) (s *session.Session, ended bool, err error) {
-	v := cookieValue(r.Header, g.cfg.CookieName)
-	if v == "" {
-		return nil, false, nil
-	}
-	sec, err := session.DecodeCookie(v)
-	if err != nil {
-		return nil, false, nil
-	}
-	s, err = g.rt.cache.GetSecret(r.Context(), sec)
-	if errors.Is(err, session.ErrNotFound) {
-		return nil, true, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("loading session: %w", err)
+// checked is the outcome of a session check.
+type checked struct {
+	// s is the browser's live session; nil when there is none.
+	s *session.Session
+	// ended tells that the browser carried the cookie of a session that
+	// has ended (revoked, expired, signed out elsewhere).
+	ended bool
+	// denied, when set, is why this site's identity rules refuse s: the
+	// session is alive, but not for this site.
+	denied string
+}
+
+// maxSessionCookies bounds how many cookies of our name a request may
+// carry and have looked up; more are ignored.
+const maxSessionCookies = 4
+
+// check finds the request's session and applies this site's rules to it:
+// its own idle timeout and maximum lifetime (a session that outlived them
+// ends), and its identity rules, on every request, because a session
+// born on a laxer site that shares the cookie must never pass a stricter
+// one (issue 6, item 1). An error means the store could not say.
+//
+// Every cookie of our name counts, so that a shadowing cookie set for a
+// parent domain by a sibling subdomain can neither lock the user out (a
+// garbage or ended value first) nor sign them in as someone else: of
+// several live sessions of different users the one born on this site
+// wins, and without exactly one such the request has no session.
+func (g *Gateway) check(r *http.Request, ip netip.Addr) (checked, error) {
+	var c checked
+	var vals [maxSessionCookies]string
+	n := cookieValues(r.Header, g.sessionCookieName(r), &vals)
+	if n == 0 {
+		return c, nil
 	}
 	now := g.rt.cfg.Now()
-	if reason := s.Expiry(now, g.cfg.IdleTimeout); reason != "" {
-		_, err := g.rt.End(r.Context(), s.ID, reason, activity.ActorSystem, "")
-		if err != nil && !errors.Is(err, session.ErrNotFound) {
-			return nil, false, fmt.Errorf("ending expired session: %w", err)
+	var live [maxSessionCookies]*session.Session
+	nl := 0
+	for _, v := range vals[:n] {
+		sec, err := session.DecodeCookie(v)
+		if err != nil {
+			continue
 		}
-		return nil, true, nil
+		s, err := g.rt.cache.GetSecret(r.Context(), sec)
+		if errors.Is(err, session.ErrNotFound) {
+			c.ended = true
+			continue
+		}
+		if err != nil {
+			return c, fmt.Errorf("loading session: %w", err)
+		}
+		if reason := g.expiry(s, now); reason != "" {
+			_, err := g.rt.End(r.Context(), s.ID, reason, activity.ActorSystem, "")
+			if err != nil && !errors.Is(err, session.ErrNotFound) {
+				return c, fmt.Errorf("ending expired session: %w", err)
+			}
+			c.ended = true
+			continue
+		}
+		live[nl] = s
+		nl++
 	}
-	if now.Sub(s.LastAccess) >= g.cfg.TouchInterval {
-		g.touch(r, s, ip, now)
+	switch nl {
+	case 0:
+		return c, nil
+	case 1:
+		c.s = live[0]
+	default:
+		c.s = g.pick(r, live[:nl])
+		if c.s == nil {
+			return c, nil
+		}
 	}
-	return s, false, nil
+	if reason := g.refusal(c.s); reason != "" {
+		c.denied = reason
+		return c, nil
+	}
+	g.rt.sites.learn(g, r)
+	if now.Sub(c.s.LastAccess) >= g.cfg.TouchInterval {
+		g.touch(r, c.s, ip, now)
+	}
+	c.ended = false
+	return c, nil
+}
+
+// pick chooses among several live sessions a request carried: all of one
+// user, the first; otherwise the one born on this site, if exactly one
+// was; otherwise none.
+func (g *Gateway) pick(r *http.Request, live []*session.Session) *session.Session {
+	same := true
+	for _, s := range live[1:] {
+		same = same && s.User == live[0].User
+	}
+	if same {
+		return live[0]
+	}
+	site := g.site(r)
+	var found *session.Session
+	for _, s := range live {
+		if s.Site == site {
+			if found != nil {
+				return nil
+			}
+			found = s
+		}
+	}
+	return found
+}
+
+// expiry tells whether s has ended by time under this site's rules: its
+// own deadlines, this site's idle timeout, and this site's maximum
+// lifetime counted from sign-in.
+func (g *Gateway) expiry(s *session.Session, now time.Time) string {
+	if reason := s.Expiry(now, g.cfg.IdleTimeout); reason != "" {
+		return reason
+	}
+	if now.Sub(s.CreatedAt) >= g.cfg.MaxLifetime {
+		return session.EndLifetime
+	}
+	return ""
+}
+
+// email is the session's email as far as rules may use it: empty unless
+// the provider verified it (or the site opted out of that check).
+func (g *Gateway) email(s *session.Session) string {
+	if s.EmailVerified || g.cfg.InsecureUnverifiedEmail {
+		return s.Email
+	}
+	return ""
+}
+
+// refusal is why this site's identity rules refuse s, or "".
+func (g *Gateway) refusal(s *session.Session) string {
+	if d := g.cfg.Identity.Decide(g.email(s), s.Groups); !d.Allow {
+		return d.Reason
+	}
+	return ""
+}
+
+// refuse answers a live session this site's identity rules refuse: 403,
+// and an access_denied event (aggregated, so a busy script cannot flood
+// the log). The session stays valid where it is allowed.
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, c checked, ip netip.Addr) {
+	e := eventFor(c.s, activity.AccessDenied)
+	e.Site = g.site(r)
+	e.IP = ip.String()
+	e.Reason = c.denied
+	g.rt.recordLimited(r.Context(), e)
+	g.page(w, r, http.StatusForbidden, "Access denied",
+		"Your account is not allowed to use this site.", "Sign out", g.cfg.PathPrefix+"/logout")
 }
 
 func (g *Gateway) touch(r *http.Request, s *session.Session, ip netip.Addr, now time.Time) {
@@ -254,11 +381,13 @@ func (g *Gateway) touch(r *http.Request, s *session.Session, ip netip.Addr, now 
 	g.rt.queueTouch(s, a)
 }
 
-// cookieValue finds a cookie in the Cookie headers without allocating, as
-// http.Request.Cookie would (it parses every cookie).
-func cookieValue(h http.Header, name string) string {
+// cookieValues collects the values of every cookie called name in the
+// Cookie headers into out, without allocating (http.Request.Cookies
+// would parse and copy every cookie), and returns how many it found.
+func cookieValues(h http.Header, name string, out *[maxSessionCookies]string) int {
+	n := 0
 	for _, line := range h["Cookie"] {
-		for len(line) > 0 {
+		for len(line) > 0 && n < len(out) {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
 			part = strings.TrimSpace(part)
@@ -267,11 +396,21 @@ func cookieValue(h http.Header, name string) string {
 				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
 					v = v[1 : len(v)-1]
 				}
-				return v
+				out[n] = v
+				n++
 			}
 		}
 	}
-	return ""
+	return n
+}
+
+// cookieValue is the first value of the cookie called name, or "".
+func cookieValue(h http.Header, name string) string {
+	var vals [maxSessionCookies]string
+	if cookieValues(h, name, &vals) == 0 {
+		return ""
+	}
+	return vals[0]
 }
 
 // networkAllowed applies the site's IP and country rules, before sign-in is
@@ -289,7 +428,7 @@ func (g *Gateway) networkAllowed(w http.ResponseWriter, r *http.Request, ip neti
 	if d.Allow {
 		return true
 	}
-	g.rt.recordDenied(r.Context(), activity.Event{
+	g.rt.recordLimited(r.Context(), activity.Event{
 		Type:    activity.AccessDenied,
 		Site:    g.site(r),
 		IP:      ip.String(),
@@ -389,20 +528,44 @@ func (g *Gateway) setCookie(w http.ResponseWriter, r *http.Request, name, value,
 	})
 }
 
+// sessionCookieName is the session cookie's name for r: with the
+// "__Host-" prefix when the cookie is Secure and host-only, because
+// browsers then refuse it from anywhere but this host over HTTPS, so no
+// sibling subdomain can plant or shadow it (issue 6, item 10).
+func (g *Gateway) sessionCookieName(r *http.Request) string {
+	if g.hostCookie(r) {
+		return g.hostCookieName
+	}
+	return g.cfg.CookieName
+}
+
+func (g *Gateway) hostCookie(r *http.Request) bool {
+	return g.cfg.CookieDomain == "" && g.secure(r)
+}
+
 // setSessionCookie gives the browser its session secret.
 func (g *Gateway) setSessionCookie(w http.ResponseWriter, r *http.Request, value string, maxAge time.Duration) {
-	g.setCookie(w, r, g.cfg.CookieName, value, "/", g.cfg.CookieDomain, maxAge)
+	g.setCookie(w, r, g.sessionCookieName(r), value, "/", g.cfg.CookieDomain, maxAge)
 }
 
 func (g *Gateway) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
-	g.setCookie(w, r, g.cfg.CookieName, "", "/", g.cfg.CookieDomain, -1)
+	g.setCookie(w, r, g.sessionCookieName(r), "", "/", g.cfg.CookieDomain, -1)
+}
+
+// stripSessionCookies keeps the session secret from the upstream, under
+// either name.
+func (g *Gateway) stripSessionCookies(h http.Header) {
+	stripCookie(h, g.cfg.CookieName)
+	stripCookie(h, g.hostCookieName)
 }
 
 // currentSession is the check for the gateway's own endpoints.
-func (g *Gateway) currentSession(r *http.Request) (s *session.Session, ended bool, err error) {
+func (g *Gateway) currentSession(r *http.Request) (checked, error) {
 	return g.check(r, g.cfg.ClientIP(r))
 }
 
+// isAdmin reports whether this site's admin rules make s an admin here;
+// an unverified email grants nothing.
 func (g *Gateway) isAdmin(s *session.Session) bool {
-	return policy.Member(s.Groups, s.Email, g.cfg.AdminGroups, g.cfg.AdminEmails)
+	return policy.Member(s.Groups, g.email(s), g.cfg.AdminGroups, g.cfg.AdminEmails)
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,7 +85,7 @@ func TestSessionLocationAndDevice(t *testing.T) {
 	}
 	waitFor(t, "touch with the new address", func() bool {
 		s, err := h.store.Get(context.Background(), b.sessionID())
-		return err == nil && s.LastIP == "2001:db8:1::7"
+		return err == nil && s.LastIP == "2001:db8:1::7" && h.touchDone(s.ID)
 	})
 	s, _ = h.store.Get(context.Background(), b.sessionID())
 	if s.City != "Amsterdam" || s.Country != "NL" || s.IP != "81.2.69.142" || s.OS != "iOS" || s.Device.Device != "mobile" {
@@ -97,7 +98,7 @@ func TestSessionLocationAndDevice(t *testing.T) {
 	}
 	waitFor(t, "touch from unknown address", func() bool {
 		s, err := h.store.Get(context.Background(), b.sessionID())
-		return err == nil && s.LastIP == "203.0.113.5"
+		return err == nil && s.LastIP == "203.0.113.5" && h.touchDone(s.ID)
 	})
 	s, _ = h.store.Get(context.Background(), b.sessionID())
 	if s.Location != (session.Location{}) {
@@ -134,19 +135,44 @@ func TestNetworkPolicy(t *testing.T) {
 			}
 		}
 	}
-	// One event per address and site per minute, whatever the requests.
+	// One event per network, reason and site per minute, whatever the
+	// requests; each with its own reason.
 	ev := h.eventsOf(activity.AccessDenied)
 	if len(ev) != 3 {
 		t.Fatalf("access_denied events = %d (%+v), want 3", len(ev), ev)
 	}
-	for _, e := range ev {
-		if e.Reason == "" || e.IP == "" || e.Site == "" {
-			t.Errorf("incomplete event %+v", e)
+	want := map[string]string{}
+	for _, tt := range tests {
+		if tt.reason != "" {
+			want[tt.ip] = tt.reason
 		}
 	}
+	for _, e := range ev {
+		if e.Site == "" || want[e.IP] == "" {
+			t.Errorf("unexpected or incomplete event %+v", e)
+			continue
+		}
+		if e.Reason != want[e.IP] {
+			t.Errorf("access_denied from %s: reason %q, want %q", e.IP, e.Reason, want[e.IP])
+		}
+	}
+	// A minute later: the repeat (the login attempt) of each network is
+	// reported in one event with its count, and new requests count
+	// again.
 	h.clock.Advance(61 * time.Second)
 	h.browser().Do(http.MethodGet, h.site.URL+"/", nil, true, testIPHeader, "203.0.113.9")
-	if n := len(h.eventsOf(activity.AccessDenied)); n != 4 {
-		t.Errorf("after a minute: %d events, want 4", n)
+	h.rt.FlushAggregated(context.Background())
+	ev = h.eventsOf(activity.AccessDenied)
+	if len(ev) != 7 {
+		t.Fatalf("after a minute: %d events (%+v), want 3 + 3 summaries + 1", len(ev), ev)
+	}
+	summaries := 0
+	for _, e := range ev[3:] {
+		if strings.Contains(e.Detail, "repeated 1 more times") {
+			summaries++
+		}
+	}
+	if summaries != 3 {
+		t.Errorf("summaries = %d, want 3: %+v", summaries, ev[3:])
 	}
 }

@@ -2,14 +2,17 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
 	"github.com/gatehouse-proxy/gatehouse/internal/testclock"
 	"github.com/gatehouse-proxy/gatehouse/internal/testflow"
+	"github.com/gatehouse-proxy/gatehouse/internal/web"
 )
 
 // backend is what the flow tests need of a store.
@@ -41,6 +45,13 @@ type harness struct {
 	gw     *Gateway
 	events []activity.Event
 	evMu   sync.Mutex
+	// errs are the gateway's reported errors; any that no expectErrors
+	// pattern allows fails the test.
+	errs     []error
+	expected []string
+	// failList makes the store's List fail, as an unreachable store's
+	// would.
+	failList atomic.Bool
 
 	// tamper, when set, rewrites the claims of ID tokens the provider
 	// returns from its token endpoint, and re-signs them (with a foreign
@@ -63,7 +74,8 @@ func newHarness(t *testing.T, mkStore func(t *testing.T, now func() time.Time) b
 func newHarnessRT(t *testing.T, mkStore func(t *testing.T, now func() time.Time) backend, rtOpt func(*RuntimeConfig), opts ...harnessOption) *harness {
 	t.Helper()
 	h := &harness{t: t, clock: testclock.New(time.Now())}
-	h.store = mkStore(t, h.clock.Now)
+	t.Cleanup(h.checkErrors)
+	h.store = &failingStore{backend: mkStore(t, h.clock.Now), h: h}
 	h.idpSrv = httptest.NewServer(http.HandlerFunc(h.serveIDP))
 	t.Cleanup(h.idpSrv.Close)
 	idp, err := devidp.New(devidp.Config{Issuer: h.idpSrv.URL, Users: devidp.DemoUsers(), Now: h.clock.Now})
@@ -78,14 +90,7 @@ func newHarnessRT(t *testing.T, mkStore func(t *testing.T, now func() time.Time)
 		}
 	}))
 	t.Cleanup(h.site.Close)
-	cfg := Config{
-		Issuer:       h.idpSrv.URL,
-		ClientID:     "site",
-		ClientSecret: "site-secret",
-		Scopes:       []string{"openid", "email", "profile", "groups"},
-		IdleTimeout:  30 * time.Minute,
-		AdminGroups:  []string{"gatehouse-admins"},
-	}
+	cfg := h.baseConfig("site")
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -93,15 +98,76 @@ func newHarnessRT(t *testing.T, mkStore func(t *testing.T, now func() time.Time)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idp.AddClient(devidp.Client{
-		ID:                     "site",
-		Secret:                 "site-secret",
-		RedirectURIs:           []string{h.site.URL + "/.gatehouse/callback"},
-		PostLogoutRedirectURIs: []string{h.site.URL + "/.gatehouse/signed-out"},
-		BackchannelLogoutURI:   h.site.URL + "/.gatehouse/backchannel-logout",
-	})
+	h.register("site", h.site.URL)
 	return h
 }
+
+// baseConfig is a site's configuration before options.
+func (h *harness) baseConfig(clientID string) Config {
+	return Config{
+		Issuer:       h.idpSrv.URL,
+		ClientID:     clientID,
+		ClientSecret: clientID + "-secret",
+		Scopes:       []string{"openid", "email", "profile", "groups"},
+		IdleTimeout:  30 * time.Minute,
+		AdminGroups:  []string{"gatehouse-admins"},
+	}
+}
+
+// register makes a client of the site at siteURL at the provider.
+func (h *harness) register(clientID, siteURL string) {
+	h.idp.AddClient(devidp.Client{
+		ID:                     clientID,
+		Secret:                 clientID + "-secret",
+		RedirectURIs:           []string{siteURL + "/.gatehouse/callback"},
+		PostLogoutRedirectURIs: []string{siteURL + "/.gatehouse/signed-out"},
+		BackchannelLogoutURI:   siteURL + "/.gatehouse/backchannel-logout",
+	})
+}
+
+// site is a further protected site on the harness's runtime and provider.
+// Sites on 127.0.0.1 share cookies whatever their port, as sites sharing
+// a cookie_domain do.
+type site struct {
+	srv *httptest.Server
+	gw  *Gateway
+}
+
+func (st *site) URL() string { return st.srv.URL }
+
+// addSite starts another site on the same runtime, with the harness's
+// base configuration and opts; its Admin handler, unless an option sets
+// one, answers with the viewer it was given as JSON.
+func (h *harness) addSite(opts ...harnessOption) *site {
+	h.t.Helper()
+	st := &site{}
+	st.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s := st.gw.Serve(w, r); s != nil {
+			upstream(w, r)
+		}
+	}))
+	h.t.Cleanup(st.srv.Close)
+	id := "site-" + st.srv.Listener.Addr().String()
+	cfg := h.baseConfig(id)
+	cfg.Admin = viewerEcho
+	for _, o := range opts {
+		o(&cfg)
+	}
+	gw, err := New(cfg, h.rt)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	st.gw = gw
+	h.register(id, st.srv.URL)
+	return st
+}
+
+// viewerEcho is an admin handler that shows what the gateway told it.
+var viewerEcho = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	v := web.ViewerFrom(r.Context())
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"user": v.Session.User, "admin": v.Admin, "sites": v.Sites, "origin": v.Origin})
+})
 
 func (h *harness) newRuntime(rtOpt func(*RuntimeConfig)) *Runtime {
 	cfg := RuntimeConfig{
@@ -115,7 +181,11 @@ func (h *harness) newRuntime(rtOpt func(*RuntimeConfig)) *Runtime {
 			h.events = append(h.events, e)
 			h.evMu.Unlock()
 		},
-		OnError: func(err error) { h.t.Logf("gateway error: %v", err) },
+		OnError: func(err error) {
+			h.evMu.Lock()
+			h.errs = append(h.errs, err)
+			h.evMu.Unlock()
+		},
 	}
 	if rtOpt != nil {
 		rtOpt(&cfg)
@@ -127,6 +197,59 @@ func (h *harness) newRuntime(rtOpt func(*RuntimeConfig)) *Runtime {
 	rt.Start()
 	h.t.Cleanup(rt.Close)
 	return rt
+}
+
+// failingStore is the harness's store with switches to make parts of it
+// fail.
+type failingStore struct {
+	backend
+	h *harness
+}
+
+func (f *failingStore) List(ctx context.Context, q session.Query) (session.Page, error) {
+	if f.h.failList.Load() {
+		return session.Page{}, errors.New("store down")
+	}
+	return f.backend.List(ctx, q)
+}
+
+func memBackend(t *testing.T, now func() time.Time) backend { return stores["memory"](t, now) }
+
+func redisBackend(t *testing.T, now func() time.Time) backend { return stores["redis"](t, now) }
+
+// expectErrors allows gateway errors containing any of these texts: the
+// test provokes them on purpose.
+func (h *harness) expectErrors(patterns ...string) {
+	h.evMu.Lock()
+	h.expected = append(h.expected, patterns...)
+	h.evMu.Unlock()
+}
+
+// checkErrors fails the test for every gateway error it did not expect:
+// the gateway reports failures it answers generically (a 503, a lost
+// event) only through OnError, so without this they would pass unseen.
+func (h *harness) checkErrors() {
+	h.evMu.Lock()
+	defer h.evMu.Unlock()
+	for _, err := range h.errs {
+		ok := false
+		for _, p := range h.expected {
+			ok = ok || strings.Contains(err.Error(), p)
+		}
+		if !ok {
+			h.t.Errorf("unexpected gateway error: %v", err)
+		}
+	}
+}
+
+// touchDone reports whether the runtime has finished recording the
+// session's last access: written to the store, the cache updated and the
+// pending mark cleared. Waiting only for the store write let the next
+// request's touch be dropped as a duplicate while the mark was still set
+// (TestIdleTimeoutAndLifetime failed about 3 runs in 40).
+func (h *harness) touchDone(id string) bool {
+	_, pending := h.rt.pending.Load(id)
+	return !pending
 }
 
 // upstream echoes what it was told about the user.

@@ -34,8 +34,8 @@ func (g *Gateway) endpoint(w http.ResponseWriter, r *http.Request, rest string) 
 			methodNotAllowed(w, "GET, HEAD")
 			return
 		}
-		_, ended, _ := g.currentSession(r)
-		g.startLogin(w, r, r.URL.Query().Get("rd"), ended)
+		c, _ := g.currentSession(r)
+		g.startLogin(w, r, r.URL.Query().Get("rd"), c.ended)
 	case "/callback":
 		if r.Method != http.MethodGet {
 			methodNotAllowed(w, "GET")
@@ -64,6 +64,10 @@ type loginState struct {
 	oidcflow.State
 	Return  string    `json:"r"`
 	Created time.Time `json:"t"`
+	// Forced says the provider was asked for a fresh login (prompt=login,
+	// max_age=0), so an answer that is not fresh is refused rather than
+	// asked for again.
+	Forced bool `json:"f,omitempty"`
 }
 
 func (g *Gateway) redirectURL(r *http.Request) string {
@@ -91,7 +95,7 @@ func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, rd string, 
 			"The identity provider cannot be reached right now. Please try again in a moment.", "", "")
 		return
 	}
-	ls := loginState{State: st, Return: web.SafeReturn(rd), Created: g.rt.cfg.Now()}
+	ls := loginState{State: st, Return: web.SafeReturn(rd), Created: g.rt.cfg.Now(), Forced: ended}
 	b, _ := json.Marshal(ls)
 	g.setCookie(w, r, g.stateCookieName(st.State),
 		base64.RawURLEncoding.EncodeToString(g.rt.states.Seal(b, []byte(g.site(r)))),
@@ -112,7 +116,7 @@ func (g *Gateway) loginFailed(w http.ResponseWriter, r *http.Request, reason str
 		e.City, e.Country = loc.City, loc.Country
 	}
 	e.Device = g.rt.describe(r.UserAgent()).Label()
-	g.rt.Record(r.Context(), e)
+	g.rt.recordLimited(r.Context(), e)
 	g.page(w, r, status, "Sign-in failed", msg, "Try again", g.cfg.PathPrefix+"/login?rd=/")
 }
 
@@ -178,8 +182,27 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	id := res.Identity
 	who := activity.Event{User: id.Subject, Email: id.Email}
-	if d := g.cfg.Identity.Decide(id.Email, id.Groups); !d.Allow {
-		g.loginFailed(w, r, d.Reason, http.StatusForbidden,
+	after, err := g.rt.store.Reauth(r.Context(), id.Subject)
+	if err != nil {
+		g.rt.cfg.OnError(err)
+		g.unavailable(w, r)
+		return
+	}
+	if stale(id.AuthTime, after) {
+		g.reauthRequired(w, r, ls, who)
+		return
+	}
+	email := id.Email
+	if !id.EmailVerified && !g.cfg.InsecureUnverifiedEmail {
+		// An unverified email grants nothing: anyone may have typed it.
+		email = ""
+	}
+	if d := g.cfg.Identity.Decide(email, id.Groups); !d.Allow {
+		reason := d.Reason
+		if email == "" && id.Email != "" && g.cfg.Identity.Decide(id.Email, id.Groups).Allow {
+			reason = activity.ReasonEmailUnverified
+		}
+		g.loginFailed(w, r, reason, http.StatusForbidden,
 			"Your account is not allowed to use this site.", who)
 		return
 	}
@@ -194,12 +217,44 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
 			"The session could not be saved.", who)
 		return
 	}
+	g.rt.sites.learn(g, r)
 	e := eventFor(s, activity.LoginSucceeded)
 	e.Actor = s.Email
 	g.rt.Record(r.Context(), e)
 	g.setSessionCookie(w, r, sec.Cookie(), g.cfg.MaxLifetime)
 	g.setLogoutHint(w, r, s.ID, res.IDToken)
 	http.Redirect(w, r, ls.Return, http.StatusFound)
+}
+
+// stale reports whether an authentication at authTime is older than the
+// re-authentication mark after (zero: none). auth_time has whole seconds,
+// so the mark counts from the start of its second; a token without
+// auth_time is stale whenever there is a mark.
+func stale(authTime, after time.Time) bool {
+	if after.IsZero() {
+		return false
+	}
+	return authTime.IsZero() || authTime.Before(after.Truncate(time.Second))
+}
+
+// reauthRequired refuses an ID token older than the user's
+// re-authentication mark: an admin or the user ended sessions since, and
+// the provider answered from its single sign-on. The refusal is recorded;
+// unless the provider was already asked for a fresh login, it is asked
+// now, once (prompt=login, max_age=0); a provider that still answers with
+// an old authentication gets a 400, not a loop.
+func (g *Gateway) reauthRequired(w http.ResponseWriter, r *http.Request, ls loginState, who activity.Event) {
+	if ls.Forced {
+		g.loginFailed(w, r, activity.ReasonReauthRequired, http.StatusBadRequest,
+			"You must sign in again, but the identity provider did not ask for your credentials.", who)
+		return
+	}
+	who.Type = activity.LoginFailed
+	who.Reason = activity.ReasonReauthRequired
+	who.Site = g.site(r)
+	who.IP = g.cfg.ClientIP(r).String()
+	g.rt.recordLimited(r.Context(), who)
+	g.startLogin(w, r, ls.Return, true)
 }
 
 func (g *Gateway) openState(v, site string, ls *loginState) error {
@@ -227,22 +282,23 @@ func (g *Gateway) createSession(r *http.Request, res *oidcflow.Result) (*session
 	}
 	id := res.Identity
 	s := &session.Session{
-		ID:           sec.ID(),
-		User:         id.Subject,
-		Email:        id.Email,
-		Name:         id.Name,
-		Username:     id.Username,
-		Groups:       id.Groups,
-		Site:         g.site(r),
-		CreatedAt:    now,
-		LastAccess:   now,
-		ExpiresAt:    now.Add(g.cfg.MaxLifetime),
-		IdleTimeout:  g.cfg.IdleTimeout,
-		IP:           ipStr,
-		LastIP:       ipStr,
-		Device:       g.rt.describe(r.UserAgent()),
-		Location:     g.rt.locate(ip),
-		IDPSessionID: id.SID,
+		ID:            sec.ID(),
+		User:          id.Subject,
+		Email:         id.Email,
+		EmailVerified: id.EmailVerified,
+		Name:          id.Name,
+		Username:      id.Username,
+		Groups:        id.Groups,
+		Site:          g.site(r),
+		CreatedAt:     now,
+		LastAccess:    now,
+		ExpiresAt:     now.Add(g.cfg.MaxLifetime),
+		IdleTimeout:   g.cfg.IdleTimeout,
+		IP:            ipStr,
+		LastIP:        ipStr,
+		Device:        g.rt.describe(r.UserAgent()),
+		Location:      g.rt.locate(ip),
+		IDPSessionID:  id.SID,
 	}
 	// The store keeps no tokens: the only one used, the ID token as
 	// id_token_hint at logout, stays in the browser (see setLogoutHint),
@@ -274,13 +330,19 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var idToken string
-	if sec, err := session.DecodeCookie(cookieValue(r.Header, g.cfg.CookieName)); err == nil {
+	var vals [maxSessionCookies]string
+	for _, v := range vals[:cookieValues(r.Header, g.sessionCookieName(r), &vals)] {
 		// Even when the session has already ended (revoked, expired),
-		// the provider's session should end with the sign-out.
-		idToken = g.logoutHint(r, sec.ID())
+		// the provider's session should end with the sign-out. The hint
+		// is sealed to its session's id, so only the right cookie opens
+		// it.
+		if sec, err := session.DecodeCookie(v); err == nil && idToken == "" {
+			idToken = g.logoutHint(r, sec.ID())
+		}
 	}
-	s, _, err := g.currentSession(r)
-	if err == nil && s != nil {
+	c, err := g.currentSession(r)
+	// A session this site refuses may still sign out here.
+	if s := c.s; err == nil && s != nil {
 		if _, err := g.rt.End(r.Context(), s.ID, session.EndLogout, s.Email, g.site(r)); err != nil && !errors.Is(err, session.ErrNotFound) {
 			g.rt.cfg.OnError(err)
 			g.unavailable(w, r)
@@ -351,6 +413,11 @@ func (g *Gateway) confirmLogout(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// logoutTokenWindow is how long a consumed logout token's jti is kept:
+// longer than the token's accepted age (oidcflow checks iat within 5
+// minutes), so a replay is always either too old or remembered.
+const logoutTokenWindow = 10 * time.Minute
+
 // backchannelLogout implements OIDC Back-Channel Logout 1.0: the provider
 // POSTs a signed logout token; sessions with its sid, or all of its sub
 // when it has no sid, end.
@@ -374,19 +441,33 @@ func (g *Gateway) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "invalid logout token"})
 		return
 	}
-	if lc.JTI != "" {
-		// A replayed token must not end sessions created since.
-		first, err := g.rt.store.ClaimOnce(r.Context(), "logout:"+lc.JTI, 10*time.Minute)
-		if err != nil {
-			g.unavailable(w, r)
-			return
-		}
-		if !first {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "logout token replayed"})
-			return
-		}
+	if lc.JTI == "" {
+		// Back-Channel Logout 1.0, 2.4: jti is required; without it a
+		// replay cannot be told from a new token.
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "logout token has no jti"})
+		return
+	}
+	// A replayed token must not end sessions created since. The jti is
+	// consumed only once the sessions have ended (ending is idempotent):
+	// a delivery that fails half-way may be retried by the provider
+	// (issue 6, item 7).
+	key := "logout:" + lc.JTI
+	used, err := g.rt.store.Claimed(r.Context(), key)
+	if err != nil {
+		g.rt.cfg.OnError(err)
+		g.unavailable(w, r)
+		return
+	}
+	if used {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "logout token replayed"})
+		return
 	}
 	if err := g.endMatching(r, lc); err != nil {
+		g.rt.cfg.OnError(err)
+		g.unavailable(w, r)
+		return
+	}
+	if _, err := g.rt.store.ClaimOnce(r.Context(), key, logoutTokenWindow); err != nil {
 		g.rt.cfg.OnError(err)
 		g.unavailable(w, r)
 		return
@@ -426,14 +507,23 @@ func (g *Gateway) endWhere(r *http.Request, q session.Query, sid string) error {
 }
 
 // forwardAuth answers nginx auth_request and Traefik forwardAuth: 200 with
-// the identity headers, or 401.
+// the identity headers, 401 without a session, 403 for a session this
+// site's identity rules refuse.
 func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request) {
-	s, _, err := g.currentSession(r)
+	c, err := g.currentSession(r)
 	if err != nil {
 		g.rt.cfg.OnError(err)
 		g.unavailable(w, r)
 		return
 	}
+	if c.denied != "" {
+		e := eventFor(c.s, activity.AccessDenied)
+		e.Site, e.IP, e.Reason = g.site(r), g.cfg.ClientIP(r).String(), c.denied
+		g.rt.recordLimited(r.Context(), e)
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "reason": c.denied})
+		return
+	}
+	s := c.s
 	if s == nil {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated"})
 		return
@@ -448,16 +538,23 @@ func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	s, ended, err := g.currentSession(r)
-	if err != nil {
+	c, err := g.currentSession(r)
+	switch {
+	case err != nil:
 		g.rt.cfg.OnError(err)
 		g.unavailable(w, r)
 		return
-	}
-	if s == nil {
-		g.unauthenticated(w, r, ended)
+	case c.denied != "":
+		g.refuse(w, r, c, g.cfg.ClientIP(r))
+		return
+	case c.s == nil:
+		g.unauthenticated(w, r, c.ended)
 		return
 	}
+	s := c.s
 	v := &web.Viewer{Session: s, Admin: g.isAdmin(s), CSRF: g.rt.CSRFToken(s.ID), Prefix: g.cfg.PathPrefix, Origin: g.origin(r)}
+	if v.Admin {
+		v.Sites = g.rt.sites.reach(s)
+	}
 	g.cfg.Admin.ServeHTTP(w, r.WithContext(web.WithViewer(r.Context(), v)))
 }

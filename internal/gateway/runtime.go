@@ -60,15 +60,12 @@ type Runtime struct {
 	touches chan touchReq
 	pending sync.Map // session id -> struct{}: a touch is queued
 
-	denyMu   sync.Mutex
-	denySeen map[string]time.Time // ip+site -> last access_denied event
+	sites siteRegistry
+	flood floodLimiter
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 }
-
-// maxDenySeen bounds the access_denied rate limiter's memory.
-const maxDenySeen = 10000
 
 type touchReq struct {
 	s      *session.Session
@@ -107,15 +104,14 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 	mac := hmac.New(sha256.New, cfg.Secret)
 	mac.Write([]byte("gatehouse csrf key"))
 	return &Runtime{
-		cfg:      cfg,
-		store:    cfg.Store,
-		events:   cfg.Events,
-		cache:    session.NewCache(cfg.Store, cfg.CacheTTL, cfg.Now),
-		tokens:   tokens,
-		states:   states,
-		csrfKey:  mac.Sum(nil),
-		touches:  make(chan touchReq, 1024),
-		denySeen: make(map[string]time.Time),
+		cfg:     cfg,
+		store:   cfg.Store,
+		events:  cfg.Events,
+		cache:   session.NewCache(cfg.Store, cfg.CacheTTL, cfg.Now),
+		tokens:  tokens,
+		states:  states,
+		csrfKey: mac.Sum(nil),
+		touches: make(chan touchReq, 1024),
 	}, nil
 }
 
@@ -129,7 +125,7 @@ func (rt *Runtime) Store() session.Store { return rt.store }
 func (rt *Runtime) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	rt.stop = cancel
-	rt.wg.Add(4)
+	rt.wg.Add(5)
 	go func() {
 		defer rt.wg.Done()
 		rt.subscribe(ctx)
@@ -145,6 +141,10 @@ func (rt *Runtime) Start() {
 	go func() {
 		defer rt.wg.Done()
 		rt.every(ctx, 10*time.Minute, rt.trim)
+	}()
+	go func() {
+		defer rt.wg.Done()
+		rt.every(ctx, floodFlushEvery, rt.FlushAggregated)
 	}()
 }
 
@@ -199,14 +199,6 @@ func (rt *Runtime) trim(ctx context.Context) {
 	if err := rt.events.Trim(ctx, rt.cfg.Now().Add(-rt.cfg.Retention)); err != nil {
 		rt.cfg.OnError(fmt.Errorf("trimming events: %w", err))
 	}
-	now := rt.cfg.Now()
-	rt.denyMu.Lock()
-	for k, t := range rt.denySeen {
-		if now.Sub(t) > time.Minute {
-			delete(rt.denySeen, k)
-		}
-	}
-	rt.denyMu.Unlock()
 }
 
 // queueTouch asks the background writer to record an access. It never
@@ -288,13 +280,29 @@ func (rt *Runtime) Sweep(ctx context.Context) {
 // event, and returns the ended session. It returns session.ErrNotFound when
 // the session was already gone, in which case nothing is recorded: someone
 // else reported the end.
+//
+// A session an admin or its user ends (revoked, others signed out) also
+// marks the user for re-authentication first, in the store so that every
+// instance sees it: otherwise the provider's single sign-on would sign a
+// browser that dropped the ended cookie straight back in (issue 6,
+// item 3). When the mark cannot be written nothing ends, and the caller
+// may try again.
 func (rt *Runtime) End(ctx context.Context, id, reason, actor, site string) (*session.Session, error) {
+	now := rt.cfg.Now()
+	if reason == session.EndRevoked || reason == session.EndOthers {
+		s, err := rt.store.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := rt.store.SetReauth(ctx, s.User, now); err != nil {
+			return nil, fmt.Errorf("marking %q for re-authentication: %w", s.User, err)
+		}
+	}
 	s, err := rt.store.Delete(ctx, id)
 	rt.cache.Invalidate(id)
 	if err != nil {
 		return nil, err
 	}
-	now := rt.cfg.Now()
 	e := eventFor(s, reason)
 	e.Actor = actor
 	if site != "" {
@@ -321,8 +329,10 @@ func eventFor(s *session.Session, typ string) activity.Event {
 	}
 }
 
-// Record writes an event to the store and hands it to OnEvent. A failed
-// write does not fail the request that caused it; it is reported.
+// Record writes an event to the store and, once it is stored, hands it to
+// OnEvent. A failed write does not fail the request that caused it; it is
+// reported to OnError, naming the event, and not to OnEvent: what OnEvent
+// sees is what the log holds.
 func (rt *Runtime) Record(ctx context.Context, e activity.Event) {
 	if e.Time.IsZero() {
 		e.Time = rt.cfg.Now().UTC()
@@ -334,30 +344,10 @@ func (rt *Runtime) Record(ctx context.Context, e activity.Event) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := rt.events.Append(ctx, &e); err != nil {
-		rt.cfg.OnError(fmt.Errorf("recording %s event: %w", e.Type, err))
-	}
-	rt.cfg.OnEvent(e)
-}
-
-// recordDenied writes an access_denied event at most once per minute per
-// address and site, so a scanner cannot flood the log.
-func (rt *Runtime) recordDenied(ctx context.Context, e activity.Event) {
-	key := e.IP + " " + e.Site
-	now := rt.cfg.Now()
-	rt.denyMu.Lock()
-	last, seen := rt.denySeen[key]
-	if seen && now.Sub(last) < time.Minute {
-		rt.denyMu.Unlock()
+		rt.cfg.OnError(fmt.Errorf("recording %s event (user %q, site %q, reason %q): %w", e.Type, e.User, e.Site, e.Reason, err))
 		return
 	}
-	if len(rt.denySeen) >= maxDenySeen {
-		// A scan from very many addresses: forget, rather than grow
-		// without bound; at worst a few more events get written.
-		clear(rt.denySeen)
-	}
-	rt.denySeen[key] = now
-	rt.denyMu.Unlock()
-	rt.Record(ctx, e)
+	rt.cfg.OnEvent(e)
 }
 
 // CSRFToken is the anti-forgery token for pages of a session: an HMAC of
