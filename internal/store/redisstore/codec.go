@@ -25,6 +25,7 @@ const maxValue = 64
 const (
 	fUser     = "u"
 	fEmail    = "e"
+	fVerified = "v" // "1" when the email is verified; absent otherwise
 	fName     = "n"
 	fUsername = "p"
 	fGroups   = "g"
@@ -105,6 +106,9 @@ func encodeSession(s *session.Session) []any {
 		f = append(f, fDevice, ref)
 	}
 	f = appendField(f, fEmail, s.Email)
+	if s.EmailVerified {
+		f = append(f, fVerified, "1")
+	}
 	f = appendField(f, fName, s.Name)
 	f = appendField(f, fUsername, s.Username)
 	f = appendField(f, fGroups, strings.Join(s.Groups, groupSep))
@@ -229,7 +233,8 @@ func decodeSession(id string, m fields, tokens []byte, dev string) (*session.Ses
 			Region:  m.str(fRegion),
 			Country: m.str(fCountry),
 		},
-		IDPSessionID: m.str(fIDPSID),
+		IDPSessionID:  m.str(fIDPSID),
+		EmailVerified: m[fVerified] == "1",
 	}
 	if len(tokens) > 0 {
 		s.Tokens = tokens

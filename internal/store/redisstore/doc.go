@@ -78,14 +78,17 @@
 // bytes, so that Redis keeps the hash in its compact listpack encoding
 // (hash-max-listpack-value, default 64): one longer value would turn the
 // whole hash into a hashtable at about three times the memory. A longer
-// value (a long group list, a long name) is split into 64-byte chunks
-// stored as f, f1, f2, ...; readers join them. Empty values are not
+// value (a long group list, a long name, a long subject) is split into
+// 64-byte chunks stored as f, f1, f2, ...; readers join them, the Lua
+// scripts included (Touch and Delete name the user's hash by the joined
+// subject). Empty values are not
 // stored. The Tokens blob (1.5 KB or more) lives in its own string key
 // for the same reason. Redis finds a field of a listpack hash by scanning
 // from the start, so Create writes the fields that Touch and the filtered
 // listings read first: l c x t u i j k s, then the rest.
 //
 //	u user (subject)   e email         n name        p preferred username
+//	v "1" when the provider said email_verified (absent: unverified)
 //	g groups, joined by U+001F (unit separator)      s site
 //	c created at       l last access   x expires at  t idle timeout (ms)
 //	i login IP         j last IP, only when it differs from i (present but empty means empty)

@@ -487,3 +487,37 @@ func TestListTimeBound(t *testing.T) {
 		t.Errorf("List took %d calls, want %d (one chunk each)", pages, wantPages)
 	}
 }
+
+// Regression (issue 6, item 5): Touch and Delete named the user's hash by
+// the first 64-byte chunk of a longer subject, so Touch created a stray
+// hash under that prefix and Delete left the session listed as active in
+// the real one.
+func TestLongSubjectUserHash(t *testing.T) {
+	addr := testredis.Start(t)
+	s := newStorePrefix(t, addr, "long", nil)
+	ctx := t.Context()
+	user := strings.Repeat("ü-subject,", 12) // 132 bytes, cut mid-character at 64
+	sess := storetest.Session(1, user, time.Now())
+	if err := s.Create(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Touch(ctx, sess.ID, session.Access{At: time.Now(), IP: "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := s.c.Keys(ctx, s.userPrefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0] != s.userKey(user) {
+		t.Fatalf("user hashes = %q, want only %q", keys, s.userKey(user))
+	}
+	if ok := s.c.HExists(ctx, s.userKey(user), sess.ID).Val(); ok {
+		t.Fatal("the user hash still lists the deleted session")
+	}
+	if ip := s.c.HGet(ctx, s.userKey(user), "~p").Val(); ip != "192.0.2.1" {
+		t.Fatalf("user hash last IP = %q, want the touched 192.0.2.1", ip)
+	}
+}

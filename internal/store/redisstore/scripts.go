@@ -306,6 +306,31 @@ local function device(prefix, m)
   if not m['a'] then return '' end
   return redis.call('GET', prefix .. m['a']) or ''
 end
+-- joined returns field f of a session hash with its chunks (f1, f2,
+-- ...; see appendField) appended, from a map of the whole hash.
+local function joined(m, f)
+  local v = m[f]
+  if not v or not m[f .. '1'] then return v end
+  local i = 1
+  while m[f .. i] do
+    v = v .. m[f .. i]
+    i = i + 1
+  end
+  return v
+end
+-- joinrest is joined for a hash read field by field: v and v1 are the
+-- values of f and f1, already read; later chunks are read here.
+local function joinrest(key, f, v, v1)
+  if not v or not v1 then return v end
+  v = v .. v1
+  local i = 2
+  while true do
+    local c = redis.call('HGET', key, f .. i)
+    if not c then return v end
+    v = v .. c
+    i = i + 1
+  end
+end
 -- findfield returns a field's value from a flat HGETALL reply.
 local function findfield(flat, f)
   for i = 1, #flat, 2 do
@@ -412,8 +437,11 @@ return {h, redis.call('GET', KEYS[2]), dev}
 // or its deadline passed before at.
 var touchScript = redis.NewScript(luaLib + `
 local id, s = ARGV[1], KEYS[1]
-local h = redis.call('HMGET', s, 'u', 'l', 'x', 't', 'i', 'c', 'a')
+-- u1 tells a subject longer than one chunk, which must be joined to
+-- name the user's hash.
+local h = redis.call('HMGET', s, 'u', 'l', 'x', 't', 'i', 'c', 'a', 'u1')
 if not h[1] then return 0 end
+local user = joinrest(s, 'u', h[1], h[8])
 local at, now, grace, userttl = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
 local last, created = tonumber(h[2] or '0'), tonumber(h[6] or '0')
 local expires, idle = tonumber(h[3] or '0'), tonumber(h[4] or '0')
@@ -454,7 +482,7 @@ if ndl > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
 if ref and ref ~= '' then share(ARGV[10] .. ref, ttl, userttl) end
-local u = ARGV[6] .. h[1]
+local u = ARGV[6] .. user
 if ip ~= '' then redis.call('HSET', u, id, ndl, '~p', ip) else redis.call('HSET', u, id, ndl) end
 extend(u, math.max(userttl, ttl))
 return 1
@@ -501,7 +529,7 @@ if dl > 0 then brem(KEYS[5], dl, dmember(id, last, created)) end
 local tok = redis.call('GET', KEYS[2])
 local dev = device(ARGV[6], m)
 redis.call('DEL', KEYS[1], KEYS[2])
-local u = ARGV[3] .. m['u']
+local u = ARGV[3] .. joined(m, 'u')
 redis.call('HDEL', u, id)
 redis.call('HSET', u, '~o', ARGV[2])
 extend(u, tonumber(ARGV[5]))
@@ -562,11 +590,9 @@ local function consider(id, score)
     end
   end
   local m = tomap(flat)
-  if site ~= '' and m['s1'] then
-    -- A site longer than one chunk; join them.
-    local s, i = m['s'] or '', 1
-    while m['s' .. i] do s = s .. m['s' .. i]; i = i + 1 end
-    if s ~= site then return end
+  if site ~= '' and m['s1'] and joined(m, 's') ~= site then
+    -- A site longer than one chunk, joined.
+    return
   end
   out[#out + 1] = id
   out[#out + 1] = flat

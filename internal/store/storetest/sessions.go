@@ -90,9 +90,19 @@ func sameSession(t *testing.T, what string, got, want *session.Session) {
 		t.Fatalf("%s = nil, want %+v", what, want)
 	}
 	g, w := normal(got), normal(want)
-	if !reflect.DeepEqual(g, w) {
-		t.Fatalf("%s =\n  %+v\nwant\n  %+v", what, g, w)
+	if reflect.DeepEqual(g, w) {
+		return
 	}
+	// Name the fields that differ: whole sessions with long values are
+	// unreadable side by side.
+	var diff []string
+	gv, wv := reflect.ValueOf(g).Elem(), reflect.ValueOf(w).Elem()
+	for i := range gv.NumField() {
+		if gf, wf := gv.Field(i).Interface(), wv.Field(i).Interface(); !reflect.DeepEqual(gf, wf) {
+			diff = append(diff, fmt.Sprintf("%s = %+v, want %+v", gv.Type().Field(i).Name, gf, wf))
+		}
+	}
+	t.Fatalf("%s (session %s) differs:\n  %s", what, w.ID, strings.Join(diff, "\n  "))
 }
 
 func must(t *testing.T, what string, err error) {
@@ -569,6 +579,104 @@ func Sessions(t *testing.T, open SessionOpener) {
 		must(t, "Due", err)
 		if got, want := ids(due), []string{idle.ID}; !slices.Equal(got, want) {
 			t.Fatalf("Due after Delete = %v, want %v", got, want)
+		}
+	})
+
+	// Regression (issue 6, item 5): the Redis store built the user key
+	// from the first 64-byte chunk of a longer subject, so Delete missed
+	// the user's summary (the user stayed active after revocation) and
+	// Touch wrote a stray one. Long subjects (also multi-byte characters
+	// cut by a chunk boundary, and commas), long emails and long group
+	// lists must survive every operation.
+	t.Run("LongValues", func(t *testing.T) {
+		groups := make([]string, 0, 205)
+		for i := range 200 {
+			groups = append(groups, fmt.Sprintf("group-%03d", i))
+		}
+		groups = append(groups, "with,comma", "a, b, c", "ünï,cödé", strings.Repeat("long-group/", 15), "")
+		tests := []struct{ name, user, email string }{
+			{"ascii", strings.Repeat("subject-", 15), strings.Repeat("very.long.local.part.", 5) + "@" + strings.Repeat("sub.", 10) + "example.com"},
+			{"unicode", strings.Repeat("ü日本-", 12), strings.Repeat("ünïcödé", 10) + "@exämple.com"},
+			{"commas", strings.Repeat("a,b,", 30), strings.Repeat("x", 64) + "," + strings.Repeat("y", 40) + "@example.com"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				e := setup(t)
+				if len(tt.user) <= 100 || len(tt.email) <= 100 {
+					t.Fatalf("test values too short: %d, %d bytes", len(tt.user), len(tt.email))
+				}
+				mk := func(i int) *session.Session {
+					s := Session(i, tt.user, e.clock.Now())
+					s.Email = tt.email
+					s.EmailVerified = true
+					s.Groups = slices.Clone(groups[:len(groups)-1])
+					s.Name = strings.Repeat("Ñame ", 20)
+					return s
+				}
+				s1, s2 := mk(1), mk(2)
+				for _, s := range []*session.Session{s1, s2} {
+					must(t, "Create", e.a.Create(ctx, s))
+					got, err := e.b.Get(ctx, s.ID)
+					must(t, "Get", err)
+					sameSession(t, "Get", got, s)
+				}
+				e.clock.Advance(time.Minute)
+				must(t, "Touch", e.b.Touch(ctx, s1.ID, session.Access{At: e.clock.Now(), IP: "192.0.2.8"}))
+				want1 := s1.Clone()
+				want1.LastAccess, want1.LastIP = e.clock.Now(), "192.0.2.8"
+				got, err := e.a.Get(ctx, s1.ID)
+				must(t, "Get", err)
+				sameSession(t, "Get after Touch", got, want1)
+
+				page, err := e.a.List(ctx, session.Query{User: tt.user})
+				must(t, "List", err)
+				if got, want := ids(page.Items), []string{s1.ID, s2.ID}; !slices.Equal(got, want) {
+					t.Fatalf("List(user) = %v, want %v", got, want)
+				}
+				sameSession(t, "List(user) item", page.Items[1], s2)
+				user := func(what string) session.User {
+					t.Helper()
+					up, err := e.b.Users(ctx, session.UserQuery{})
+					must(t, "Users", err)
+					if len(up.Items) != 1 || up.Items[0].User != tt.user {
+						t.Fatalf("Users %s = %+v, want one item for %q", what, up.Items, tt.user)
+					}
+					return up.Items[0]
+				}
+				if u := user("after Create"); u.Status != "active" || u.ActiveSessions != 2 || u.Email != tt.email || u.LastIP != "192.0.2.8" {
+					t.Fatalf("Users after Create and Touch = %+v, want active with 2 sessions, email %q, last IP 192.0.2.8", u, tt.email)
+				}
+
+				for _, s := range []*session.Session{s1, s2} {
+					_, err := e.a.Delete(ctx, s.ID)
+					must(t, "Delete", err)
+				}
+				if u := user("after Delete"); u.Status != "signed_out" || u.ActiveSessions != 0 || u.LastLogout.IsZero() {
+					t.Fatalf("Users after every session was deleted = %+v, want signed_out with 0 sessions and a last logout", u)
+				}
+				page, err = e.a.List(ctx, session.Query{User: tt.user})
+				must(t, "List", err)
+				if len(page.Items) != 0 {
+					t.Fatalf("List(user) after Delete = %v, want none", ids(page.Items))
+				}
+
+				// The sweep's path: a session that timed out is due, and
+				// ending it leaves the user signed out.
+				s3 := mk(3)
+				must(t, "Create", e.a.Create(ctx, s3))
+				e.clock.Advance(s3.IdleTimeout + time.Second)
+				due, err := e.b.Due(ctx, e.clock.Now(), 10)
+				must(t, "Due", err)
+				if len(due) != 1 || due[0].ID != s3.ID {
+					t.Fatalf("Due = %v, want [%s]", ids(due), s3.ID)
+				}
+				sameSession(t, "Due[0]", due[0], s3)
+				_, err = e.a.Delete(ctx, s3.ID)
+				must(t, "Delete", err)
+				if u := user("after the sweep"); u.Status != "signed_out" || u.ActiveSessions != 0 {
+					t.Fatalf("Users after the sweep ended the last session = %+v, want signed_out", u)
+				}
+			})
 		}
 	})
 
