@@ -208,6 +208,7 @@ func TestEveryKeyExpires(t *testing.T) {
 	for i := range 5 {
 		sess := storetest.Session(i, fmt.Sprintf("user%d", i%2), storetest.T0)
 		sess.Tokens = []byte("sealed")
+		sess.EmailVerified = true
 		if err := s.Create(ctx, sess); err != nil {
 			t.Fatal(err)
 		}
@@ -222,6 +223,18 @@ func TestEveryKeyExpires(t *testing.T) {
 	}
 	if _, err := s.ClaimOnce(ctx, "state", time.Minute); err != nil {
 		t.Fatal(err)
+	}
+	// Re-authentication times, also of a user who has no summary.
+	for _, u := range []string{"user0", "nobody"} {
+		if err := s.SetReauth(ctx, u, storetest.T0); err != nil {
+			t.Fatal(err)
+		}
+		if ttl := s.c.PTTL(ctx, s.userKey(u)).Val(); ttl < DefaultUserTTL-time.Minute {
+			t.Errorf("PTTL of %s's user hash after SetReauth = %v, want at least UserTTL", u, ttl)
+		}
+	}
+	if n := s.c.Exists(ctx, s.emailPrefix+"user0@example.com").Val(); n != 1 {
+		t.Error("no email index key for a verified email")
 	}
 	if err := s.Append(ctx, &activity.Event{Time: storetest.T0, Type: activity.Logout}); err != nil {
 		t.Fatal(err)

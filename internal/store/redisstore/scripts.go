@@ -343,8 +343,9 @@ end
 // createScript: KEYS session, tokens, by-last-access, by-created,
 // by-deadline, user, users. ARGV id, user, last ms, created ms, deadline
 // ms (0 none), now ms, grace ms, user ttl ms, tokens, email, last ip,
-// device key prefix, device ref (” none), device summary, then the
-// session's field/value pairs.
+// device key prefix, device ref (” none), device summary, email key
+// prefix, verified email as an email key (” when not verified), then
+// the session's field/value pairs.
 var createScript = redis.NewScript(luaLib + `
 local id, user = ARGV[1], ARGV[2]
 local last, created, dl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -361,7 +362,7 @@ if redis.call('EXISTS', s) == 1 then
   if od > 0 then brem(KEYS[5], od, dmember(id, ol, oc)) end
 end
 redis.call('DEL', s, KEYS[2])
-redis.call('HSET', s, unpack(ARGV, 15))
+redis.call('HSET', s, unpack(ARGV, 17))
 local ttl = pttl(dl, now, grace)
 if ttl > 0 then redis.call('PEXPIRE', s, ttl) end
 if ARGV[9] ~= '' then
@@ -402,6 +403,22 @@ if not login or created > tonumber(login) then
 end
 extend(u, math.max(userttl, ttl))
 
+-- The email index follows the user's latest sign-in: an email this user
+-- was indexed under stops naming them once a sign-in brings another
+-- email or the same one unverified, so that a claim the provider no
+-- longer vouches for resolves to no one.
+local vold, vnew = tomap(h)['~v'], ARGV[16]
+if vold and vold ~= vnew then redis.call('HDEL', ARGV[15] .. vold, user) end
+if vnew ~= '' then
+  local ek = ARGV[15] .. vnew
+  local cur = redis.call('HGET', ek, user)
+  if not cur or created > tonumber(cur) then redis.call('HSET', ek, user, ARGV[4]) end
+  redis.call('HSET', u, '~v', vnew)
+  extend(ek, math.max(userttl, ttl))
+elseif vold then
+  redis.call('HDEL', u, '~v')
+end
+
 -- Users whose summary expired leave a stale index entry; each login
 -- clears a few of the oldest so the index does not grow without bound.
 -- An entry whose score is not the summary's last login is stale too.
@@ -432,8 +449,8 @@ return {h, redis.call('GET', KEYS[2]), dev}
 // touchScript: KEYS session, tokens, by-last-access, by-deadline.
 // ARGV id, at ms, ip (” keeps), now ms, grace ms, user key prefix,
 // user ttl ms, replace-device flag, replace-location flag, device key
-// prefix, device ref (” none), device summary, then location
-// field/value pairs to write. Returns 1, or 0 when the session is gone
+// prefix, device ref (” none), device summary, email key prefix, then
+// location field/value pairs to write. Returns 1, or 0 when the session is gone
 // or its deadline passed before at.
 var touchScript = redis.NewScript(luaLib + `
 local id, s = ARGV[1], KEYS[1]
@@ -474,7 +491,7 @@ end
 if ARGV[9] == '1' then
   for _, f in ipairs({'y', 'r', 'k', 'la', 'lo'}) do dropfield(s, f) end
 end
-if #ARGV > 12 then redis.call('HSET', s, unpack(ARGV, 13)) end
+if #ARGV > 13 then redis.call('HSET', s, unpack(ARGV, 14)) end
 
 local ttl = pttl(ndl, now, grace)
 if ndl > 0 then
@@ -485,6 +502,9 @@ if ref and ref ~= '' then share(ARGV[10] .. ref, ttl, userttl) end
 local u = ARGV[6] .. user
 if ip ~= '' then redis.call('HSET', u, id, ndl, '~p', ip) else redis.call('HSET', u, id, ndl) end
 extend(u, math.max(userttl, ttl))
+-- The user's email index entry lives as long as the summary.
+local v = redis.call('HGET', u, '~v')
+if v then extend(ARGV[13] .. v, math.max(userttl, ttl)) end
 return 1
 `)
 
@@ -511,7 +531,7 @@ return 1
 
 // deleteScript: KEYS session, tokens, by-last-access, by-created,
 // by-deadline. ARGV id, now ms, user key prefix, channel, user ttl ms,
-// device key prefix. Returns {hash, tokens, device}, or nil when the
+// device key prefix, email key prefix. Returns {hash, tokens, device}, or nil when the
 // session was already gone.
 var deleteScript = redis.NewScript(luaLib + `
 local id = ARGV[1]
@@ -533,6 +553,8 @@ local u = ARGV[3] .. joined(m, 'u')
 redis.call('HDEL', u, id)
 redis.call('HSET', u, '~o', ARGV[2])
 extend(u, tonumber(ARGV[5]))
+local v = redis.call('HGET', u, '~v')
+if v then extend(ARGV[7] .. v, tonumber(ARGV[5])) end
 redis.call('PUBLISH', ARGV[4], id)
 return {h, tok, dev}
 `)
@@ -542,8 +564,9 @@ return {h, tok, dev}
 // vanished. KEYS index. ARGV session key prefix, device key prefix,
 // cursor score (” from the top), cursor id, want, budget (entries to
 // examine), ip prefix, country (lower case), site, the session field the
-// index orders by. Returns {matches, last score, last id, exhausted}
-// where matches is a flat list of id, hash, device.
+// index orders by, "1" when the sites that follow restrict the listing
+// (Query.Sites) or "0", then those sites. Returns {matches, last score,
+// last id, exhausted} where matches is a flat list of id, hash, device.
 var scanScript = redis.NewScript(luaLib + `
 local prefix, dprefix, cs, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local want, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -551,7 +574,12 @@ local ipp, country, site, field = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local out, stale = {}, {}
 local found, seen = 0, 0
 local ls, lid = cs, cid
-local filtered = ipp ~= '' or country ~= '' or site ~= ''
+local sites
+if ARGV[11] == '1' then
+  sites = {}
+  for i = 12, #ARGV do sites[ARGV[i]] = true end
+end
+local filtered = ipp ~= '' or country ~= '' or site ~= '' or sites ~= nil
 -- Most entries fail the filters: read only the fields they test, and
 -- the field the index orders by, which also tells a missing hash.
 local want_f, fi = {field}, {}
@@ -561,7 +589,7 @@ local function need(f)
 end
 if ipp ~= '' then need('i'); need('j') end
 if country ~= '' then need('k') end
-if site ~= '' then need('s'); need('s1') end
+if site ~= '' or sites then need('s'); need('s1') end
 local function consider(id, score)
   seen = seen + 1
   ls, lid = score, id
@@ -578,7 +606,9 @@ local function consider(id, score)
       if string.sub(ip, 1, #ipp) ~= ipp and string.sub(last, 1, #ipp) ~= ipp then return end
     end
     if country ~= '' and string.lower(v[fi.k] or '') ~= country then return end
+    -- A site longer than one chunk (s1 present) is joined below.
     if site ~= '' and not v[fi.s1] and (v[fi.s] or '') ~= site then return end
+    if sites and not v[fi.s1] and not sites[v[fi.s] or ''] then return end
     flat = redis.call('HGETALL', key)
   else
     flat = redis.call('HGETALL', key)
@@ -590,9 +620,9 @@ local function consider(id, score)
     end
   end
   local m = tomap(flat)
-  if site ~= '' and m['s1'] and joined(m, 's') ~= site then
-    -- A site longer than one chunk, joined.
-    return
+  if m['s1'] and (site ~= '' or sites) then
+    local full = joined(m, 's')
+    if site ~= '' and full ~= site or sites and not sites[full] then return end
   end
   out[#out + 1] = id
   out[#out + 1] = flat
@@ -753,4 +783,35 @@ if type(id) == 'table' and id.err then
   id = redis.call(unpack(args))
 end
 return id
+`)
+
+// userByEmailScript returns the subject indexed under an email key, the
+// one with the latest login when several are (ties: the greater subject
+// by bytes), or nil. An entry whose user's hash no longer names this
+// email (the summary expired, or a write was lost) is dropped on the way,
+// so that it can never resolve. KEYS email key. ARGV user key prefix,
+// email key.
+var userByEmailScript = redis.NewScript(luaLib + `
+local h = redis.call('HGETALL', KEYS[1])
+local c = {}
+for i = 1, #h, 2 do c[#c + 1] = {h[i], tonumber(h[i + 1])} end
+table.sort(c, function(a, b)
+  if a[2] ~= b[2] then return a[2] > b[2] end
+  return before(b[1], a[1])
+end)
+for _, e in ipairs(c) do
+  if redis.call('HGET', ARGV[1] .. e[1], '~v') == ARGV[2] then return e[1] end
+  redis.call('HDEL', KEYS[1], e[1])
+end
+return false
+`)
+
+// setReauthScript raises a user's re-authentication time, never lowering
+// it, and keeps the user's hash (which may hold nothing else) at least
+// UserTTL. KEYS user. ARGV time ms, user ttl ms.
+var setReauthScript = redis.NewScript(luaLib + `
+local cur = tonumber(redis.call('HGET', KEYS[1], '~r') or '0')
+if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], '~r', ARGV[1]) end
+extend(KEYS[1], tonumber(ARGV[2]))
+return 1
 `)
