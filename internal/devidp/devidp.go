@@ -7,10 +7,12 @@
 //
 // Behaviour a relying party sees:
 //   - Claims follow the requested scopes: "email" gives email and
-//     email_verified (always true), "profile" gives name and
-//     preferred_username, "groups" gives groups (a JSON array, possibly
-//     empty). ID tokens also carry sid, the provider session. userinfo returns
-//     the same user claims.
+//     email_verified (true unless the user has EmailUnverified, and then an
+//     explicit false), "profile" gives name and preferred_username, "groups"
+//     gives groups (a JSON array, possibly empty). userinfo returns the same
+//     user claims. ID tokens also carry sid (the provider session),
+//     auth_time (when the person last typed their password in that session:
+//     a single sign-on reuse keeps the original time) and amr ["pwd"].
 //   - A refresh token is issued with every code exchange, as Keycloak does,
 //     because a gateway asks for "openid email profile groups" and still
 //     expects `refresh on` to work; "offline_access" is therefore added to
@@ -23,7 +25,8 @@
 //   - A client with an empty Secret is public and must use PKCE.
 //   - A successful sign-in sets a provider session cookie, so the next
 //     sign-in of the same browser skips the form (SSO) until end_session,
-//     EndUserSessions, prompt=login or an exceeded max_age.
+//     EndUserSessions, prompt=login or an exceeded max_age (max_age=0
+//     always shows the form). Signing in on the form again renews auth_time.
 //   - Ending a provider session sends a logout token (sub and sid) to the
 //     backchannel_logout_uri of every client signed in through it, before
 //     end_session redirects, so tests can assert right after the redirect.
@@ -67,8 +70,12 @@ type User struct {
 	// this provider is for development only.
 	Password string
 	Email    string
-	Name     string
-	Groups   []string
+	// EmailUnverified makes the provider say email_verified false for
+	// Email, as it would for an address nobody has confirmed. Default:
+	// false (verified), since users come from the operator's own config.
+	EmailUnverified bool
+	Name            string
+	Groups          []string
 }
 
 // Client is a registered relying party.
@@ -305,8 +312,10 @@ func (p *Provider) SignJWT(claims map[string]any) (string, error) {
 	return p.sign(claims, "JWT")
 }
 
-// DemoUsers returns the users of `gatehouse demo`: alice (an admin) and bob,
-// both with the password "demo".
+// DemoUsers returns the users of `gatehouse demo`, all with the password
+// "demo": alice (an admin, group gatehouse-admins), bob (staff) and carol,
+// whose email the provider reports as unverified (email_verified false), to
+// show that an unverified email grants nothing.
 func DemoUsers() []User {
 	return []User{
 		{
@@ -317,6 +326,11 @@ func DemoUsers() []User {
 		{
 			Subject: "bob", Username: "bob", Password: "demo",
 			Email: "bob@example.com", Name: "Bob Staff",
+			Groups: []string{"staff"},
+		},
+		{
+			Subject: "carol", Username: "carol", Password: "demo",
+			Email: "carol@example.com", EmailUnverified: true, Name: "Carol Unverified",
 			Groups: []string{"staff"},
 		},
 	}

@@ -228,6 +228,8 @@ type idClaims struct {
 	Name              string   `json:"name"`
 	PreferredUsername string   `json:"preferred_username"`
 	Groups            []string `json:"groups"`
+	AuthTime          int64    `json:"auth_time"`
+	AMR               []string `json:"amr"`
 }
 
 // verifyIDToken checks signature, issuer, audience and expiry with go-oidc,
@@ -1016,6 +1018,142 @@ func TestLoginFormRefused(t *testing.T) {
 			if resp.StatusCode != tt.want || resp.Header.Get("Set-Cookie") != "" {
 				t.Fatalf("status %d (cookie %q), want %d without a session", resp.StatusCode, resp.Header.Get("Set-Cookie"), tt.want)
 			}
+		})
+	}
+}
+
+// Regression (issue 6, item 2): email_verified was always true. It follows
+// the user, and an unverified email is said explicitly (false), in the ID
+// token and in userinfo alike.
+func TestEmailVerifiedPerUser(t *testing.T) {
+	tests := []struct {
+		user string
+		want bool
+	}{
+		{"alice", true},
+		{"bob", true},
+		{"carol", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.user, func(t *testing.T) {
+			f := newFixture(t)
+			fl := newFlow()
+			tok, err := f.exchange(f.signIn(t, newBrowser(t), fl, tt.user), fl.verifier)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.verifyIDToken(t, tok, fl.nonce)
+			idt, err := f.provider.Verifier(&oidc.Config{ClientID: clientID}).Verify(context.Background(), tok.Extra("id_token").(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var idc map[string]any
+			if err := idt.Claims(&idc); err != nil {
+				t.Fatal(err)
+			}
+			info, err := f.provider.UserInfo(context.Background(), oauth2.StaticTokenSource(tok))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var uic map[string]any
+			if err := info.Claims(&uic); err != nil {
+				t.Fatal(err)
+			}
+			for src, c := range map[string]map[string]any{"ID token": idc, "userinfo": uic} {
+				if got, ok := c["email_verified"].(bool); !ok || got != tt.want {
+					t.Errorf("%s email_verified = %v (%T), want %v", src, c["email_verified"], c["email_verified"], tt.want)
+				}
+				if c["email"] != tt.user+"@example.com" {
+					t.Errorf("%s email = %v", src, c["email"])
+				}
+			}
+		})
+	}
+}
+
+func TestDemoUsers(t *testing.T) {
+	byName := map[string]User{}
+	for _, u := range DemoUsers() {
+		byName[u.Username] = u
+	}
+	if a := byName["alice"]; a.EmailUnverified || !slices.Contains(a.Groups, "gatehouse-admins") {
+		t.Errorf("alice = %+v, want a verified admin", a)
+	}
+	if b := byName["bob"]; b.EmailUnverified || slices.Contains(b.Groups, "gatehouse-admins") {
+		t.Errorf("bob = %+v, want a verified non-admin", b)
+	}
+	c, ok := byName["carol"]
+	if !ok || !c.EmailUnverified || c.Email != "carol@example.com" || c.Password != "demo" || slices.Contains(c.Groups, "gatehouse-admins") {
+		t.Errorf("carol = %+v, want a non-admin with an unverified email", c)
+	}
+}
+
+// The ID token's auth_time is when the person typed their password: a
+// single sign-on reuse keeps the original time (item 3 of issue 6 relies on
+// it to refuse a sign-in that predates a revocation), while prompt=login
+// and max_age=0 show the form again and give a new time. amr is ["pwd"].
+func TestAuthTime(t *testing.T) {
+	var clk clock
+	f := newFixture(t, func(cfg *Config) { cfg.Now = clk.now })
+	br := newBrowser(t)
+	fl := newFlow()
+	before := clk.now().Unix()
+	tok, err := f.exchange(f.signIn(t, br, fl, "alice"), fl.verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := f.verifyIDToken(t, tok, fl.nonce)
+	if first.AuthTime < before || first.AuthTime > clk.now().Unix() {
+		t.Fatalf("auth_time %d, want the time of the sign-in (%d)", first.AuthTime, before)
+	}
+	if !slices.Equal(first.AMR, []string{"pwd"}) {
+		t.Errorf("amr %v, want [pwd]", first.AMR)
+	}
+
+	clk.advance(10 * time.Minute)
+	fl2 := newFlow()
+	resp, _ := f.authorize(t, br, fl2)
+	tok2, err := f.exchange(code(t, resp, fl2), fl2.verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sso := f.verifyIDToken(t, tok2, fl2.nonce); sso.AuthTime != first.AuthTime || !slices.Equal(sso.AMR, []string{"pwd"}) {
+		t.Errorf("SSO reuse: auth_time %d amr %v, want the original %d and [pwd]", sso.AuthTime, sso.AMR, first.AuthTime)
+	}
+	refreshed, err := f.oauth.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok2.RefreshToken}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc := f.verifyIDToken(t, refreshed, ""); rc.AuthTime != first.AuthTime {
+		t.Errorf("refresh: auth_time %d, want the original %d", rc.AuthTime, first.AuthTime)
+	}
+
+	tests := []struct {
+		name string
+		opt  oauth2.AuthCodeOption
+	}{
+		{"prompt=login", oauth2.SetAuthURLParam("prompt", "login")},
+		{"max_age=0", oauth2.SetAuthURLParam("max_age", "0")},
+	}
+	last := first.AuthTime
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk.advance(10 * time.Minute)
+			fl := newFlow()
+			resp, page := f.authorize(t, br, fl, tt.opt)
+			if resp.StatusCode != http.StatusOK || !formID.MatchString(page) {
+				t.Fatalf("status %d, want the login form", resp.StatusCode)
+			}
+			resp, _ = f.submit(t, br, page, "alice", "demo")
+			tok, err := f.exchange(code(t, resp, fl), fl.verifier)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := f.verifyIDToken(t, tok, fl.nonce)
+			if want := clk.now().Unix(); c.AuthTime <= last || c.AuthTime > want {
+				t.Errorf("auth_time %d after a fresh login, want about %d (later than %d)", c.AuthTime, want, last)
+			}
+			last = c.AuthTime
 		})
 	}
 }

@@ -538,8 +538,13 @@ func setUserClaims(info *oidc.UserInfo, u User, scopes []string) {
 		switch scope {
 		case oidc.ScopeEmail:
 			info.Email = u.Email
-			// Users come from the operator's own config: nothing to verify.
-			info.EmailVerified = oidc.Bool(u.Email != "")
+			verified := u.Email != "" && !u.EmailUnverified
+			info.EmailVerified = oidc.Bool(verified)
+			if u.Email != "" && !verified {
+				// The op library omits a false email_verified; say it, so
+				// that relying parties need not guess what absence means.
+				info.AppendClaims("email_verified", false)
+			}
 		case oidc.ScopeProfile:
 			info.Name = u.Name
 			info.PreferredUsername = u.Username

@@ -10,16 +10,19 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
 )
 
 // Errors that tell the caller which login_failed reason applies.
@@ -58,11 +61,18 @@ type Config struct {
 // does no network I/O until first needed.
 type Client struct {
 	cfg Config
+	// bg carries the HTTP client for what outlives a request: the
+	// discovery attempt, which waiters share, and the key set fetches of
+	// the verifiers. It is never cancelled, so a request that ends cannot
+	// break them, and no request's context is kept.
+	bg context.Context
+
+	disc   atomic.Pointer[discovery]
+	flight singleflight.Group
 
 	mu      sync.Mutex
-	disc    *discovery
 	lastErr error
-	lastTry time.Time
+	lastEnd time.Time // when the failed attempt behind lastErr ended
 }
 
 type discovery struct {
@@ -71,6 +81,9 @@ type discovery struct {
 	logoutVer  *oidc.IDTokenVerifier
 	endSession string
 }
+
+// discoveryTimeout bounds one discovery attempt, whoever waits for it.
+const discoveryTimeout = 10 * time.Second
 
 // New returns a Client for cfg.
 func New(cfg Config) *Client {
@@ -93,36 +106,69 @@ func New(cfg Config) *Client {
 	if !hasOpenID {
 		cfg.Scopes = append([]string{oidc.ScopeOpenID}, cfg.Scopes...)
 	}
-	return &Client{cfg: cfg}
+	return &Client{cfg: cfg, bg: oidc.ClientContext(context.Background(), cfg.HTTPClient)}
 }
 
 func (c *Client) ctx(ctx context.Context) context.Context {
 	return oidc.ClientContext(ctx, c.cfg.HTTPClient)
 }
 
-// discover fetches the provider's metadata once it is first needed. A
-// failure is remembered for RetryAfter, so a provider that is down costs one
-// attempt per interval rather than one per request.
+// discover fetches the provider's metadata once it is first needed. One
+// attempt runs at a time and every request waiting meanwhile shares its
+// result (issue 6, item 8: a mutex held across the network call made N
+// waiting requests N sequential attempts). A failure is remembered for
+// RetryAfter from the end of the attempt, so a provider that is down or
+// hanging costs one attempt per interval rather than one per request. A
+// request whose context ends stops waiting; the attempt goes on for the
+// next one.
 func (c *Client) discover(ctx context.Context) (*discovery, error) {
+	if d := c.disc.Load(); d != nil {
+		return d, nil
+	}
+	if err := c.recentFailure(); err != nil {
+		return nil, err
+	}
+	ch := c.flight.DoChan("discover", func() (any, error) { return c.attempt() })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*discovery), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: waiting for discovery of %s: %w", ErrProvider, c.cfg.Issuer, ctx.Err())
+	}
+}
+
+// recentFailure returns the last failure while it is to be remembered.
+func (c *Client) recentFailure() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.disc != nil {
-		return c.disc, nil
+	if c.lastErr != nil && c.cfg.Now().Sub(c.lastEnd) < c.cfg.RetryAfter {
+		return c.lastErr
 	}
-	now := c.cfg.Now()
-	if c.lastErr != nil && now.Sub(c.lastTry) < c.cfg.RetryAfter {
-		return nil, c.lastErr
+	return nil
+}
+
+// attempt runs one discovery. It looks again at what an attempt that
+// ended just before this one was started may have left, so that no
+// second attempt follows a success or a fresh failure.
+func (c *Client) attempt() (*discovery, error) {
+	if d := c.disc.Load(); d != nil {
+		return d, nil
 	}
-	c.lastTry = now
-	// The provider keeps the context for its key set fetches, so it must
-	// outlive this request.
-	bg := c.ctx(context.WithoutCancel(ctx))
-	dctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	if err := c.recentFailure(); err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(c.bg, discoveryTimeout)
 	defer cancel()
 	p, err := oidc.NewProvider(dctx, c.cfg.Issuer)
 	if err != nil {
-		c.lastErr = fmt.Errorf("%w: discovery of %s: %w", ErrProvider, c.cfg.Issuer, err)
-		return nil, c.lastErr
+		err = fmt.Errorf("%w: discovery of %s: %w", ErrProvider, c.cfg.Issuer, err)
+		c.mu.Lock()
+		c.lastErr, c.lastEnd = err, c.cfg.Now()
+		c.mu.Unlock()
+		return nil, err
 	}
 	var meta struct {
 		EndSession string `json:"end_session_endpoint"`
@@ -131,19 +177,24 @@ func (c *Client) discover(ctx context.Context) (*discovery, error) {
 	d := &discovery{
 		provider:   p,
 		endSession: meta.EndSession,
-		verifier: p.VerifierContext(bg, &oidc.Config{
+		// The verifiers fetch the key set with bg: the provider may rotate
+		// keys long after the request that caused discovery has ended.
+		verifier: p.VerifierContext(c.bg, &oidc.Config{
 			ClientID: c.cfg.ClientID,
 			Now:      c.cfg.Now,
 		}),
 		// Logout tokens have no nonce and need not expire soon; their
 		// freshness is checked on iat below.
-		logoutVer: p.VerifierContext(bg, &oidc.Config{
+		logoutVer: p.VerifierContext(c.bg, &oidc.Config{
 			ClientID:        c.cfg.ClientID,
 			Now:             c.cfg.Now,
 			SkipExpiryCheck: true,
 		}),
 	}
-	c.disc, c.lastErr = d, nil
+	c.disc.Store(d)
+	c.mu.Lock()
+	c.lastErr = nil
+	c.mu.Unlock()
 	return d, nil
 }
 
@@ -174,8 +225,10 @@ func random() string {
 
 // AuthCodeURL starts a sign-in: it returns the provider URL to send the
 // browser to and the State to keep. With forceLogin the provider is asked
-// to authenticate the user again (prompt=login) instead of reusing its
-// own single sign-on session.
+// to authenticate the user again instead of reusing its own single sign-on
+// session: prompt=login, and max_age=0 for providers that ignore prompt
+// (OIDC Core 3.1.2.1); max_age also obliges the provider to send auth_time,
+// by which the caller can tell whether it complied.
 func (c *Client) AuthCodeURL(ctx context.Context, redirectURL string, forceLogin bool) (string, State, error) {
 	d, err := c.discover(ctx)
 	if err != nil {
@@ -184,7 +237,7 @@ func (c *Client) AuthCodeURL(ctx context.Context, redirectURL string, forceLogin
 	st := State{State: random(), Nonce: random(), Verifier: oauth2.GenerateVerifier()}
 	opts := []oauth2.AuthCodeOption{oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)}
 	if forceLogin {
-		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("max_age", "0"))
 	}
 	return c.oauth2Config(d, redirectURL).AuthCodeURL(st.State, opts...), st, nil
 }
@@ -307,6 +360,11 @@ func (c *Client) verify(ctx context.Context, d *discovery, raw string, tok *oaut
 		Username: cl.Username,
 		SID:      cl.SID,
 		Groups:   groups(all[c.cfg.GroupsClaim]),
+		// A flag without an email vouches for nothing, least of all for
+		// an email userinfo may supply later.
+		EmailVerified: cl.Email != "" && emailVerified(all["email_verified"]),
+		AuthTime:      numericDate(all["auth_time"]),
+		AMR:           strs(all["amr"]),
 	}
 	if d.provider.UserInfoEndpoint() != "" && tok.AccessToken != "" {
 		if err := c.mergeUserInfo(ctx, d, tok, &id); err != nil {
@@ -340,7 +398,10 @@ func (c *Client) mergeUserInfo(ctx context.Context, d *discovery, tok *oauth2.To
 	}
 	_ = ui.Claims(&all)
 	if id.Email == "" {
+		// The email and its verified flag come from one source: a flag
+		// from the ID token says nothing about userinfo's email.
 		id.Email = cl.Email
+		id.EmailVerified = cl.Email != "" && emailVerified(all["email_verified"])
 	}
 	if id.Name == "" {
 		id.Name = cl.Name
@@ -354,17 +415,58 @@ func (c *Client) mergeUserInfo(ctx context.Context, d *discovery, tok *oauth2.To
 	return nil
 }
 
+// emailVerified reads an email_verified claim. Some providers (AWS Cognito)
+// send it as the string "true" or "false" instead of a JSON boolean;
+// anything else is not a verification.
+func emailVerified(v any) bool {
+	switch b := v.(type) {
+	case bool:
+		return b
+	case string:
+		return b == "true"
+	}
+	return false
+}
+
+// maxNumericDate is 9999-12-31T23:59:59Z: a later claim is garbage, and
+// converting a larger float to int64 would be undefined.
+const maxNumericDate = 253402300799
+
+// numericDate reads a NumericDate claim (RFC 7519, 2) such as auth_time:
+// seconds since the epoch, possibly fractional. Anything else, or a time
+// not after the epoch, gives the zero time.
+func numericDate(v any) time.Time {
+	f, ok := v.(float64)
+	if !ok || !(f > 0 && f <= maxNumericDate) {
+		return time.Time{}
+	}
+	sec := int64(f)
+	return time.Unix(sec, int64((f-float64(sec))*1e9))
+}
+
+// strs reads a claim that is an array of strings, such as amr, skipping
+// elements that are not strings.
+func strs(v any) []string {
+	a, ok := v.([]any)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, x := range a {
+		if s, ok := x.(string); ok && s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // groups reads a groups claim, which providers send as an array of strings
 // or as one string (space or comma separated).
 func groups(v any) []string {
 	var out []string
 	switch g := v.(type) {
 	case []any:
-		for _, x := range g {
-			if s, ok := x.(string); ok && s != "" {
-				out = append(out, s)
-			}
-		}
+		out = strs(g)
 	case string:
 		out = strings.FieldsFunc(g, func(r rune) bool { return r == ',' || r == ' ' })
 	}
@@ -410,7 +512,7 @@ const backchannelEvent = "http://schemas.openid.net/event/backchannel-logout"
 
 // VerifyLogoutToken checks a back-channel logout token (OIDC Back-Channel
 // Logout 1.0, section 2.6): signature, issuer, audience, a recent iat, the
-// logout event, sub or sid, and no nonce.
+// logout event, sub or sid, a jti, and no nonce.
 func (c *Client) VerifyLogoutToken(ctx context.Context, raw string) (LogoutClaims, error) {
 	d, err := c.discover(ctx)
 	if err != nil {
@@ -420,30 +522,68 @@ func (c *Client) VerifyLogoutToken(ctx context.Context, raw string) (LogoutClaim
 	if err != nil {
 		return LogoutClaims{}, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
 	}
-	var cl struct {
-		SID    string          `json:"sid"`
-		JTI    string          `json:"jti"`
-		Nonce  *string         `json:"nonce"`
-		Events map[string]any  `json:"events"`
-		Exp    *jsonNumberTime `json:"exp"`
-	}
+	var cl logoutTokenClaims
 	if err := t.Claims(&cl); err != nil {
 		return LogoutClaims{}, fmt.Errorf("%w: decoding logout token: %w", ErrTokenInvalid, err)
 	}
-	now := c.cfg.Now()
-	switch {
-	case cl.Nonce != nil:
-		return LogoutClaims{}, fmt.Errorf("%w: logout token has a nonce", ErrTokenInvalid)
-	case cl.Events == nil || cl.Events[backchannelEvent] == nil:
-		return LogoutClaims{}, fmt.Errorf("%w: logout token lacks the logout event", ErrTokenInvalid)
-	case t.Subject == "" && cl.SID == "":
-		return LogoutClaims{}, fmt.Errorf("%w: logout token has neither sub nor sid", ErrTokenInvalid)
-	case t.IssuedAt.IsZero() || now.Sub(t.IssuedAt) > 5*time.Minute || t.IssuedAt.Sub(now) > time.Minute:
-		return LogoutClaims{}, fmt.Errorf("%w: logout token iat out of range", ErrTokenInvalid)
-	case cl.Exp != nil && !time.Unix(int64(*cl.Exp), 0).After(now):
-		return LogoutClaims{}, fmt.Errorf("%w: logout token expired", ErrTokenInvalid)
+	if err := cl.check(c.cfg.Now()); err != nil {
+		return LogoutClaims{}, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
 	}
-	return LogoutClaims{Subject: t.Subject, SID: cl.SID, JTI: cl.JTI}, nil
+	return LogoutClaims{Subject: cl.Subject, SID: cl.SID, JTI: cl.JTI}, nil
 }
 
-type jsonNumberTime float64
+// logoutTokenClaims are the claims section 2.4 defines. Issuer, audience
+// and signature are the verifier's.
+type logoutTokenClaims struct {
+	Subject string                     `json:"sub"`
+	SID     string                     `json:"sid"`
+	JTI     string                     `json:"jti"`
+	Nonce   json.RawMessage            `json:"nonce"` // null counts as present
+	Events  map[string]json.RawMessage `json:"events"`
+	IAT     any                        `json:"iat"` // NumericDate: float64
+	Exp     any                        `json:"exp"`
+}
+
+// The window for iat: a logout token is sent the moment a session ends,
+// so an old one is a replay, and one from the future a clock to distrust.
+const (
+	logoutMaxAge  = 5 * time.Minute
+	logoutMaxSkew = time.Minute
+)
+
+// check applies the rules of section 2.6 that concern the claims alone.
+func (cl *logoutTokenClaims) check(now time.Time) error {
+	if len(cl.Nonce) != 0 {
+		// A nonce marks an ID token; section 2.4 forbids it here so that
+		// one cannot be passed off as the other.
+		return errors.New("logout token has a nonce")
+	}
+	ev, ok := cl.Events[backchannelEvent]
+	if !ok || !isJSONObject(ev) {
+		return errors.New("logout token lacks the logout event")
+	}
+	if cl.Subject == "" && cl.SID == "" {
+		return errors.New("logout token has neither sub nor sid")
+	}
+	// Regression (issue 6, item 7): without a jti the receiver cannot
+	// refuse a replayed token, and section 2.4 requires one.
+	if cl.JTI == "" {
+		return errors.New("logout token has no jti")
+	}
+	// A missing or malformed iat reads as the zero time, far outside.
+	iat := numericDate(cl.IAT)
+	if now.Sub(iat) > logoutMaxAge || iat.Sub(now) > logoutMaxSkew {
+		return errors.New("logout token iat out of range")
+	}
+	if cl.Exp != nil && !numericDate(cl.Exp).After(now) {
+		return errors.New("logout token expired")
+	}
+	return nil
+}
+
+// isJSONObject tells whether raw is a JSON object, as section 2.4 requires
+// of the logout event's value ("SHOULD be the empty JSON object").
+func isJSONObject(raw json.RawMessage) bool {
+	var m map[string]json.RawMessage
+	return json.Unmarshal(raw, &m) == nil && m != nil
+}
