@@ -157,6 +157,15 @@ func New(cfg Config, rt *Runtime) (*Gateway, error) {
 	return g, nil
 }
 
+// addrString is an address as events record it: "" when unknown (the
+// zero netip.Addr prints as "invalid IP").
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
 func tlsScheme(r *http.Request) string {
 	if r.TLS != nil {
 		return "https"
@@ -357,7 +366,7 @@ func (g *Gateway) refusal(s *session.Session) string {
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, c checked, ip netip.Addr) {
 	e := eventFor(c.s, activity.AccessDenied)
 	e.Site = g.site(r)
-	e.IP = ip.String()
+	e.IP = addrString(ip)
 	e.Reason = c.denied
 	g.rt.recordLimited(r.Context(), e)
 	g.page(w, r, http.StatusForbidden, "Access denied",
@@ -431,7 +440,7 @@ func (g *Gateway) networkAllowed(w http.ResponseWriter, r *http.Request, ip neti
 	g.rt.recordLimited(r.Context(), activity.Event{
 		Type:    activity.AccessDenied,
 		Site:    g.site(r),
-		IP:      ip.String(),
+		IP:      addrString(ip),
 		City:    loc.City,
 		Country: loc.Country,
 		Reason:  d.Reason,

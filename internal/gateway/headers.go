@@ -98,6 +98,11 @@ func JoinGroups(groups []string) string {
 		return escapeHeader(groups[0], true)
 	}
 	var b strings.Builder
+	n := len(groups) - 1
+	for _, g := range groups {
+		n += len(g)
+	}
+	b.Grow(n)
 	for i, g := range groups {
 		if i > 0 {
 			b.WriteByte(',')

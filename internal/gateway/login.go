@@ -110,7 +110,7 @@ func (g *Gateway) loginFailed(w http.ResponseWriter, r *http.Request, reason str
 	e.Type = activity.LoginFailed
 	e.Reason = reason
 	e.Site = g.site(r)
-	e.IP = g.cfg.ClientIP(r).String()
+	e.IP = addrString(g.cfg.ClientIP(r))
 	if e.Country == "" {
 		loc := g.rt.locate(g.cfg.ClientIP(r))
 		e.City, e.Country = loc.City, loc.Country
@@ -252,7 +252,7 @@ func (g *Gateway) reauthRequired(w http.ResponseWriter, r *http.Request, ls logi
 	who.Type = activity.LoginFailed
 	who.Reason = activity.ReasonReauthRequired
 	who.Site = g.site(r)
-	who.IP = g.cfg.ClientIP(r).String()
+	who.IP = addrString(g.cfg.ClientIP(r))
 	g.rt.recordLimited(r.Context(), who)
 	g.startLogin(w, r, ls.Return, true)
 }
@@ -276,10 +276,7 @@ func (g *Gateway) createSession(r *http.Request, res *oidcflow.Result) (*session
 	sec := session.NewSecret()
 	now := g.rt.cfg.Now().UTC().Truncate(time.Millisecond)
 	ip := g.cfg.ClientIP(r)
-	ipStr := ""
-	if ip.IsValid() {
-		ipStr = ip.String()
-	}
+	ipStr := addrString(ip)
 	id := res.Identity
 	s := &session.Session{
 		ID:            sec.ID(),
@@ -518,7 +515,7 @@ func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	if c.denied != "" {
 		e := eventFor(c.s, activity.AccessDenied)
-		e.Site, e.IP, e.Reason = g.site(r), g.cfg.ClientIP(r).String(), c.denied
+		e.Site, e.IP, e.Reason = g.site(r), addrString(g.cfg.ClientIP(r)), c.denied
 		g.rt.recordLimited(r.Context(), e)
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "reason": c.denied})
 		return
