@@ -169,6 +169,7 @@ func startLogin(b *browser, path string) testflow.Page {
 func TestTamperedAndReplayedCallbacks(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
 		h := newH()
+		h.expectErrors("exchanging code")
 
 		t.Run("tampered state", func(t *testing.T) {
 			b := h.browser()
@@ -301,6 +302,7 @@ func TestIDTokenChecks(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				h := newH()
+				h.expectErrors("invalid token")
 				h.tamper, h.foreignKey = tt.mutate, tt.foreign
 				b := h.browser()
 				p := startLogin(b, "/")
