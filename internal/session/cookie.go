@@ -55,6 +55,31 @@ func (s Secret) ID() string {
 func (s Secret) id(out *[IDLen]byte) {
 	sum := sha256.Sum256(s[:])
 	base64.RawURLEncoding.Encode(out[:], sum[:idBytes])
+	// Ids are typed on command lines and land in CSV exports: one that
+	// began with '-' (one in 64 of plain base64url) reads as a flag to a
+	// CLI and as a formula prefix to a spreadsheet. '-' is the only CSV
+	// formula character (= + - @ tab CR) in the base64url alphabet, so
+	// mapping it alone to a letter is enough. This costs a fraction of a
+	// bit of the 128, and every id that did not begin with '-' stays what
+	// it was: on upgrade, only the sessions whose id began with '-' (one
+	// in 64) no longer match their cookie; those users sign in again and
+	// the orphaned sessions end by idle timeout or TTL.
+	if out[0] == '-' {
+		out[0] = idDashFirst
+	}
+}
+
+// idDashFirst replaces a leading '-' of an id; see Secret.id.
+const idDashFirst = 'A'
+
+// formulaStart reports whether c begins a CSV formula (OWASP's list), or
+// a command-line flag in the case of '-'. No id starts with one.
+func formulaStart(c byte) bool {
+	switch c {
+	case '=', '+', '-', '@', '\t', '\r':
+		return true
+	}
+	return false
 }
 
 // ParseCookie checks a cookie value and returns the session ID it leads to.
@@ -86,9 +111,10 @@ func DecodeCookie(v string) (Secret, error) {
 }
 
 // ValidID reports whether id has the shape of a session ID, so that
-// handlers can refuse garbage before it reaches the store.
+// handlers can refuse garbage before it reaches the store. An id that
+// begins with '-' is refused: none is made any more (see Secret.id).
 func ValidID(id string) bool {
-	if len(id) != IDLen {
+	if len(id) != IDLen || formulaStart(id[0]) {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

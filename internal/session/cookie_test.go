@@ -1,6 +1,8 @@
 package session
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"strings"
 	"testing"
 )
@@ -95,6 +97,49 @@ func BenchmarkParseCookie(b *testing.B) {
 	for b.Loop() {
 		if _, err := ParseCookie(c); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Regression (issue 6, item 12): about one id in 64 began with '-', which
+// a CLI takes for a flag ("gatehouse revoke -F9e7...": unknown shorthand
+// flag) and a spreadsheet for a formula. No id may begin with a CSV
+// formula character, every id made must be valid, and ids that did not
+// begin with '-' must stay what they were, so that an upgrade keeps their
+// sessions.
+func TestIDNeverStartsWithFormulaChar(t *testing.T) {
+	const n = 100_000
+	mapped := 0
+	for range n {
+		s := NewSecret()
+		id := s.ID()
+		if strings.ContainsRune("=+-@\t\r", rune(id[0])) {
+			t.Fatalf("ID() = %q begins with a CSV formula character", id)
+		}
+		if !ValidID(id) {
+			t.Fatalf("ValidID(%q) = false for an id ID() made", id)
+		}
+		sum := sha256.Sum256(s[:])
+		plain := base64.RawURLEncoding.EncodeToString(sum[:idBytes])
+		switch {
+		case plain[0] == '-':
+			mapped++
+			if id[1:] != plain[1:] {
+				t.Fatalf("ID() = %q, want %q with only the first character changed", id, plain)
+			}
+		case id != plain:
+			t.Fatalf("ID() = %q, want the unchanged %q (existing sessions must keep their ids)", id, plain)
+		}
+	}
+	// One in 64 begins with '-' before the mapping: this many were
+	// exercised (the chance of fewer than 1,000 is negligible).
+	if mapped < 1000 {
+		t.Fatalf("only %d of %d ids needed mapping; the test did not exercise the mapping", mapped, n)
+	}
+	for _, id := range []string{"-" + strings.Repeat("a", IDLen-1), "=" + strings.Repeat("a", IDLen-1), "_" + strings.Repeat("a", IDLen-1)} {
+		want := id[0] == '_'
+		if got := ValidID(id); got != want {
+			t.Errorf("ValidID(%q) = %v, want %v", id, got, want)
 		}
 	}
 }

@@ -234,6 +234,11 @@ func (q *Query) Match(s *Session) bool {
 	return q.Site == "" || s.Site == q.Site
 }
 
+// EmailKey is the form under which stores index an email for
+// Store.UserByEmail: lower case, so that the lookup ignores case, with
+// Unicode case mapping (strings.ToLower) rather than ASCII only.
+func EmailKey(email string) string { return strings.ToLower(email) }
+
 // Page is one page of a listing; Next is empty on the last page.
 type Page struct {
 	Items []*Session

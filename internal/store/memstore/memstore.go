@@ -53,18 +53,28 @@ type Store struct {
 	mu       sync.Mutex
 	sessions map[string]*session.Session
 	users    map[string]*user
-	claims   map[string]time.Time // key → expiry
-	subs     map[*subscriber]struct{}
+	// emails indexes verified emails for UserByEmail: email key (see
+	// session.EmailKey) → subject → the latest login with it verified.
+	emails map[string]map[string]time.Time
+	claims map[string]time.Time // key → expiry
+	subs   map[*subscriber]struct{}
+	// nextExpiry and claimsLimit say when expireLocked next runs.
+	nextExpiry  time.Time
+	claimsLimit int
 
 	ev eventRing
 }
 
 type user struct {
-	email      string
-	lastLogin  time.Time
+	email string
+	// vemail is the email key this user is indexed under in emails, ""
+	// when none: the verified email of their latest sign-in.
+	vemail     string
+	lastLogin  time.Time // zero for a user only SetReauth has seen
 	lastLogout time.Time
 	lastIP     string
 	lastSeen   time.Time // for UserTTL
+	reauth     time.Time
 	sessions   map[string]struct{}
 }
 
@@ -88,6 +98,7 @@ func New(opts Options) *Store {
 		userTTL:  opts.UserTTL,
 		sessions: make(map[string]*session.Session),
 		users:    make(map[string]*user),
+		emails:   make(map[string]map[string]time.Time),
 		claims:   make(map[string]time.Time),
 		subs:     make(map[*subscriber]struct{}),
 		ev:       eventRing{buf: make([]activity.Event, 0, min(opts.MaxEvents, 1024)), max: opts.MaxEvents},
@@ -120,12 +131,12 @@ func (m *Store) Create(_ context.Context, s *session.Session) error {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sessions[c.ID] = c
-	u := m.users[c.User]
-	if u == nil {
-		u = &user{sessions: make(map[string]struct{})}
-		m.users[c.User] = u
+	m.expireLocked(now)
+	if old := m.sessions[c.ID]; old != nil {
+		m.removeLocked(old)
 	}
+	m.sessions[c.ID] = c
+	u := m.userLocked(c.User)
 	u.sessions[c.ID] = struct{}{}
 	u.email = c.Email
 	if c.CreatedAt.After(u.lastLogin) {
@@ -133,8 +144,48 @@ func (m *Store) Create(_ context.Context, s *session.Session) error {
 	}
 	u.lastIP = c.LastIP
 	u.lastSeen = now
-	m.pruneUsersLocked(now)
+	// The email index follows the user's latest sign-in: an email this
+	// user was indexed under stops naming them once a sign-in brings
+	// another email or the same one unverified, so that a claim the
+	// provider no longer vouches for resolves to no one.
+	key := ""
+	if c.EmailVerified && c.Email != "" {
+		key = session.EmailKey(c.Email)
+	}
+	if u.vemail != "" && u.vemail != key {
+		m.unindexLocked(u.vemail, c.User)
+	}
+	if key != "" {
+		byUser := m.emails[key]
+		if byUser == nil {
+			byUser = make(map[string]time.Time, 1)
+			m.emails[key] = byUser
+		}
+		if at, ok := byUser[c.User]; !ok || c.CreatedAt.After(at) {
+			byUser[c.User] = c.CreatedAt
+		}
+	}
+	u.vemail = key
 	return nil
+}
+
+// userLocked returns the user's entry, making an empty one if needed.
+func (m *Store) userLocked(name string) *user {
+	u := m.users[name]
+	if u == nil {
+		u = &user{sessions: make(map[string]struct{})}
+		m.users[name] = u
+	}
+	return u
+}
+
+func (m *Store) unindexLocked(key, name string) {
+	if byUser := m.emails[key]; byUser != nil {
+		delete(byUser, name)
+		if len(byUser) == 0 {
+			delete(m.emails, key)
+		}
+	}
 }
 
 // live returns the session unless it is gone, dropping it when its grace
@@ -378,6 +429,10 @@ func (m *Store) Users(_ context.Context, q session.UserQuery) (session.UserPage,
 	m.pruneUsersLocked(now)
 	var out []session.User
 	for name, u := range m.users {
+		if u.lastLogin.IsZero() {
+			// Known only from SetReauth: not a user to list.
+			continue
+		}
 		if prefix != "" && !strings.HasPrefix(strings.ToLower(name), prefix) && !strings.HasPrefix(strings.ToLower(u.email), prefix) {
 			continue
 		}
@@ -432,13 +487,50 @@ func summary(name string, u *user, active int) session.User {
 }
 
 // pruneUsersLocked forgets users without sessions who have not been seen
-// for UserTTL, so that memory stays bounded by recent users.
+// for UserTTL, with their email index entries and re-authentication
+// times, as the Redis store's user hash expires: memory stays bounded by
+// recent users.
 func (m *Store) pruneUsersLocked(now time.Time) {
 	for name, u := range m.users {
-		if len(u.sessions) == 0 && now.Sub(u.lastSeen) > m.userTTL {
+		if m.goneLocked(u, now) {
+			if u.vemail != "" {
+				m.unindexLocked(u.vemail, name)
+			}
 			delete(m.users, name)
 		}
 	}
+}
+
+// goneLocked reports whether u is past UserTTL and due to be forgotten.
+func (m *Store) goneLocked(u *user, now time.Time) bool {
+	return len(u.sessions) == 0 && now.Sub(u.lastSeen) > m.userTTL
+}
+
+// expiryInterval is how often expireLocked walks the maps at most, by the
+// store's clock, unless claims pile up faster.
+const expiryInterval = time.Minute
+
+// expireLocked drops what has expired, as Redis would by TTL: sessions
+// past their deadline and grace that nothing read since, lapsed claims,
+// and users past UserTTL. It runs at most once per expiryInterval, or
+// sooner when the claims have doubled since the last run, so its cost is
+// amortised over the writes that call it and memory stays bounded by
+// what is live (a flood of claims included).
+func (m *Store) expireLocked(now time.Time) {
+	if now.Before(m.nextExpiry) && len(m.claims) < m.claimsLimit {
+		return
+	}
+	for id := range m.sessions {
+		m.liveLocked(id, now)
+	}
+	for k, exp := range m.claims {
+		if !now.Before(exp) {
+			delete(m.claims, k)
+		}
+	}
+	m.pruneUsersLocked(now)
+	m.nextExpiry = now.Add(expiryInterval)
+	m.claimsLimit = max(2*len(m.claims), 1024)
 }
 
 // Subscribe implements session.Store. Ends are delivered from a separate
@@ -477,16 +569,72 @@ func (m *Store) ClaimOnce(_ context.Context, key string, ttl time.Duration) (boo
 	if exp, ok := m.claims[key]; ok && now.Before(exp) {
 		return false, nil
 	}
-	// Drop lapsed claims now and then; amortised over the claims made.
-	if len(m.claims) >= 1024 && len(m.claims)%1024 == 0 {
-		for k, exp := range m.claims {
-			if !now.Before(exp) {
-				delete(m.claims, k)
-			}
-		}
-	}
+	m.expireLocked(now)
 	m.claims[key] = now.Add(ttl)
 	return true, nil
+}
+
+// Claimed implements session.Store.
+func (m *Store) Claimed(_ context.Context, key string) (bool, error) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	exp, ok := m.claims[key]
+	return ok && now.Before(exp), nil
+}
+
+// UserByEmail implements session.Store. Ties in the latest login go to
+// the greater subject, as in the Redis store.
+func (m *Store) UserByEmail(_ context.Context, email string) (string, error) {
+	if email == "" {
+		return "", session.ErrNotFound
+	}
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	best, bestAt := "", time.Time{}
+	for name, at := range m.emails[session.EmailKey(email)] {
+		if u := m.users[name]; u == nil || m.goneLocked(u, now) {
+			continue
+		}
+		if best == "" || at.After(bestAt) || at.Equal(bestAt) && name > best {
+			best, bestAt = name, at
+		}
+	}
+	if best == "" {
+		return "", session.ErrNotFound
+	}
+	return best, nil
+}
+
+// SetReauth implements session.Store. The time is kept with the user's
+// summary and forgotten with it, UserTTL after their last activity.
+func (m *Store) SetReauth(_ context.Context, name string, t time.Time) error {
+	t = ms(t)
+	if name == "" || t.UnixMilli() <= 0 {
+		return nil
+	}
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expireLocked(now)
+	u := m.userLocked(name)
+	if t.After(u.reauth) {
+		u.reauth = t
+	}
+	u.lastSeen = now
+	return nil
+}
+
+// Reauth implements session.Store.
+func (m *Store) Reauth(_ context.Context, name string) (time.Time, error) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if u := m.users[name]; u != nil && !m.goneLocked(u, now) {
+		return u.reauth, nil
+	}
+	return time.Time{}, nil
 }
 
 // Append implements activity.Store.
@@ -516,6 +664,9 @@ func (m *Store) Query(_ context.Context, f activity.Filter) (activity.Page, erro
 		limit = activity.DefaultLimit
 	}
 	limit = min(limit, activity.MaxLimit)
+	if f.Sites != nil && len(f.Sites) == 0 {
+		return activity.Page{}, nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var page activity.Page
@@ -568,11 +719,3 @@ var (
 	_ session.Store  = (*Store)(nil)
 	_ activity.Store = (*Store)(nil)
 )
-
-// TODO(issue 6): implemented by the store work of this issue.
-var errTODO = errors.New("not implemented yet")
-
-func (m *Store) Claimed(context.Context, string) (bool, error)       { return false, errTODO }
-func (m *Store) UserByEmail(context.Context, string) (string, error) { return "", errTODO }
-func (m *Store) SetReauth(context.Context, string, time.Time) error  { return errTODO }
-func (m *Store) Reauth(context.Context, string) (time.Time, error)   { return time.Time{}, errTODO }

@@ -1,6 +1,8 @@
 package memstore
 
 import (
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -48,5 +50,76 @@ func TestGraceDropsUnsweptSessions(t *testing.T) {
 	c.Advance(sess.IdleTimeout + 2*time.Minute)
 	if _, err := s.Get(t.Context(), sess.ID); err != session.ErrNotFound {
 		t.Fatalf("Get after deadline+grace error = %v, want ErrNotFound", err)
+	}
+}
+
+// What expires in Redis by TTL must expire here too: claims, sessions
+// nobody reads again, users past UserTTL with their email index entries
+// and re-authentication times.
+func TestMemoryBounded(t *testing.T) {
+	ctx := t.Context()
+	c := storetest.NewClock(storetest.T0)
+	s := New(Options{Now: c.Now, UserTTL: 24 * time.Hour})
+	for i := range 5000 {
+		if _, err := s.ClaimOnce(ctx, fmt.Sprintf("state-%d", i), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 {
+		sess := storetest.Session(i, fmt.Sprintf("user%d", i), c.Now())
+		sess.EmailVerified = true
+		if err := s.Create(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if _, err := s.Delete(ctx, sess.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.SetReauth(ctx, fmt.Sprintf("other%d", i), c.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Past every deadline, grace and UserTTL: one more write expires
+	// everything else.
+	c.Advance(25*time.Hour + DefaultGrace)
+	last := storetest.Session(1000, "last", c.Now())
+	last.EmailVerified = true
+	if err := s.Create(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.claims); n != 0 {
+		t.Errorf("%d lapsed claims kept", n)
+	}
+	if n := len(s.sessions); n != 1 {
+		t.Errorf("%d sessions kept, want only the last", n)
+	}
+	if n := len(s.users); n != 1 {
+		t.Errorf("%d users kept, want only the last", n)
+	}
+	if n := len(s.emails); n != 1 {
+		t.Errorf("%d emails indexed, want only the last user's", n)
+	}
+}
+
+// A flood of claims within one expiry interval does not wait for it.
+func TestClaimsExpireUnderFlood(t *testing.T) {
+	ctx := t.Context()
+	c := storetest.NewClock(storetest.T0)
+	s := New(Options{Now: c.Now})
+	for i := range 100_000 {
+		if i%1000 == 0 {
+			c.Advance(time.Second)
+		}
+		if _, err := s.ClaimOnce(ctx, strconv.Itoa(i), time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.claims); n > 4096 {
+		t.Errorf("%d claims kept, want about the 1,000 live ones (at most a few thousand)", n)
 	}
 }

@@ -25,6 +25,7 @@ const maxValue = 64
 const (
 	fUser     = "u"
 	fEmail    = "e"
+	fVerified = "v" // "1" when the email is verified; absent otherwise
 	fName     = "n"
 	fUsername = "p"
 	fGroups   = "g"
@@ -105,6 +106,9 @@ func encodeSession(s *session.Session) []any {
 		f = append(f, fDevice, ref)
 	}
 	f = appendField(f, fEmail, s.Email)
+	if s.EmailVerified {
+		f = append(f, fVerified, "1")
+	}
 	f = appendField(f, fName, s.Name)
 	f = appendField(f, fUsername, s.Username)
 	f = appendField(f, fGroups, strings.Join(s.Groups, groupSep))
@@ -229,7 +233,8 @@ func decodeSession(id string, m fields, tokens []byte, dev string) (*session.Ses
 			Region:  m.str(fRegion),
 			Country: m.str(fCountry),
 		},
-		IDPSessionID: m.str(fIDPSID),
+		IDPSessionID:  m.str(fIDPSID),
+		EmailVerified: m[fVerified] == "1",
 	}
 	if len(tokens) > 0 {
 		s.Tokens = tokens
@@ -282,15 +287,17 @@ func deadlineMillis(s *session.Session) int64 {
 
 // Event stream fields. Every entry carries all of them, in this order,
 // even when empty: Redis then stores the names once per stream node
-// instead of once per entry.
-var eventFields = []string{"t", "y", "u", "e", "s", "si", "ip", "ci", "co", "d", "in", "r", "a"}
+// instead of once per entry. New fields go at the end (dt, Detail, came
+// last); entries written before a field existed lack it and read it as
+// empty.
+var eventFields = []string{"t", "y", "u", "e", "s", "si", "ip", "ci", "co", "d", "in", "r", "a", "dt"}
 
 func encodeEvent(e *activity.Event) []any {
 	var t int64
 	if !e.Time.IsZero() {
 		t = e.Time.UnixMilli()
 	}
-	vals := []string{strconv.FormatInt(t, 10), e.Type, e.User, e.Email, e.SessionID, e.Site, e.IP, e.City, e.Country, e.Device, e.Inactivity, e.Reason, e.Actor}
+	vals := []string{strconv.FormatInt(t, 10), e.Type, e.User, e.Email, e.SessionID, e.Site, e.IP, e.City, e.Country, e.Device, e.Inactivity, e.Reason, e.Actor, e.Detail}
 	out := make([]any, 0, 2*len(vals))
 	for i, v := range vals {
 		out = append(out, eventFields[i], v)
@@ -306,7 +313,7 @@ func decodeEvent(id string, vals map[string]any) (activity.Event, error) {
 	e := activity.Event{
 		ID: id, Type: get("y"), User: get("u"), Email: get("e"), SessionID: get("s"), Site: get("si"),
 		IP: get("ip"), City: get("ci"), Country: get("co"), Device: get("d"), Inactivity: get("in"),
-		Reason: get("r"), Actor: get("a"),
+		Reason: get("r"), Actor: get("a"), Detail: get("dt"),
 	}
 	if v := get("t"); v != "" && v != "0" {
 		n, err := strconv.ParseInt(v, 10, 64)

@@ -27,6 +27,7 @@
 //	{gh}:k:<id>           string  deadline+grace        the sealed Tokens blob; absent when empty
 //	{gh}:d:<ref>          string  its longest session   an interned device summary (below)
 //	{gh}:u:<user>         hash    ≥ UserTTL (90d)       the user's summary and session list (below)
+//	{gh}:m:<email>        hash    as the user hashes    verified email → subjects, for UserByEmail (below)
 //	{gh}:i:la             index   none (cleaned)        session id → last access, for List
 //	{gh}:i:ca             index   none (cleaned)        session id → created at, for List
 //	{gh}:i:dl             index   none (cleaned)        "<id> <last> <created>" → Deadline(), for Due
@@ -78,14 +79,17 @@
 // bytes, so that Redis keeps the hash in its compact listpack encoding
 // (hash-max-listpack-value, default 64): one longer value would turn the
 // whole hash into a hashtable at about three times the memory. A longer
-// value (a long group list, a long name) is split into 64-byte chunks
-// stored as f, f1, f2, ...; readers join them. Empty values are not
+// value (a long group list, a long name, a long subject) is split into
+// 64-byte chunks stored as f, f1, f2, ...; readers join them, the Lua
+// scripts included (Touch and Delete name the user's hash by the joined
+// subject). Empty values are not
 // stored. The Tokens blob (1.5 KB or more) lives in its own string key
 // for the same reason. Redis finds a field of a listpack hash by scanning
 // from the start, so Create writes the fields that Touch and the filtered
 // listings read first: l c x t u i j k s, then the rest.
 //
 //	u user (subject)   e email         n name        p preferred username
+//	v "1" when the provider said email_verified (absent: unverified)
 //	g groups, joined by U+001F (unit separator)      s site
 //	c created at       l last access   x expires at  t idle timeout (ms)
 //	i login IP         j last IP, only when it differs from i (present but empty means empty)
@@ -110,9 +114,37 @@
 // session id whose value is that session's deadline (0 for none).
 //
 //	~e email   ~i last login   ~o last logout   ~p last IP   <id> deadline
+//	~v the email key this user is indexed under (below); absent when none
+//	~r re-authenticate after (SetReauth), never lowered
 //
 // Active sessions are the id fields whose deadline is in the future, so a
 // session that timed out stops counting before the sweep ends it.
+//
+// SetReauth may make a user hash that holds only ~r (a user ended by an
+// admin whose summary had expired): it gets UserTTL and is not in the
+// users index, so Users does not list it. Every write that extends the
+// hash (Create, Touch, Delete, SetReauth) keeps ~r as long as the
+// summary, which is what makes a forced re-authentication outlast a
+// browser that waits for its cookie to expire.
+//
+// # Email index
+//
+// UserByEmail resolves an exact email, ignoring case, to a subject
+// through {gh}:m:<email key>, where the email key is
+// session.EmailKey(email) (Unicode lower case), a hash of subject → the
+// last login (ms) at which the provider said that email was verified.
+// Create keeps it: a sign-in with a verified email adds the subject and
+// records the key in the user hash's ~v; any later sign-in of the same
+// subject with another email, or with this one unverified, removes the
+// subject from the old key first. An unverified email is never indexed,
+// so a user whose provider account carries someone else's address,
+// unverified, cannot take that person's place in "end all sessions of
+// alice@...". When several subjects share a verified email, the one with
+// the latest login wins (ties: the greater subject). UserByEmail checks
+// the winner's ~v and drops entries that no longer agree, so a stale
+// entry never resolves. The key's TTL is extended with the user hash's
+// (Create, Touch, Delete), so it lasts as long as the summaries it
+// names.
 //
 // # Event stream
 //
@@ -125,6 +157,13 @@
 //
 //	t time  y type  u user  e email  s session id  si site  ip IP
 //	ci city  co country  d device  in inactivity  r reason  a actor
+//	dt detail
+//
+// New fields go at the end of this list. An entry written before a field
+// existed lacks it and reads it as empty; Redis stores the names of an
+// entry whose fields differ from its node's first entry with the entry,
+// so the upgrade costs a little memory only in the node being filled
+// when it happens.
 //
 // # Memory
 //

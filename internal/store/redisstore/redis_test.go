@@ -208,6 +208,7 @@ func TestEveryKeyExpires(t *testing.T) {
 	for i := range 5 {
 		sess := storetest.Session(i, fmt.Sprintf("user%d", i%2), storetest.T0)
 		sess.Tokens = []byte("sealed")
+		sess.EmailVerified = true
 		if err := s.Create(ctx, sess); err != nil {
 			t.Fatal(err)
 		}
@@ -222,6 +223,18 @@ func TestEveryKeyExpires(t *testing.T) {
 	}
 	if _, err := s.ClaimOnce(ctx, "state", time.Minute); err != nil {
 		t.Fatal(err)
+	}
+	// Re-authentication times, also of a user who has no summary.
+	for _, u := range []string{"user0", "nobody"} {
+		if err := s.SetReauth(ctx, u, storetest.T0); err != nil {
+			t.Fatal(err)
+		}
+		if ttl := s.c.PTTL(ctx, s.userKey(u)).Val(); ttl < DefaultUserTTL-time.Minute {
+			t.Errorf("PTTL of %s's user hash after SetReauth = %v, want at least UserTTL", u, ttl)
+		}
+	}
+	if n := s.c.Exists(ctx, s.emailPrefix+"user0@example.com").Val(); n != 1 {
+		t.Error("no email index key for a verified email")
 	}
 	if err := s.Append(ctx, &activity.Event{Time: storetest.T0, Type: activity.Logout}); err != nil {
 		t.Fatal(err)
@@ -485,5 +498,39 @@ func TestListTimeBound(t *testing.T) {
 	// One chunk of scanChunk entries per call.
 	if wantPages := (n + scanChunk - 1) / scanChunk; pages != wantPages {
 		t.Errorf("List took %d calls, want %d (one chunk each)", pages, wantPages)
+	}
+}
+
+// Regression (issue 6, item 5): Touch and Delete named the user's hash by
+// the first 64-byte chunk of a longer subject, so Touch created a stray
+// hash under that prefix and Delete left the session listed as active in
+// the real one.
+func TestLongSubjectUserHash(t *testing.T) {
+	addr := testredis.Start(t)
+	s := newStorePrefix(t, addr, "long", nil)
+	ctx := t.Context()
+	user := strings.Repeat("ü-subject,", 12) // 132 bytes, cut mid-character at 64
+	sess := storetest.Session(1, user, time.Now())
+	if err := s.Create(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Touch(ctx, sess.ID, session.Access{At: time.Now(), IP: "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := s.c.Keys(ctx, s.userPrefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0] != s.userKey(user) {
+		t.Fatalf("user hashes = %q, want only %q", keys, s.userKey(user))
+	}
+	if ok := s.c.HExists(ctx, s.userKey(user), sess.ID).Val(); ok {
+		t.Fatal("the user hash still lists the deleted session")
+	}
+	if ip := s.c.HGet(ctx, s.userKey(user), "~p").Val(); ip != "192.0.2.1" {
+		t.Fatalf("user hash last IP = %q, want the touched 192.0.2.1", ip)
 	}
 }

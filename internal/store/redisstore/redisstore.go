@@ -96,6 +96,7 @@ type Store struct {
 	devicePrefix  string // {gh}:d:
 	userPrefix    string // {gh}:u:
 	claimPrefix   string // {gh}:c:
+	emailPrefix   string // {gh}:m:
 	byLast        string // {gh}:i:la
 	byCreated     string // {gh}:i:ca
 	byDeadline    string // {gh}:i:dl
@@ -162,6 +163,7 @@ func New(opts Options) (*Store, error) {
 	s.devicePrefix = s.tag + ":d:"
 	s.userPrefix = s.tag + ":u:"
 	s.claimPrefix = s.tag + ":c:"
+	s.emailPrefix = s.tag + ":m:"
 	s.byLast = s.tag + ":i:la"
 	s.byCreated = s.tag + ":i:ca"
 	s.byDeadline = s.tag + ":i:dl"
@@ -241,11 +243,3 @@ var (
 	_ session.Store  = (*Store)(nil)
 	_ activity.Store = (*Store)(nil)
 )
-
-// TODO(issue 6): implemented by the store work of this issue.
-var errTODO = errors.New("not implemented yet")
-
-func (s *Store) Claimed(context.Context, string) (bool, error)       { return false, errTODO }
-func (s *Store) UserByEmail(context.Context, string) (string, error) { return "", errTODO }
-func (s *Store) SetReauth(context.Context, string, time.Time) error  { return errTODO }
-func (s *Store) Reauth(context.Context, string) (time.Time, error)   { return time.Time{}, errTODO }

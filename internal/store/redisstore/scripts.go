@@ -306,6 +306,31 @@ local function device(prefix, m)
   if not m['a'] then return '' end
   return redis.call('GET', prefix .. m['a']) or ''
 end
+-- joined returns field f of a session hash with its chunks (f1, f2,
+-- ...; see appendField) appended, from a map of the whole hash.
+local function joined(m, f)
+  local v = m[f]
+  if not v or not m[f .. '1'] then return v end
+  local i = 1
+  while m[f .. i] do
+    v = v .. m[f .. i]
+    i = i + 1
+  end
+  return v
+end
+-- joinrest is joined for a hash read field by field: v and v1 are the
+-- values of f and f1, already read; later chunks are read here.
+local function joinrest(key, f, v, v1)
+  if not v or not v1 then return v end
+  v = v .. v1
+  local i = 2
+  while true do
+    local c = redis.call('HGET', key, f .. i)
+    if not c then return v end
+    v = v .. c
+    i = i + 1
+  end
+end
 -- findfield returns a field's value from a flat HGETALL reply.
 local function findfield(flat, f)
   for i = 1, #flat, 2 do
@@ -318,8 +343,9 @@ end
 // createScript: KEYS session, tokens, by-last-access, by-created,
 // by-deadline, user, users. ARGV id, user, last ms, created ms, deadline
 // ms (0 none), now ms, grace ms, user ttl ms, tokens, email, last ip,
-// device key prefix, device ref (” none), device summary, then the
-// session's field/value pairs.
+// device key prefix, device ref (” none), device summary, email key
+// prefix, verified email as an email key (” when not verified), then
+// the session's field/value pairs.
 var createScript = redis.NewScript(luaLib + `
 local id, user = ARGV[1], ARGV[2]
 local last, created, dl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -336,7 +362,7 @@ if redis.call('EXISTS', s) == 1 then
   if od > 0 then brem(KEYS[5], od, dmember(id, ol, oc)) end
 end
 redis.call('DEL', s, KEYS[2])
-redis.call('HSET', s, unpack(ARGV, 15))
+redis.call('HSET', s, unpack(ARGV, 17))
 local ttl = pttl(dl, now, grace)
 if ttl > 0 then redis.call('PEXPIRE', s, ttl) end
 if ARGV[9] ~= '' then
@@ -377,6 +403,22 @@ if not login or created > tonumber(login) then
 end
 extend(u, math.max(userttl, ttl))
 
+-- The email index follows the user's latest sign-in: an email this user
+-- was indexed under stops naming them once a sign-in brings another
+-- email or the same one unverified, so that a claim the provider no
+-- longer vouches for resolves to no one.
+local vold, vnew = tomap(h)['~v'], ARGV[16]
+if vold and vold ~= vnew then redis.call('HDEL', ARGV[15] .. vold, user) end
+if vnew ~= '' then
+  local ek = ARGV[15] .. vnew
+  local cur = redis.call('HGET', ek, user)
+  if not cur or created > tonumber(cur) then redis.call('HSET', ek, user, ARGV[4]) end
+  redis.call('HSET', u, '~v', vnew)
+  extend(ek, math.max(userttl, ttl))
+elseif vold then
+  redis.call('HDEL', u, '~v')
+end
+
 -- Users whose summary expired leave a stale index entry; each login
 -- clears a few of the oldest so the index does not grow without bound.
 -- An entry whose score is not the summary's last login is stale too.
@@ -407,13 +449,16 @@ return {h, redis.call('GET', KEYS[2]), dev}
 // touchScript: KEYS session, tokens, by-last-access, by-deadline.
 // ARGV id, at ms, ip (” keeps), now ms, grace ms, user key prefix,
 // user ttl ms, replace-device flag, replace-location flag, device key
-// prefix, device ref (” none), device summary, then location
-// field/value pairs to write. Returns 1, or 0 when the session is gone
+// prefix, device ref (” none), device summary, email key prefix, then
+// location field/value pairs to write. Returns 1, or 0 when the session is gone
 // or its deadline passed before at.
 var touchScript = redis.NewScript(luaLib + `
 local id, s = ARGV[1], KEYS[1]
-local h = redis.call('HMGET', s, 'u', 'l', 'x', 't', 'i', 'c', 'a')
+-- u1 tells a subject longer than one chunk, which must be joined to
+-- name the user's hash.
+local h = redis.call('HMGET', s, 'u', 'l', 'x', 't', 'i', 'c', 'a', 'u1')
 if not h[1] then return 0 end
+local user = joinrest(s, 'u', h[1], h[8])
 local at, now, grace, userttl = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
 local last, created = tonumber(h[2] or '0'), tonumber(h[6] or '0')
 local expires, idle = tonumber(h[3] or '0'), tonumber(h[4] or '0')
@@ -446,7 +491,7 @@ end
 if ARGV[9] == '1' then
   for _, f in ipairs({'y', 'r', 'k', 'la', 'lo'}) do dropfield(s, f) end
 end
-if #ARGV > 12 then redis.call('HSET', s, unpack(ARGV, 13)) end
+if #ARGV > 13 then redis.call('HSET', s, unpack(ARGV, 14)) end
 
 local ttl = pttl(ndl, now, grace)
 if ndl > 0 then
@@ -454,9 +499,12 @@ if ndl > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
 if ref and ref ~= '' then share(ARGV[10] .. ref, ttl, userttl) end
-local u = ARGV[6] .. h[1]
+local u = ARGV[6] .. user
 if ip ~= '' then redis.call('HSET', u, id, ndl, '~p', ip) else redis.call('HSET', u, id, ndl) end
 extend(u, math.max(userttl, ttl))
+-- The user's email index entry lives as long as the summary.
+local v = redis.call('HGET', u, '~v')
+if v then extend(ARGV[13] .. v, math.max(userttl, ttl)) end
 return 1
 `)
 
@@ -483,7 +531,7 @@ return 1
 
 // deleteScript: KEYS session, tokens, by-last-access, by-created,
 // by-deadline. ARGV id, now ms, user key prefix, channel, user ttl ms,
-// device key prefix. Returns {hash, tokens, device}, or nil when the
+// device key prefix, email key prefix. Returns {hash, tokens, device}, or nil when the
 // session was already gone.
 var deleteScript = redis.NewScript(luaLib + `
 local id = ARGV[1]
@@ -501,10 +549,12 @@ if dl > 0 then brem(KEYS[5], dl, dmember(id, last, created)) end
 local tok = redis.call('GET', KEYS[2])
 local dev = device(ARGV[6], m)
 redis.call('DEL', KEYS[1], KEYS[2])
-local u = ARGV[3] .. m['u']
+local u = ARGV[3] .. joined(m, 'u')
 redis.call('HDEL', u, id)
 redis.call('HSET', u, '~o', ARGV[2])
 extend(u, tonumber(ARGV[5]))
+local v = redis.call('HGET', u, '~v')
+if v then extend(ARGV[7] .. v, tonumber(ARGV[5])) end
 redis.call('PUBLISH', ARGV[4], id)
 return {h, tok, dev}
 `)
@@ -514,8 +564,9 @@ return {h, tok, dev}
 // vanished. KEYS index. ARGV session key prefix, device key prefix,
 // cursor score (” from the top), cursor id, want, budget (entries to
 // examine), ip prefix, country (lower case), site, the session field the
-// index orders by. Returns {matches, last score, last id, exhausted}
-// where matches is a flat list of id, hash, device.
+// index orders by, "1" when the sites that follow restrict the listing
+// (Query.Sites) or "0", then those sites. Returns {matches, last score,
+// last id, exhausted} where matches is a flat list of id, hash, device.
 var scanScript = redis.NewScript(luaLib + `
 local prefix, dprefix, cs, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local want, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -523,7 +574,12 @@ local ipp, country, site, field = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local out, stale = {}, {}
 local found, seen = 0, 0
 local ls, lid = cs, cid
-local filtered = ipp ~= '' or country ~= '' or site ~= ''
+local sites
+if ARGV[11] == '1' then
+  sites = {}
+  for i = 12, #ARGV do sites[ARGV[i]] = true end
+end
+local filtered = ipp ~= '' or country ~= '' or site ~= '' or sites ~= nil
 -- Most entries fail the filters: read only the fields they test, and
 -- the field the index orders by, which also tells a missing hash.
 local want_f, fi = {field}, {}
@@ -533,7 +589,7 @@ local function need(f)
 end
 if ipp ~= '' then need('i'); need('j') end
 if country ~= '' then need('k') end
-if site ~= '' then need('s'); need('s1') end
+if site ~= '' or sites then need('s'); need('s1') end
 local function consider(id, score)
   seen = seen + 1
   ls, lid = score, id
@@ -550,7 +606,9 @@ local function consider(id, score)
       if string.sub(ip, 1, #ipp) ~= ipp and string.sub(last, 1, #ipp) ~= ipp then return end
     end
     if country ~= '' and string.lower(v[fi.k] or '') ~= country then return end
+    -- A site longer than one chunk (s1 present) is joined below.
     if site ~= '' and not v[fi.s1] and (v[fi.s] or '') ~= site then return end
+    if sites and not v[fi.s1] and not sites[v[fi.s] or ''] then return end
     flat = redis.call('HGETALL', key)
   else
     flat = redis.call('HGETALL', key)
@@ -562,11 +620,9 @@ local function consider(id, score)
     end
   end
   local m = tomap(flat)
-  if site ~= '' and m['s1'] then
-    -- A site longer than one chunk; join them.
-    local s, i = m['s'] or '', 1
-    while m['s' .. i] do s = s .. m['s' .. i]; i = i + 1 end
-    if s ~= site then return end
+  if m['s1'] and (site ~= '' or sites) then
+    local full = joined(m, 's')
+    if site ~= '' and full ~= site or sites and not sites[full] then return end
   end
   out[#out + 1] = id
   out[#out + 1] = flat
@@ -727,4 +783,35 @@ if type(id) == 'table' and id.err then
   id = redis.call(unpack(args))
 end
 return id
+`)
+
+// userByEmailScript returns the subject indexed under an email key, the
+// one with the latest login when several are (ties: the greater subject
+// by bytes), or nil. An entry whose user's hash no longer names this
+// email (the summary expired, or a write was lost) is dropped on the way,
+// so that it can never resolve. KEYS email key. ARGV user key prefix,
+// email key.
+var userByEmailScript = redis.NewScript(luaLib + `
+local h = redis.call('HGETALL', KEYS[1])
+local c = {}
+for i = 1, #h, 2 do c[#c + 1] = {h[i], tonumber(h[i + 1])} end
+table.sort(c, function(a, b)
+  if a[2] ~= b[2] then return a[2] > b[2] end
+  return before(b[1], a[1])
+end)
+for _, e in ipairs(c) do
+  if redis.call('HGET', ARGV[1] .. e[1], '~v') == ARGV[2] then return e[1] end
+  redis.call('HDEL', KEYS[1], e[1])
+end
+return false
+`)
+
+// setReauthScript raises a user's re-authentication time, never lowering
+// it, and keeps the user's hash (which may hold nothing else) at least
+// UserTTL. KEYS user. ARGV time ms, user ttl ms.
+var setReauthScript = redis.NewScript(luaLib + `
+local cur = tonumber(redis.call('HGET', KEYS[1], '~r') or '0')
+if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], '~r', ARGV[1]) end
+extend(KEYS[1], tonumber(ARGV[2]))
+return 1
 `)

@@ -33,11 +33,16 @@ func (s *Store) createArgs(sess *session.Session) (keys []string, args []any, er
 	}
 	f := encodeSession(sess)
 	ref, dev := deviceRef(&sess.Device)
-	args = make([]any, 0, 14+len(f))
+	verified := ""
+	if sess.EmailVerified && sess.Email != "" {
+		verified = session.EmailKey(sess.Email)
+	}
+	args = make([]any, 0, 16+len(f))
 	args = append(args,
 		sess.ID, sess.User, ms(sess.LastAccess), ms(sess.CreatedAt), deadlineMillis(sess),
 		ms(s.now()), s.grace.Milliseconds(), s.userTTL.Milliseconds(),
-		sess.Tokens, sess.Email, sess.LastIP, s.devicePrefix, ref, dev)
+		sess.Tokens, sess.Email, sess.LastIP, s.devicePrefix, ref, dev,
+		s.emailPrefix, verified)
 	args = append(args, f...)
 	keys = []string{
 		s.sessionKey(sess.ID), s.tokensKey(sess.ID), s.byLast, s.byCreated, s.byDeadline,
@@ -79,7 +84,7 @@ func decodeReply(id string, r []any) (*session.Session, error) {
 // and a late touch must not revive it.
 func (s *Store) Touch(ctx context.Context, id string, a session.Access) error {
 	args := []any{id, ms(a.At), a.IP, ms(s.now()), s.grace.Milliseconds(), s.userPrefix, s.userTTL.Milliseconds(),
-		"0", "0", s.devicePrefix, "", ""}
+		"0", "0", s.devicePrefix, "", "", s.emailPrefix}
 	if a.Device != nil {
 		args[7] = "1"
 		args[10], args[11] = deviceRef(a.Device)
@@ -115,7 +120,7 @@ func (s *Store) SetTokens(ctx context.Context, id string, tokens []byte) error {
 // Delete implements session.Store.
 func (s *Store) Delete(ctx context.Context, id string) (*session.Session, error) {
 	keys := []string{s.sessionKey(id), s.tokensKey(id), s.byLast, s.byCreated, s.byDeadline}
-	args := []any{id, ms(s.now()), s.userPrefix, s.endedChannel, s.userTTL.Milliseconds(), s.devicePrefix}
+	args := []any{id, ms(s.now()), s.userPrefix, s.endedChannel, s.userTTL.Milliseconds(), s.devicePrefix, s.emailPrefix}
 	r, err := deleteScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
 		return nil, fail("ending session", err)
@@ -131,6 +136,57 @@ func (s *Store) ClaimOnce(ctx context.Context, key string, ttl time.Duration) (b
 		return false, fail("claiming key", err)
 	}
 	return ok, nil
+}
+
+// Claimed implements session.Store.
+func (s *Store) Claimed(ctx context.Context, key string) (bool, error) {
+	n, err := s.c.Exists(ctx, s.claimPrefix+key).Result()
+	if err != nil {
+		return false, fail("checking claim", err)
+	}
+	return n == 1, nil
+}
+
+// UserByEmail implements session.Store from the email index that Create
+// keeps (see doc.go): only a sign-in with a verified email adds to it,
+// and a later sign-in of the same subject without it takes them out.
+func (s *Store) UserByEmail(ctx context.Context, email string) (string, error) {
+	if email == "" {
+		return "", session.ErrNotFound
+	}
+	key := session.EmailKey(email)
+	user, err := userByEmailScript.Run(ctx, s.c, []string{s.emailPrefix + key}, s.userPrefix, key).Text()
+	if err != nil {
+		return "", fail("finding user by email", err)
+	}
+	return user, nil
+}
+
+// SetReauth implements session.Store. The time is kept in the user's
+// hash, so it lasts as long as the user's summary (UserTTL after their
+// last activity), at millisecond precision.
+func (s *Store) SetReauth(ctx context.Context, user string, t time.Time) error {
+	if user == "" || ms(t) <= 0 {
+		return nil
+	}
+	err := setReauthScript.Run(ctx, s.c, []string{s.userKey(user)}, ms(t), s.userTTL.Milliseconds()).Err()
+	return fail("setting re-authentication time", err)
+}
+
+// Reauth implements session.Store.
+func (s *Store) Reauth(ctx context.Context, user string) (time.Time, error) {
+	v, err := s.c.HGet(ctx, s.userKey(user), "~r").Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fail("reading re-authentication time", err)
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading re-authentication time of %q: %w", user, err)
+	}
+	return time.UnixMilli(n).UTC(), nil
 }
 
 // Due implements session.Store. It leaves Tokens nil.
@@ -187,6 +243,10 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 		from = &c
 	}
 	limit := session.PageSize(q.Limit)
+	if q.Sites != nil && len(q.Sites) == 0 {
+		// An admin who reaches no site sees nothing.
+		return session.Page{}, nil
+	}
 	if q.User != "" {
 		return s.listUser(ctx, q, byCreated, from, limit)
 	}
@@ -197,10 +257,18 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 	}
 	keys := []string{index}
 	country := strings.ToLower(q.Country)
+	sites := []any{"0"}
+	if q.Sites != nil {
+		sites[0] = "1"
+		for _, site := range q.Sites {
+			sites = append(sites, site)
+		}
+	}
 	items, next, err := scan(s, "listing sessions", from, limit,
 		func(score, member string, want, budget int) ([]*session.Session, []any, error) {
-			r, err := scanScript.Run(ctx, s.c, keys, s.sessionPrefix, s.devicePrefix, score, member,
-				want, budget, q.IPPrefix, country, q.Site, field).Slice()
+			args := append([]any{s.sessionPrefix, s.devicePrefix, score, member,
+				want, budget, q.IPPrefix, country, q.Site, field}, sites...)
+			r, err := scanScript.Run(ctx, s.c, keys, args...).Slice()
 			if err != nil || len(r) != 4 {
 				return nil, r, err
 			}

@@ -26,6 +26,7 @@ func Events(t *testing.T, open EventOpener) {
 			Time: T0.In(time.FixedZone("X", 3600)), Type: activity.ExpiredIdle, User: "alice", Email: "alice@example.com",
 			SessionID: "sess000000000000000001", Site: "app.example.com:8443", IP: "2001:db8::1", City: "Zürich",
 			Country: "CH", Device: "desktop", Inactivity: "31m0s", Reason: "idle, \"really\"", Actor: activity.ActorSystem,
+			Detail: "12 like events from 192.0.2.0/24, \"quoted\", ünïcödé",
 		}
 		in := e
 		must(t, "Append", st.Append(ctx, &in))
@@ -100,6 +101,13 @@ func Events(t *testing.T, open EventOpener) {
 			{"site", activity.Filter{Site: "b.example.com"}},
 			{"combined", activity.Filter{User: "user0", Types: []string{activity.LoginSucceeded, activity.Logout}, Site: "a.example.com", From: t0.Add(20 * time.Minute)}},
 			{"nothing", activity.Filter{User: "nobody"}},
+			// Sites is an admin's reach: nil is everything, empty nothing.
+			{"sites one", activity.Filter{Sites: []string{"b.example.com"}}},
+			{"sites both", activity.Filter{Sites: []string{"a.example.com", "b.example.com"}}},
+			{"sites unknown", activity.Filter{Sites: []string{"c.example.com"}}},
+			{"sites empty", activity.Filter{Sites: []string{}}},
+			{"sites excluding site", activity.Filter{Sites: []string{"a.example.com"}, Site: "b.example.com"}},
+			{"sites and type", activity.Filter{Sites: []string{"a.example.com"}, Types: []string{activity.LoginFailed}}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

@@ -90,9 +90,19 @@ func sameSession(t *testing.T, what string, got, want *session.Session) {
 		t.Fatalf("%s = nil, want %+v", what, want)
 	}
 	g, w := normal(got), normal(want)
-	if !reflect.DeepEqual(g, w) {
-		t.Fatalf("%s =\n  %+v\nwant\n  %+v", what, g, w)
+	if reflect.DeepEqual(g, w) {
+		return
 	}
+	// Name the fields that differ: whole sessions with long values are
+	// unreadable side by side.
+	var diff []string
+	gv, wv := reflect.ValueOf(g).Elem(), reflect.ValueOf(w).Elem()
+	for i := range gv.NumField() {
+		if gf, wf := gv.Field(i).Interface(), wv.Field(i).Interface(); !reflect.DeepEqual(gf, wf) {
+			diff = append(diff, fmt.Sprintf("%s = %+v, want %+v", gv.Type().Field(i).Name, gf, wf))
+		}
+	}
+	t.Fatalf("%s (session %s) differs:\n  %s", what, w.ID, strings.Join(diff, "\n  "))
 }
 
 func must(t *testing.T, what string, err error) {
@@ -572,6 +582,123 @@ func Sessions(t *testing.T, open SessionOpener) {
 		}
 	})
 
+	// Regression (issue 6, item 5): the Redis store built the user key
+	// from the first 64-byte chunk of a longer subject, so Delete missed
+	// the user's summary (the user stayed active after revocation) and
+	// Touch wrote a stray one. Long subjects (also multi-byte characters
+	// cut by a chunk boundary, and commas), long emails and long group
+	// lists must survive every operation.
+	t.Run("LongValues", func(t *testing.T) {
+		groups := make([]string, 0, 205)
+		for i := range 200 {
+			groups = append(groups, fmt.Sprintf("group-%03d", i))
+		}
+		groups = append(groups, "with,comma", "a, b, c", "ünï,cödé", strings.Repeat("long-group/", 15), "")
+		tests := []struct{ name, user, email string }{
+			{"ascii", strings.Repeat("subject-", 15), strings.Repeat("very.long.local.part.", 5) + "@" + strings.Repeat("sub.", 10) + "example.com"},
+			{"unicode", strings.Repeat("ü日本-", 12), strings.Repeat("ünïcödé", 10) + "@exämple.com"},
+			{"commas", strings.Repeat("a,b,", 30), strings.Repeat("x", 64) + "," + strings.Repeat("y", 40) + "@example.com"},
+		}
+		longSite := strings.Repeat("long-site.", 8) + "example.com:8443"
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				e := setup(t)
+				if len(tt.user) <= 100 || len(tt.email) <= 100 {
+					t.Fatalf("test values too short: %d, %d bytes", len(tt.user), len(tt.email))
+				}
+				mk := func(i int) *session.Session {
+					s := Session(i, tt.user, e.clock.Now())
+					s.Email = tt.email
+					s.EmailVerified = true
+					s.Groups = slices.Clone(groups[:len(groups)-1])
+					s.Name = strings.Repeat("Ñame ", 20)
+					s.Site = longSite
+					return s
+				}
+				s1, s2 := mk(1), mk(2)
+				for _, s := range []*session.Session{s1, s2} {
+					must(t, "Create", e.a.Create(ctx, s))
+					got, err := e.b.Get(ctx, s.ID)
+					must(t, "Get", err)
+					sameSession(t, "Get", got, s)
+				}
+				e.clock.Advance(time.Minute)
+				must(t, "Touch", e.b.Touch(ctx, s1.ID, session.Access{At: e.clock.Now(), IP: "192.0.2.8"}))
+				want1 := s1.Clone()
+				want1.LastAccess, want1.LastIP = e.clock.Now(), "192.0.2.8"
+				got, err := e.a.Get(ctx, s1.ID)
+				must(t, "Get", err)
+				sameSession(t, "Get after Touch", got, want1)
+
+				page, err := e.a.List(ctx, session.Query{User: tt.user})
+				must(t, "List", err)
+				if got, want := ids(page.Items), []string{s1.ID, s2.ID}; !slices.Equal(got, want) {
+					t.Fatalf("List(user) = %v, want %v", got, want)
+				}
+				sameSession(t, "List(user) item", page.Items[1], s2)
+				for _, q := range []session.Query{{Site: longSite}, {Sites: []string{"a.example.com", longSite}}, {Sites: []string{longSite}, Country: s2.Country}} {
+					page, err := e.a.List(ctx, q)
+					must(t, "List", err)
+					if got, want := ids(page.Items), []string{s1.ID, s2.ID}; !slices.Equal(got, want) {
+						t.Fatalf("List(%+v) = %v, want %v", q, got, want)
+					}
+				}
+				for _, q := range []session.Query{{Site: longSite[:64]}, {Sites: []string{longSite[:64]}}, {Sites: []string{longSite[:64]}, Country: s2.Country}} {
+					page, err := e.a.List(ctx, q)
+					must(t, "List", err)
+					if len(page.Items) != 0 {
+						t.Fatalf("List(%+v) = %v, want none (only the whole site matches)", q, ids(page.Items))
+					}
+				}
+				user := func(what string) session.User {
+					t.Helper()
+					up, err := e.b.Users(ctx, session.UserQuery{})
+					must(t, "Users", err)
+					if len(up.Items) != 1 || up.Items[0].User != tt.user {
+						t.Fatalf("Users %s = %+v, want one item for %q", what, up.Items, tt.user)
+					}
+					return up.Items[0]
+				}
+				if got, err := e.a.UserByEmail(ctx, strings.ToUpper(tt.email)); err != nil || got != tt.user {
+					t.Fatalf("UserByEmail(upper case) = %q, %v; want %q", got, err, tt.user)
+				}
+				if u := user("after Create"); u.Status != "active" || u.ActiveSessions != 2 || u.Email != tt.email || u.LastIP != "192.0.2.8" {
+					t.Fatalf("Users after Create and Touch = %+v, want active with 2 sessions, email %q, last IP 192.0.2.8", u, tt.email)
+				}
+
+				for _, s := range []*session.Session{s1, s2} {
+					_, err := e.a.Delete(ctx, s.ID)
+					must(t, "Delete", err)
+				}
+				if u := user("after Delete"); u.Status != "signed_out" || u.ActiveSessions != 0 || u.LastLogout.IsZero() {
+					t.Fatalf("Users after every session was deleted = %+v, want signed_out with 0 sessions and a last logout", u)
+				}
+				page, err = e.a.List(ctx, session.Query{User: tt.user})
+				must(t, "List", err)
+				if len(page.Items) != 0 {
+					t.Fatalf("List(user) after Delete = %v, want none", ids(page.Items))
+				}
+
+				// The sweep's path: a session that timed out is due, and
+				// ending it leaves the user signed out.
+				s3 := mk(3)
+				must(t, "Create", e.a.Create(ctx, s3))
+				e.clock.Advance(s3.IdleTimeout + time.Second)
+				due, err := e.b.Due(ctx, e.clock.Now(), 10)
+				must(t, "Due", err)
+				if len(due) != 1 || due[0].ID != s3.ID {
+					t.Fatalf("Due = %v, want [%s]", ids(due), s3.ID)
+				}
+				sameSession(t, "Due[0]", due[0], s3)
+				_, err = e.a.Delete(ctx, s3.ID)
+				must(t, "Delete", err)
+				if u := user("after the sweep"); u.Status != "signed_out" || u.ActiveSessions != 0 {
+					t.Fatalf("Users after the sweep ended the last session = %+v, want signed_out", u)
+				}
+			})
+		}
+	})
+
 	t.Run("ClaimOnce", func(t *testing.T) {
 		e := setup(t)
 		const ttl = 100 * time.Millisecond
@@ -599,6 +726,154 @@ func Sessions(t *testing.T, open SessionOpener) {
 		must(t, "ClaimOnce", err)
 		if !got {
 			t.Fatal("ClaimOnce after ttl = false, want true")
+		}
+	})
+
+	t.Run("Claimed", func(t *testing.T) {
+		e := setup(t)
+		const ttl = 100 * time.Millisecond
+		claimed := func(st session.Store, key string, want bool) {
+			t.Helper()
+			got, err := st.Claimed(ctx, key)
+			must(t, "Claimed", err)
+			if got != want {
+				t.Fatalf("Claimed(%q) = %v, want %v", key, got, want)
+			}
+		}
+		claimed(e.a, "state-1", false)
+		// Looking does not mark: the claim is still the first.
+		claimed(e.b, "state-1", false)
+		first, err := e.a.ClaimOnce(ctx, "state-1", ttl)
+		must(t, "ClaimOnce", err)
+		if !first {
+			t.Fatal("ClaimOnce after Claimed = false, want true (Claimed must not mark)")
+		}
+		claimed(e.b, "state-1", true)
+		claimed(e.a, "state-1", true)
+		claimed(e.a, "state-2", false)
+		e.clock.Advance(2 * ttl)
+		time.Sleep(2 * ttl)
+		claimed(e.b, "state-1", false)
+	})
+
+	t.Run("UserByEmail", func(t *testing.T) {
+		e := setup(t)
+		n := 0
+		signIn := func(user, email string, verified bool) {
+			t.Helper()
+			n++
+			e.clock.Advance(time.Minute)
+			s := Session(n, user, e.clock.Now())
+			s.Email, s.EmailVerified = email, verified
+			must(t, "Create", e.a.Create(ctx, s))
+		}
+		lookup := func(email, want string) {
+			t.Helper()
+			for _, st := range []session.Store{e.a, e.b} {
+				got, err := st.UserByEmail(ctx, email)
+				switch {
+				case want == "" && !errors.Is(err, session.ErrNotFound):
+					t.Fatalf("UserByEmail(%q) = %q, %v; want ErrNotFound", email, got, err)
+				case want != "" && (err != nil || got != want):
+					t.Fatalf("UserByEmail(%q) = %q, %v; want %q", email, got, err, want)
+				}
+			}
+		}
+		lookup("alice@example.com", "")
+		lookup("", "")
+
+		signIn("alice", "Alice@Example.com", true)
+		lookup("alice@example.com", "alice")
+		lookup("ALICE@EXAMPLE.COM", "alice")
+		lookup("alice@example.co", "")
+		lookup("alice@example.com ", "")
+		signIn("uni", "Ünïcödé@Exämple.com", true)
+		lookup("ünïcödé@exämple.com", "uni")
+		lookup("ÜNÏCÖDÉ@EXÄMPLE.COM", "uni")
+
+		// A hostile user whose provider account carries an admin's
+		// email, unverified, must not take the admin's place.
+		signIn("mallory", "alice@example.com", false)
+		lookup("alice@example.com", "alice")
+		signIn("mallory", "mallory@example.com", false)
+		lookup("mallory@example.com", "")
+
+		// Several subjects with one verified email: the latest login.
+		signIn("bob-old", "shared@example.com", true)
+		signIn("bob-new", "Shared@example.com", true)
+		lookup("shared@example.com", "bob-new")
+		signIn("bob-old", "shared@example.com", true)
+		lookup("shared@example.com", "bob-old")
+		// The latest one signs in without it verified: it no longer
+		// names them, and the other subject, still verified, remains.
+		signIn("bob-old", "shared@example.com", false)
+		lookup("shared@example.com", "bob-new")
+
+		// Verified, then seen unverified: stops resolving.
+		signIn("carol", "carol@example.com", true)
+		lookup("carol@example.com", "carol")
+		signIn("carol", "carol@example.com", false)
+		lookup("carol@example.com", "")
+		signIn("carol", "carol@example.com", true)
+		lookup("carol@example.com", "carol")
+
+		// A changed email: the old one no longer names the user.
+		signIn("dave", "dave@old.example.com", true)
+		signIn("dave", "dave@new.example.com", true)
+		lookup("dave@old.example.com", "")
+		lookup("dave@new.example.com", "dave")
+
+		// Ended sessions leave the user findable (to end nothing, or to
+		// look at their history), as Users keeps them.
+		page, err := e.a.List(ctx, session.Query{User: "alice"})
+		must(t, "List", err)
+		for _, s := range page.Items {
+			_, err := e.a.Delete(ctx, s.ID)
+			must(t, "Delete", err)
+		}
+		lookup("alice@example.com", "alice")
+	})
+
+	t.Run("Reauth", func(t *testing.T) {
+		e := setup(t)
+		reauth := func(st session.Store, user string, want time.Time) {
+			t.Helper()
+			got, err := st.Reauth(ctx, user)
+			must(t, "Reauth", err)
+			if want = want.Truncate(time.Millisecond); !got.Equal(want) || !got.IsZero() && got.Location() != time.UTC {
+				t.Fatalf("Reauth(%q) = %v, want %v in UTC", user, got, want)
+			}
+		}
+		reauth(e.a, "alice", time.Time{})
+		t1 := T0.Add(time.Hour)
+		must(t, "SetReauth", e.a.SetReauth(ctx, "alice", t1))
+		reauth(e.b, "alice", t1)
+		reauth(e.b, "bob", time.Time{})
+		// An earlier time (another instance, a late call) never lowers it.
+		must(t, "SetReauth", e.b.SetReauth(ctx, "alice", T0))
+		reauth(e.a, "alice", t1)
+		must(t, "SetReauth", e.b.SetReauth(ctx, "alice", time.Time{}))
+		reauth(e.a, "alice", t1)
+		t2 := t1.Add(time.Minute)
+		must(t, "SetReauth", e.b.SetReauth(ctx, "alice", t2.In(time.FixedZone("X", 3600))))
+		reauth(e.a, "alice", t2)
+
+		// A user known only by SetReauth is no user to list; signing in
+		// and out keeps the time.
+		up, err := e.a.Users(ctx, session.UserQuery{})
+		must(t, "Users", err)
+		if len(up.Items) != 0 {
+			t.Fatalf("Users after SetReauth only = %+v, want none", up.Items)
+		}
+		s := Session(1, "alice", T0)
+		must(t, "Create", e.a.Create(ctx, s))
+		_, err = e.b.Delete(ctx, s.ID)
+		must(t, "Delete", err)
+		reauth(e.a, "alice", t2)
+		up, err = e.a.Users(ctx, session.UserQuery{})
+		must(t, "Users", err)
+		if len(up.Items) != 1 || up.Items[0].User != "alice" || up.Items[0].Status != "signed_out" {
+			t.Fatalf("Users after a sign-in and out = %+v, want alice signed_out", up.Items)
 		}
 	})
 }
@@ -656,7 +931,8 @@ func testList(t *testing.T, st session.Store) {
 			if q.User != "" && s.User != q.User ||
 				q.IPPrefix != "" && !strings.HasPrefix(s.IP, q.IPPrefix) && !strings.HasPrefix(s.LastIP, q.IPPrefix) ||
 				q.Country != "" && !strings.EqualFold(s.Country, q.Country) ||
-				q.Site != "" && s.Site != q.Site {
+				q.Site != "" && s.Site != q.Site ||
+				q.Sites != nil && !slices.Contains(q.Sites, s.Site) {
 				continue
 			}
 			out = append(out, s)
@@ -693,6 +969,18 @@ func testList(t *testing.T, st session.Store) {
 		{"site", session.Query{Site: "b.example.com:8443"}},
 		{"combined", session.Query{User: "user2", Country: "us", Site: "a.example.com"}},
 		{"combined no user", session.Query{IPPrefix: "10.0.2", Sort: session.SortCreated, Site: "a.example.com"}},
+		// Sites is an admin's reach: nil is everything, empty nothing.
+		{"sites one", session.Query{Sites: []string{"b.example.com:8443"}}},
+		{"sites one created", session.Query{Sites: []string{"a.example.com"}, Sort: session.SortCreated}},
+		{"sites both", session.Query{Sites: []string{"a.example.com", "b.example.com:8443"}}},
+		{"sites unknown", session.Query{Sites: []string{"c.example.com", "a.example.com:8443"}}},
+		{"sites empty", session.Query{Sites: []string{}}},
+		{"sites and site", session.Query{Sites: []string{"a.example.com"}, Site: "a.example.com"}},
+		{"sites excluding site", session.Query{Sites: []string{"a.example.com"}, Site: "b.example.com:8443"}},
+		{"sites and country", session.Query{Sites: []string{"b.example.com:8443"}, Country: "de"}},
+		{"sites and ip", session.Query{Sites: []string{"a.example.com"}, IPPrefix: "192.0.2.2"}},
+		{"sites user", session.Query{Sites: []string{"a.example.com"}, User: "user2"}},
+		{"sites empty user", session.Query{Sites: []string{}, User: "user2"}},
 	}
 	for _, tt := range queries {
 		t.Run(tt.name, func(t *testing.T) {
