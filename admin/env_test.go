@@ -78,12 +78,8 @@ func (f *flakyStore) Query(ctx context.Context, q activity.Filter) (activity.Pag
 	return f.Store.Query(ctx, q)
 }
 
-// backend is the runtime as the handlers see it, with three test hooks:
+// backend is the runtime as the handlers see it, with two test hooks:
 //
-//   - UserByEmail answers from the stored sessions whose email is verified,
-//     because the stores return "not implemented yet" until branch h-store
-//     lands (their contract: exact, case-insensitive, verified only, the
-//     most recent sign-in when several share an email);
 //   - every session query and event filter the handlers send is recorded,
 //     so tests can check that the admin's reach reaches the store;
 //   - with usersGap, Users answers the first page of every search with no
@@ -124,30 +120,6 @@ func (b *backend) Users(ctx context.Context, q session.UserQuery) (session.UserP
 		}
 	}
 	return b.Runtime.Users(ctx, q)
-}
-
-func (b *backend) UserByEmail(ctx context.Context, email string) (string, error) {
-	var best *session.Session
-	q := session.Query{Limit: activity.MaxLimit}
-	for {
-		page, err := b.Runtime.ListSessions(ctx, q)
-		if err != nil {
-			return "", err
-		}
-		for _, s := range page.Items {
-			if s.EmailVerified && strings.EqualFold(s.Email, email) && (best == nil || s.CreatedAt.After(best.CreatedAt)) {
-				best = s
-			}
-		}
-		if page.Next == "" {
-			break
-		}
-		q.Cursor = page.Next
-	}
-	if best == nil {
-		return "", session.ErrNotFound
-	}
-	return best.User, nil
 }
 
 // sent returns the session queries and event filters recorded so far and
