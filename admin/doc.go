@@ -43,6 +43,21 @@
 //
 // The sign-out button posts to the gateway's own {prefix}/logout.
 //
+// # Reach
+//
+// Admin rights, and the sites they cover (Viewer.Sites), come from the
+// gateway. Everything an admin lists is limited to those sites (a site
+// filter beyond them gives an empty list); a session beyond them answers
+// exactly as an id that does not exist; ending all of a user ends only the
+// sessions within; the Users tab shows only users with a session within,
+// described by those sessions (last sign-out unknown). The viewer's own
+// sessions are never limited.
+//
+// A {user} in a path, or the user filter, is a verified email (exact,
+// case-insensitive) or else an exact subject. A {user} nobody knows (for an
+// admin of some sites: with no session there) is a 404; the filter of an
+// unknown user is an empty list.
+//
 // # CSRF
 //
 // State-changing requests (anything but GET and HEAD) must carry either
@@ -55,7 +70,7 @@
 // # Caddy admin endpoint
 //
 // NewAPI serves the same JSON semantics (without /me) under a base path,
-// acting as an administrator with actor "system" and no CSRF checks:
+// acting as an administrator of every site with actor "system" and no CSRF checks:
 // Caddy's admin endpoint checks origins itself.
 //
 // # JSON

@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,6 +78,60 @@ func (f *flakyStore) Query(ctx context.Context, q activity.Filter) (activity.Pag
 	return f.Store.Query(ctx, q)
 }
 
+// backend is the runtime as the handlers see it, with two test hooks:
+//
+//   - every session query and event filter the handlers send is recorded,
+//     so tests can check that the admin's reach reaches the store;
+//   - with usersGap, Users answers the first page of every search with no
+//     items and a cursor, as redisstore's chunked scan may.
+type backend struct {
+	*gateway.Runtime
+	usersGap atomic.Bool
+
+	mu      sync.Mutex
+	queries []session.Query
+	filters []activity.Filter
+}
+
+func (b *backend) ListSessions(ctx context.Context, q session.Query) (session.Page, error) {
+	b.mu.Lock()
+	b.queries = append(b.queries, q)
+	b.mu.Unlock()
+	return b.Runtime.ListSessions(ctx, q)
+}
+
+func (b *backend) Events(ctx context.Context, f activity.Filter) (activity.Page, error) {
+	b.mu.Lock()
+	b.filters = append(b.filters, f)
+	b.mu.Unlock()
+	return b.Runtime.Events(ctx, f)
+}
+
+// gapCursor is the cursor of the empty first page usersGap serves.
+const gapCursor = "gap"
+
+func (b *backend) Users(ctx context.Context, q session.UserQuery) (session.UserPage, error) {
+	if b.usersGap.Load() {
+		switch q.Cursor {
+		case "":
+			return session.UserPage{Next: gapCursor}, nil
+		case gapCursor:
+			q.Cursor = ""
+		}
+	}
+	return b.Runtime.Users(ctx, q)
+}
+
+// sent returns the session queries and event filters recorded so far and
+// forgets them.
+func (b *backend) sent() ([]session.Query, []activity.Filter) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q, f := b.queries, b.filters
+	b.queries, b.filters = nil, nil
+	return q, f
+}
+
 // env is a runtime on the in-memory store with two people signed in:
 // alice (admin) on a Windows PC and an iPhone, bob (not admin) on a Linux
 // laptop, an old Mac and an iPad.
@@ -84,6 +140,7 @@ type env struct {
 	clock *storetest.Clock
 	store *flakyStore
 	rt    *gateway.Runtime
+	b     *backend
 	h     http.Handler
 	api   http.Handler
 
@@ -105,7 +162,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, clock: clock, store: st, rt: rt, h: New(rt), api: NewAPI(rt, "/gatehouse"),
+	b := &backend{Runtime: rt}
+	e := &env{t: t, clock: clock, store: st, rt: rt, b: b, h: New(b), api: NewAPI(b, "/gatehouse"),
 		adminEmails: map[string]bool{"alice@example.com": true}}
 	e.alice = e.login("alice", "alice@example.com", "Alice Admin", chromeWindows, amsterdam, "203.0.113.10", 2*time.Hour, 3*time.Minute)
 	e.alicePhone = e.login("alice", "alice@example.com", "Alice Admin", safariIPhone, berlin, "198.51.100.7", 26*time.Hour, 5*time.Hour)
@@ -128,28 +186,38 @@ var (
 	newYork   = session.Location{City: "New York", Region: "New York", Country: "US", Latitude: 40.71, Longitude: -74.01}
 )
 
-// login stores a session created age ago and last used idle ago, and
-// records its login_succeeded event.
+// siteA is where newEnv's sessions live.
+const siteA = "app.example.com"
+
+// login stores a session on siteA with a verified email, created age ago
+// and last used idle ago, and records its login_succeeded event.
 func (e *env) login(user, email, name string, dev session.Device, loc session.Location, ip string, age, idle time.Duration) *session.Session {
+	e.t.Helper()
+	return e.loginOn(siteA, true, user, email, name, dev, loc, ip, age, idle)
+}
+
+// loginOn is login on site, with the email verified or not.
+func (e *env) loginOn(site string, verified bool, user, email, name string, dev session.Device, loc session.Location, ip string, age, idle time.Duration) *session.Session {
 	e.t.Helper()
 	now := e.clock.Now()
 	s := &session.Session{
-		ID:           session.NewSecret().ID(),
-		User:         user,
-		Email:        email,
-		Name:         name,
-		Username:     user,
-		Groups:       []string{"staff"},
-		Site:         "app.example.com",
-		CreatedAt:    now.Add(-age),
-		LastAccess:   now.Add(-idle),
-		ExpiresAt:    now.Add(-age).Add(7 * 24 * time.Hour),
-		IP:           ip,
-		LastIP:       ip,
-		Device:       dev,
-		Location:     loc,
-		Tokens:       []byte("SEALED-TOKENS-MUST-NOT-LEAK"),
-		IDPSessionID: "sid-" + user,
+		ID:            session.NewSecret().ID(),
+		User:          user,
+		Email:         email,
+		EmailVerified: verified,
+		Name:          name,
+		Username:      user,
+		Groups:        []string{"staff"},
+		Site:          site,
+		CreatedAt:     now.Add(-age),
+		LastAccess:    now.Add(-idle),
+		ExpiresAt:     now.Add(-age).Add(7 * 24 * time.Hour),
+		IP:            ip,
+		LastIP:        ip,
+		Device:        dev,
+		Location:      loc,
+		Tokens:        []byte("SEALED-TOKENS-MUST-NOT-LEAK"),
+		IDPSessionID:  "sid-" + user,
 	}
 	if err := e.store.Create(context.Background(), s); err != nil {
 		e.t.Fatal(err)
@@ -173,6 +241,10 @@ type req struct {
 	path   string
 	header map[string]string
 	form   url.Values
+	// sites, when not nil, is the viewer's reach (web.Viewer.Sites);
+	// noSites gives a reach of no site at all.
+	sites   []string
+	noSites bool
 }
 
 func (e *env) do(r req) *httptest.ResponseRecorder {
@@ -191,7 +263,14 @@ func (e *env) do(r req) *httptest.ResponseRecorder {
 		hr.Header.Set(k, v)
 	}
 	if r.as != nil {
-		hr = hr.WithContext(web.WithViewer(hr.Context(), e.viewer(r.as)))
+		v := e.viewer(r.as)
+		switch {
+		case r.noSites:
+			v.Sites = []string{}
+		case r.sites != nil:
+			v.Sites = slices.Clone(r.sites)
+		}
+		hr = hr.WithContext(web.WithViewer(hr.Context(), v))
 	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, hr)

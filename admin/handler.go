@@ -81,11 +81,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func callerFor(v *web.Viewer) caller {
-	return caller{admin: v.Admin, actor: actorOf(v.Session), self: v.Session}
+	return caller{admin: v.Admin, sites: v.Sites, actor: actorOf(v.Session), self: v.Session}
 }
 
 // actorOf is what events record as the actor: the email, as SPEC asks,
-// or the subject for providers that send no email.
+// or the subject for providers that send no email. It is display only:
+// rights come from the viewer the gateway built, never from an email read
+// here.
 func actorOf(s *session.Session) string {
 	if s.Email != "" {
 		return s.Email

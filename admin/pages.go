@@ -436,23 +436,17 @@ func (p *pages) me(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix
 }
 
 // ownSessions lists every session of user (bounded by maxOwnSessions).
+// They are the viewer's own, so no admin reach applies.
 func ownSessions(ctx context.Context, b Backend, user string) ([]*session.Session, error) {
 	var out []*session.Session
-	q := session.Query{User: user, Limit: activity.MaxLimit}
-	for len(out) < maxOwnSessions {
-		page, err := b.ListSessions(ctx, q)
-		if err != nil {
-			return nil, fmt.Errorf("listing own sessions: %w", err)
+	err := eachSession(ctx, b, session.Query{User: user, Limit: activity.MaxLimit}, func(s *session.Session) bool {
+		if s.User == user {
+			out = append(out, s)
 		}
-		for _, s := range page.Items {
-			if s.User == user {
-				out = append(out, s)
-			}
-		}
-		if page.Next == "" || page.Next == q.Cursor {
-			break
-		}
-		q.Cursor = page.Next
+		return len(out) < maxOwnSessions
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing own sessions: %w", err)
 	}
 	return out, nil
 }
@@ -479,7 +473,7 @@ func (p *pages) afterRevoke(w http.ResponseWriter, r *http.Request, v *web.Viewe
 }
 
 func (p *pages) revokeOthers(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string) {
-	n, err := endAll(r.Context(), p.b, v.Session.User, v.Session.ID, session.EndOthers, actorOf(v.Session))
+	n, err := endAll(r.Context(), p.b, v.Session.User, v.Session.ID, session.EndOthers, actorOf(v.Session), nil)
 	if err != nil {
 		p.failErr(w, r, v, prefix, err)
 		return
@@ -487,8 +481,22 @@ func (p *pages) revokeOthers(w http.ResponseWriter, r *http.Request, v *web.View
 	back(w, r, prefix+"/", "", flashOthers, n)
 }
 
+// adminRevokeUser ends the sessions of user in the viewer's reach. An
+// unknown user is a "not found" page, never a confirmation that nothing
+// was signed out.
 func (p *pages) adminRevokeUser(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix, user string) {
-	n, err := endAll(r.Context(), p.b, user, "", session.EndRevoked, actorOf(v.Session))
+	c := callerFor(v)
+	sub, err := knownUser(r.Context(), p.b, c, user)
+	if errors.Is(err, session.ErrNotFound) {
+		p.fail(w, r, v, prefix, http.StatusNotFound, "Unknown user",
+			"There is no user with that name or email, so no one was signed out.")
+		return
+	}
+	if err != nil {
+		p.failErr(w, r, v, prefix, err)
+		return
+	}
+	n, err := endAll(r.Context(), p.b, sub, "", session.EndRevoked, c.actor, c.sites)
 	if err != nil {
 		p.failErr(w, r, v, prefix, err)
 		return
@@ -496,21 +504,12 @@ func (p *pages) adminRevokeUser(w http.ResponseWriter, r *http.Request, v *web.V
 	back(w, r, prefix+"/admin/", r.PostForm.Get("return"), flashUser, n)
 }
 
-// endOne ends one session for c. With mine only c's own sessions count:
-// any other id is session.ErrNotFound, exactly like one that never
-// existed.
+// endOne ends one session for c. With mine only c's own sessions count,
+// otherwise only those in c's reach: any other id is session.ErrNotFound,
+// exactly like one that never existed.
 func endOne(ctx context.Context, b Backend, c caller, id string, mine bool) error {
-	if !session.ValidID(id) {
-		return session.ErrNotFound
-	}
-	if mine {
-		s, err := b.GetSession(ctx, id)
-		if err != nil {
-			return fmt.Errorf("loading session: %w", err)
-		}
-		if s.User != c.self.User {
-			return session.ErrNotFound
-		}
+	if _, err := sessionFor(ctx, b, c, id, mine); err != nil {
+		return err
 	}
 	if _, err := b.End(ctx, id, session.EndRevoked, c.actor, ""); err != nil {
 		return fmt.Errorf("ending session: %w", err)
@@ -546,12 +545,12 @@ func (p *pages) adminSessions(w http.ResponseWriter, r *http.Request, v *web.Vie
 	}
 	d.Filter = q
 	d.Filtered = q.User != "" || q.IPPrefix != "" || q.Country != "" || q.Site != ""
-	q.User, err = resolveUser(r.Context(), p.b, q.User)
+	q.User, err = subjectOf(r.Context(), p.b, q.User)
 	if err != nil {
 		p.failErr(w, r, v, prefix, err)
 		return
 	}
-	page, err := p.b.ListSessions(r.Context(), q)
+	page, err := listInReach(r.Context(), p.b, callerFor(v), q)
 	if err != nil {
 		p.failErr(w, r, v, prefix, fmt.Errorf("listing sessions: %w", err))
 		return
@@ -623,7 +622,7 @@ func (p *pages) adminUsers(w http.ResponseWriter, r *http.Request, v *web.Viewer
 		q.Limit = adminPageSize
 	}
 	d.Search = q.Prefix
-	page, err := p.b.Users(r.Context(), q)
+	page, err := usersInReach(r.Context(), p.b, callerFor(v), q)
 	if err != nil {
 		p.failErr(w, r, v, prefix, fmt.Errorf("listing users: %w", err))
 		return
@@ -705,7 +704,7 @@ func (p *pages) adminActivity(w http.ResponseWriter, r *http.Request, v *web.Vie
 	if qv.Get("limit") == "" {
 		f.Limit = adminPageSize
 	}
-	page, err := p.b.Events(r.Context(), f)
+	page, err := eventsInReach(r.Context(), p.b, callerFor(v), f)
 	if err != nil {
 		p.failErr(w, r, v, prefix, fmt.Errorf("querying events: %w", err))
 		return
