@@ -62,10 +62,21 @@ type App struct {
 	// Retention is how long activity events are kept. Default: 90d.
 	Retention caddy.Duration `json:"retention,omitempty"`
 
-	rt     *gateway.Runtime
-	stores *storeHandle
-	geo    *geo.DB
-	logger *zap.Logger
+	// MaxEvents is a hard cap on the number of activity events kept, in
+	// events, whatever their age: a safety net behind retention, so that
+	// a flood cannot fill the store. Redis trims the stream
+	// approximately (XADD MAXLEN ~), the oldest events first.
+	// Default: see redisstore.DefaultEventMaxLen (Redis) and
+	// memstore.DefaultMaxEvents (memory). The memory store lives as long
+	// as the process, across config reloads, so a changed value takes
+	// effect there on the next start.
+	MaxEvents int64 `json:"max_events,omitempty"`
+
+	rt          *gateway.Runtime
+	stores      *storeHandle
+	geo         *geo.DB
+	logger      *zap.Logger
+	unrouteLogs func()
 }
 
 // CaddyModule returns the Caddy module information.
@@ -102,12 +113,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.validate(storeURL, secret); err != nil {
 		return err
 	}
-	routeRedisLogs(a.logger)
-	h, err := openStore(storeURL)
+	a.unrouteLogs = routeRedisLogs(a.logger)
+	h, err := openStore(storeURL, a.MaxEvents)
 	if err != nil {
 		return err
 	}
 	a.stores = h
+	if h.maxEvents != a.MaxEvents {
+		a.logger.Warn("max_events changed; the memory store keeps its cap until the process restarts",
+			zap.Int64("configured", a.MaxEvents), zap.Int64("in_effect", h.maxEvents))
+	}
 	if secret == "" {
 		// Only the memory store gets here; its secret lives as long as
 		// the store itself, across config reloads.
@@ -149,6 +164,9 @@ func (a *App) validate(storeURL, secret string) error {
 	if a.CacheTTL < 0 || a.TouchInterval < 0 || a.Retention < 0 {
 		return errors.New("gatehouse: durations must not be negative")
 	}
+	if a.MaxEvents < 0 {
+		return errors.New("gatehouse: max_events must not be negative")
+	}
 	if secret != "" && len(secret) < session.MinSecretLen {
 		return fmt.Errorf("gatehouse: secret must be at least %d bytes, got %d", session.MinSecretLen, len(secret))
 	}
@@ -178,8 +196,12 @@ func (a *App) Stop() error {
 	return nil
 }
 
-// Cleanup releases this config's hold on the shared store.
+// Cleanup releases this config's hold on the shared store and on
+// go-redis's log.
 func (a *App) Cleanup() error {
+	if a.unrouteLogs != nil {
+		a.unrouteLogs()
+	}
 	var err error
 	if a.stores != nil {
 		_, err = storePool.Delete(a.stores.key)
@@ -222,6 +244,9 @@ func logEvent(l *zap.Logger, e activity.Event) {
 	}
 	if e.Inactivity != "" {
 		fields = append(fields, zap.String("inactivity_duration", e.Inactivity))
+	}
+	if e.Detail != "" {
+		fields = append(fields, zap.String("detail", e.Detail))
 	}
 	l.Info(e.Type, fields...)
 }

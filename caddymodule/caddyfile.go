@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -32,6 +33,7 @@ func init() {
 //			cache_ttl      5s
 //			touch_interval 30s
 //			retention      90d
+//			max_events     <n>
 //		}
 //	}
 func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -89,6 +91,16 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			if err := durationArg(d, &app.Retention); err != nil {
 				return nil, err
 			}
+		case "max_events":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				return nil, d.Errf("max_events: want a positive whole number of events, got %q", v)
+			}
+			app.MaxEvents = n
 		default:
 			return nil, d.Errf("unrecognized gatehouse option %q", key)
 		}
@@ -127,6 +139,8 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		groups_claim  <claim>
 //		cookie_name   <name>
 //		cookie_domain <domain>
+//		cookie_secure on|off
+//		insecure_unverified_email [on|off]
 //	}
 //
 // Every value is checked here, so a mistake is reported with its line at
@@ -212,6 +226,22 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "cookie_domain":
 			h.CookieDomain, err = oneArg(d)
+		case "cookie_secure":
+			// No bare form: absent means "by scheme", so a bare
+			// cookie_secure would read as neither on nor off.
+			var v bool
+			if v, err = onOffArg(d); err == nil {
+				h.CookieSecure = &v
+			}
+		case "insecure_unverified_email":
+			// Bare means on, as SPEC writes it: "unless the site sets
+			// insecure_unverified_email".
+			if !d.NextArg() {
+				h.InsecureUnverifiedEmail = true
+				break
+			}
+			d.Prev()
+			h.InsecureUnverifiedEmail, err = onOffArg(d)
 		default:
 			return d.Errf("unrecognized gatehouse subdirective %q", key)
 		}
@@ -238,6 +268,22 @@ func oneArg(d *caddyfile.Dispenser) (string, error) {
 		return "", d.ArgErr()
 	}
 	return v, nil
+}
+
+// onOffArg reads the one argument of a switch: on or off.
+func onOffArg(d *caddyfile.Dispenser) (bool, error) {
+	key := d.Val()
+	v, err := oneArg(d)
+	if err != nil {
+		return false, err
+	}
+	switch v {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, d.Errf("%s: want on or off, got %q", key, v)
 }
 
 func someArgs(d *caddyfile.Dispenser) ([]string, error) {

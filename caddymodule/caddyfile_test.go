@@ -129,6 +129,18 @@ func TestAdaptErrors(t *testing.T) {
 		{"short secret", global("\t\tsecret hunter2\n"), "secret must be at least 32 bytes", 3},
 		{"bad retention", global("\t\tretention 90days\n"), `retention: invalid duration "90days"`, 3},
 		{"duplicate global", global("\t\tcache_ttl 1s\n\t\tcache_ttl 2s\n"), `duplicate subdirective "cache_ttl"`, 4},
+		{"cookie_secure not a switch", site("\t\tcookie_secure yes\n"), `cookie_secure: want on or off, got "yes"`, 5},
+		{"cookie_secure bare", site("\t\tcookie_secure\n"), "wrong argument count", 5},
+		{"cookie_secure two args", site("\t\tcookie_secure on off\n"), "wrong argument count", 5},
+		{"duplicate cookie_secure", site("\t\tcookie_secure on\n\t\tcookie_secure off\n"), `duplicate subdirective "cookie_secure"`, 6},
+		{"insecure_unverified_email not a switch", site("\t\tinsecure_unverified_email true\n"), `insecure_unverified_email: want on or off, got "true"`, 5},
+		{"insecure_unverified_email two args", site("\t\tinsecure_unverified_email on on\n"), "wrong argument count", 5},
+		{"duplicate insecure_unverified_email", site("\t\tinsecure_unverified_email\n\t\tinsecure_unverified_email off\n"), `duplicate subdirective "insecure_unverified_email"`, 6},
+		{"max_events zero", global("\t\tmax_events 0\n"), `max_events: want a positive whole number of events, got "0"`, 3},
+		{"max_events negative", global("\t\tmax_events -5\n"), `max_events: want a positive whole number of events, got "-5"`, 3},
+		{"max_events not a number", global("\t\tmax_events 1e6\n"), `max_events: want a positive whole number of events, got "1e6"`, 3},
+		{"max_events bare", global("\t\tmax_events\n"), "wrong argument count", 3},
+		{"duplicate max_events", global("\t\tmax_events 10\n\t\tmax_events 20\n"), `duplicate subdirective "max_events"`, 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,4 +175,57 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	if strings.Join(h.Scopes, " ") != "openid email" {
 		t.Errorf("scopes = %v", h.Scopes)
 	}
+	if h.CookieSecure != nil || h.InsecureUnverifiedEmail {
+		t.Errorf("absent switches = cookie_secure %v, insecure_unverified_email %v; want unset (by scheme) and off",
+			h.CookieSecure, h.InsecureUnverifiedEmail)
+	}
+}
+
+func TestUnmarshalSwitches(t *testing.T) {
+	on, off := true, false
+	tests := []struct {
+		line         string
+		cookieSecure *bool
+		unverified   bool
+	}{
+		{"", nil, false},
+		{"cookie_secure on", &on, false},
+		{"cookie_secure off", &off, false},
+		{"insecure_unverified_email", nil, true},
+		{"insecure_unverified_email on", nil, true},
+		{"insecure_unverified_email off", nil, false},
+		// The bare form must not swallow the next line as its argument.
+		{"insecure_unverified_email\ncookie_secure off", &off, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.line, func(t *testing.T) {
+			d := caddyfile.NewTestDispenser("gatehouse {\nissuer https://i\nclient_id app\n" + tt.line + "\n}")
+			var h Handler
+			if err := h.UnmarshalCaddyfile(d); err != nil {
+				t.Fatal(err)
+			}
+			if (h.CookieSecure == nil) != (tt.cookieSecure == nil) || (h.CookieSecure != nil && *h.CookieSecure != *tt.cookieSecure) {
+				t.Errorf("CookieSecure = %v, want %v", show(h.CookieSecure), show(tt.cookieSecure))
+			}
+			if h.InsecureUnverifiedEmail != tt.unverified {
+				t.Errorf("InsecureUnverifiedEmail = %v, want %v", h.InsecureUnverifiedEmail, tt.unverified)
+			}
+			// The handler's fields reach the gateway's configuration.
+			cfg, err := h.config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.CookieSecure != h.CookieSecure || cfg.InsecureUnverifiedEmail != h.InsecureUnverifiedEmail {
+				t.Errorf("gateway config CookieSecure %v, InsecureUnverifiedEmail %v; want %v, %v",
+					show(cfg.CookieSecure), cfg.InsecureUnverifiedEmail, show(h.CookieSecure), h.InsecureUnverifiedEmail)
+			}
+		})
+	}
+}
+
+func show(b *bool) string {
+	if b == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*b)
 }

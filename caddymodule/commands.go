@@ -35,15 +35,21 @@ to one user (subject); --json prints the raw items, one JSON object a line.`,
 	})
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "revoke",
-		Usage: "<session-id> | --user <user> [--address <admin-api-address>]",
+		Usage: "[--address <admin-api-address>] ([--] <session-id> | --user <user>)",
 		Short: "Ends a gatehouse session, or every session of a user",
 		Long: `
 Ends one session by its id, or all sessions of a user with --user, through
 Caddy's admin endpoint. The browsers must sign in again on their next
-request, on every instance sharing the store.`,
+request, on every instance sharing the store.
+
+Session ids may begin with "-" (older ones do); put such an id after --,
+which ends the flags, and the flags before it:
+
+	gatehouse revoke --address localhost:2019 -- -F9e7TbdUDEQd-h7OppmKg`,
 		CobraFunc: func(cmd *cobra.Command) {
 			addAdminFlags(cmd)
 			cmd.Flags().String("user", "", "end every session of this user (subject)")
+			cmd.SetFlagErrorFunc(revokeFlagError)
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(cmdRevoke)
 		},
 	})
@@ -155,6 +161,12 @@ func join(sep string, parts ...string) string {
 		return "-"
 	}
 	return strings.Join(keep, sep)
+}
+
+// revokeFlagError points to -- when a flag is unknown: most likely it is a
+// session id that begins with "-".
+func revokeFlagError(_ *cobra.Command, err error) error {
+	return fmt.Errorf("%w (a session id that begins with - goes after --: gatehouse revoke [flags] -- <session-id>)", err)
 }
 
 func cmdRevoke(fl caddycmd.Flags) (int, error) {

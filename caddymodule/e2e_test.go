@@ -30,12 +30,40 @@ func freePort(t testing.TB) string {
 
 // siteConfig is a Caddy config with gatehouse in front of upstream, the
 // identity passed on with placeholders too, and activity events logged to
-// a file.
-func siteConfig(t *testing.T, listen, issuer, upstream, store, logFile string) []byte {
+// a file. Each tweak may change the server's and the handler's JSON.
+func siteConfig(t *testing.T, listen, issuer, upstream, store, logFile string, tweaks ...func(server, handler map[string]any)) []byte {
 	t.Helper()
 	app := map[string]any{"store": store}
 	if store != "memory" {
 		app["secret"] = "{env.GH_E2E_SECRET}"
+	}
+	handler := map[string]any{
+		"handler":       "gatehouse",
+		"issuer":        issuer,
+		"client_id":     "site",
+		"client_secret": "{env.GH_E2E_CLIENT_SECRET}",
+		"scopes":        []string{"openid", "email", "profile", "groups"},
+		"admin_groups":  []string{"gatehouse-admins"},
+	}
+	server := map[string]any{
+		"listen":          []string{listen},
+		"automatic_https": map[string]any{"disable": true},
+		"routes": []any{map[string]any{"handle": []any{
+			handler,
+			map[string]any{
+				"handler":   "reverse_proxy",
+				"upstreams": []any{map[string]any{"dial": upstream}},
+				"headers": map[string]any{"request": map[string]any{"set": map[string][]string{
+					"X-Placeholder-Id":      {"{http.auth.user.id}"},
+					"X-Placeholder-Email":   {"{http.auth.user.email}"},
+					"X-Placeholder-Groups":  {"{http.auth.user.groups}"},
+					"X-Placeholder-Session": {"{http.auth.user.session_id}"},
+				}}},
+			},
+		}}},
+	}
+	for _, tweak := range tweaks {
+		tweak(server, handler)
 	}
 	cfg := map[string]any{
 		"admin": map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
@@ -48,30 +76,7 @@ func siteConfig(t *testing.T, listen, issuer, upstream, store, logFile string) [
 		}},
 		"apps": map[string]any{
 			"gatehouse": app,
-			"http": map[string]any{"servers": map[string]any{"s": map[string]any{
-				"listen":          []string{listen},
-				"automatic_https": map[string]any{"disable": true},
-				"routes": []any{map[string]any{"handle": []any{
-					map[string]any{
-						"handler":       "gatehouse",
-						"issuer":        issuer,
-						"client_id":     "site",
-						"client_secret": "{env.GH_E2E_CLIENT_SECRET}",
-						"scopes":        []string{"openid", "email", "profile", "groups"},
-						"admin_groups":  []string{"gatehouse-admins"},
-					},
-					map[string]any{
-						"handler":   "reverse_proxy",
-						"upstreams": []any{map[string]any{"dial": upstream}},
-						"headers": map[string]any{"request": map[string]any{"set": map[string][]string{
-							"X-Placeholder-Id":      {"{http.auth.user.id}"},
-							"X-Placeholder-Email":   {"{http.auth.user.email}"},
-							"X-Placeholder-Groups":  {"{http.auth.user.groups}"},
-							"X-Placeholder-Session": {"{http.auth.user.session_id}"},
-						}}},
-					},
-				}}},
-			}}},
+			"http":      map[string]any{"servers": map[string]any{"s": server}},
 		},
 	}
 	b, err := json.Marshal(cfg)

@@ -69,6 +69,23 @@ type Handler struct {
 	// CookieDomain shares the session with subdomains (single sign-on
 	// across sites on one store). Default: this host only.
 	CookieDomain string `json:"cookie_domain,omitempty"`
+	// CookieSecure forces the Secure attribute of gatehouse's cookies on
+	// (true) or off (false). Default: unset, which marks them Secure
+	// exactly when the client's scheme is https: a TLS connection, or a
+	// trusted proxy's X-Forwarded-Proto (the server's trusted_proxies).
+	// Set it to true behind a TLS-terminating proxy that Caddy does not
+	// trust; false only for plain-HTTP development setups.
+	CookieSecure *bool `json:"cookie_secure,omitempty"`
+	// InsecureUnverifiedEmail lets emails that the provider does not mark
+	// email_verified: true count on this site for allow_emails,
+	// allow_domains and admin_emails. Dangerous: with a provider where
+	// users can set or change their own email without proving they own it
+	// (self-registration, an editable profile, a social login that passes
+	// emails through), anyone can claim an allowed address or an admin's
+	// and be let in, or made an admin, as that person. Turn it on only for
+	// a provider that checks every email yet omits the claim.
+	// Default: off.
+	InsecureUnverifiedEmail bool `json:"insecure_unverified_email,omitempty"`
 
 	gw *gateway.Gateway
 }
@@ -86,7 +103,10 @@ const defaultIdleTimeout = 30 * time.Minute
 // Provision builds the site's gateway on the shared app. No network I/O:
 // the provider is discovered on the first sign-in.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	if err := h.Validate(); err != nil {
+	// config checks every field while building: one pass, and Validate,
+	// which Caddy calls after Provision, does not build it again.
+	cfg, err := h.config()
+	if err != nil {
 		return err
 	}
 	appIface, err := ctx.App("gatehouse")
@@ -97,12 +117,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if (len(h.AllowCountry) > 0 || len(h.DenyCountry) > 0) && !app.HasGeoIP() {
 		return errors.New("gatehouse: allow_country and deny_country need the geoip option of the gatehouse app")
 	}
-	cfg, err := h.gatewayConfig()
-	if err != nil {
-		return err
-	}
 	cfg.TouchInterval = time.Duration(app.TouchInterval)
 	cfg.ClientIP = clientIP
+	cfg.Scheme = scheme
 	cfg.Admin = adminHandler(app)
 	gw, err := gateway.New(cfg, app.rt)
 	if err != nil {
@@ -112,7 +129,32 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-func (h *Handler) gatewayConfig() (gateway.Config, error) {
+// config checks the handler's fields and builds the site's gateway
+// configuration from them (everything but what comes from the app).
+func (h *Handler) config() (gateway.Config, error) {
+	var cfg gateway.Config
+	if h.Issuer == "" {
+		return cfg, errors.New("gatehouse: issuer is required")
+	}
+	if h.ClientID == "" {
+		return cfg, errors.New("gatehouse: client_id is required")
+	}
+	if err := checkPathPrefix(h.PathPrefix); err != nil {
+		return cfg, fmt.Errorf("gatehouse: path_prefix: %w", err)
+	}
+	if h.IdleTimeout != nil && *h.IdleTimeout < 0 {
+		return cfg, errors.New("gatehouse: idle_timeout must not be negative")
+	}
+	if h.MaxLifetime < 0 {
+		return cfg, errors.New("gatehouse: max_lifetime must not be negative")
+	}
+	for _, list := range [][]string{h.AllowCountry, h.DenyCountry} {
+		for _, c := range list {
+			if !geo.ValidCountry(strings.ToUpper(c)) {
+				return cfg, fmt.Errorf("gatehouse: unknown country code %q", c)
+			}
+		}
+	}
 	repl := caddy.NewReplacer()
 	idle := defaultIdleTimeout
 	if h.IdleTimeout != nil {
@@ -122,19 +164,21 @@ func (h *Handler) gatewayConfig() (gateway.Config, error) {
 	if len(scopes) == 0 {
 		scopes = []string{"openid", "email", "profile"}
 	}
-	cfg := gateway.Config{
-		Issuer:       repl.ReplaceKnown(h.Issuer, ""),
-		ClientID:     repl.ReplaceKnown(h.ClientID, ""),
-		ClientSecret: repl.ReplaceKnown(h.ClientSecret, ""),
-		Scopes:       scopes,
-		GroupsClaim:  h.GroupsClaim,
-		PathPrefix:   h.PathPrefix,
-		IdleTimeout:  idle,
-		MaxLifetime:  time.Duration(h.MaxLifetime),
-		CookieName:   h.CookieName,
-		CookieDomain: h.CookieDomain,
-		AdminGroups:  h.AdminGroups,
-		AdminEmails:  h.AdminEmails,
+	cfg = gateway.Config{
+		Issuer:                  repl.ReplaceKnown(h.Issuer, ""),
+		ClientID:                repl.ReplaceKnown(h.ClientID, ""),
+		ClientSecret:            repl.ReplaceKnown(h.ClientSecret, ""),
+		Scopes:                  scopes,
+		GroupsClaim:             h.GroupsClaim,
+		PathPrefix:              h.PathPrefix,
+		IdleTimeout:             idle,
+		MaxLifetime:             time.Duration(h.MaxLifetime),
+		CookieName:              h.CookieName,
+		CookieDomain:            h.CookieDomain,
+		CookieSecure:            h.CookieSecure,
+		AdminGroups:             h.AdminGroups,
+		AdminEmails:             h.AdminEmails,
+		InsecureUnverifiedEmail: h.InsecureUnverifiedEmail,
 		Identity: policy.Identity{
 			Groups:  h.AllowGroups,
 			Emails:  h.AllowEmails,
@@ -143,10 +187,10 @@ func (h *Handler) gatewayConfig() (gateway.Config, error) {
 	}
 	var err error
 	if cfg.Network.AllowIP, err = policy.ParsePrefixes(h.AllowIP); err != nil {
-		return cfg, fmt.Errorf("allow_ip: %w", err)
+		return cfg, fmt.Errorf("gatehouse: allow_ip: %w", err)
 	}
 	if cfg.Network.DenyIP, err = policy.ParsePrefixes(h.DenyIP); err != nil {
-		return cfg, fmt.Errorf("deny_ip: %w", err)
+		return cfg, fmt.Errorf("gatehouse: deny_ip: %w", err)
 	}
 	cfg.Network.AllowCountry = upper(h.AllowCountry)
 	cfg.Network.DenyCountry = upper(h.DenyCountry)
@@ -162,34 +206,14 @@ func upper(ss []string) []string {
 }
 
 // Validate checks the configuration without side effects; the Caddyfile
-// adapter runs the same checks per line.
+// adapter runs the same checks per line. After Provision there is nothing
+// left to check: Provision built the configuration with the same checks.
 func (h *Handler) Validate() error {
-	if h.Issuer == "" {
-		return errors.New("gatehouse: issuer is required")
+	if h.gw != nil {
+		return nil
 	}
-	if h.ClientID == "" {
-		return errors.New("gatehouse: client_id is required")
-	}
-	if err := checkPathPrefix(h.PathPrefix); err != nil {
-		return fmt.Errorf("gatehouse: path_prefix: %w", err)
-	}
-	if h.IdleTimeout != nil && *h.IdleTimeout < 0 {
-		return errors.New("gatehouse: idle_timeout must not be negative")
-	}
-	if h.MaxLifetime < 0 {
-		return errors.New("gatehouse: max_lifetime must not be negative")
-	}
-	for _, list := range [][]string{h.AllowCountry, h.DenyCountry} {
-		for _, c := range list {
-			if !geo.ValidCountry(strings.ToUpper(c)) {
-				return fmt.Errorf("gatehouse: unknown country code %q", c)
-			}
-		}
-	}
-	if _, err := h.gatewayConfig(); err != nil {
-		return fmt.Errorf("gatehouse: %w", err)
-	}
-	return nil
+	_, err := h.config()
+	return err
 }
 
 func checkPathPrefix(p string) error {
@@ -211,6 +235,30 @@ func clientIP(r *http.Request) netip.Addr {
 		return netip.Addr{}
 	}
 	return a.Unmap()
+}
+
+// scheme is the scheme the client used: https on a TLS connection, or when
+// the peer is one of the server's trusted_proxies (Caddy decided that
+// before any handler ran) and its X-Forwarded-Proto says https. Anyone can
+// send that header, so an untrusted peer's copy changes nothing. Like
+// Caddy's reverse_proxy, it reads the last X-Forwarded-Proto field; of a
+// comma list there, the first entry, the scheme the outermost proxy saw.
+func scheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); !trusted {
+		return "http"
+	}
+	v := r.Header["X-Forwarded-Proto"]
+	if len(v) == 0 {
+		return "http"
+	}
+	proto, _, _ := strings.Cut(v[len(v)-1], ",")
+	if strings.EqualFold(strings.TrimSpace(proto), "https") {
+		return "https"
+	}
+	return "http"
 }
 
 // ServeHTTP lets signed-in, allowed requests through with identity headers

@@ -3,7 +3,10 @@ package caddymodule
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
@@ -26,7 +29,9 @@ type storeHandle struct {
 	events   activity.Store
 	// secret is the per-process secret of the memory store.
 	secret string
-	close  func() error
+	// maxEvents is the max_events the store was opened with.
+	maxEvents int64
+	close     func() error
 }
 
 // Destruct closes the store when the last config using it is gone.
@@ -42,21 +47,29 @@ func checkStoreURL(u string) error {
 	return err
 }
 
-func openStore(u string) (*storeHandle, error) {
+// openStore returns the pooled store for URL u, opening it with the cap
+// maxEvents (0: the store's default) when no config holds it yet.
+//
+// A Redis store is pooled by URL and cap: a reload that changes max_events
+// gets a new client with the new cap (the data is in Redis, nothing is
+// lost) while the old config drains on the old one. The memory store is
+// pooled by "memory" alone, as a new one would lose every session; it keeps
+// the cap it was opened with, which the caller can compare.
+func openStore(u string, maxEvents int64) (*storeHandle, error) {
 	key := "memory"
 	if !isMemory(u) {
-		key = "redis " + u
+		key = fmt.Sprintf("redis %d %s", maxEvents, u)
 	}
 	v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		if isMemory(u) {
-			m := memstore.New(memstore.Options{})
-			return &storeHandle{key: key, sessions: m, events: m, secret: randomSecret()}, nil
+			m := memstore.New(memstore.Options{MaxEvents: int(min(maxEvents, math.MaxInt32))})
+			return &storeHandle{key: key, sessions: m, events: m, secret: randomSecret(), maxEvents: maxEvents}, nil
 		}
-		r, err := redisstore.New(redisstore.Options{URL: u})
+		r, err := redisstore.New(redisstore.Options{URL: u, EventMaxLen: maxEvents})
 		if err != nil {
 			return nil, fmt.Errorf("opening store: %w", err)
 		}
-		return &storeHandle{key: key, sessions: r, events: r, close: r.Close}, nil
+		return &storeHandle{key: key, sessions: r, events: r, close: r.Close, maxEvents: maxEvents}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -64,17 +77,50 @@ func openStore(u string) (*storeHandle, error) {
 	return v.(*storeHandle), nil
 }
 
-// redisLogger routes go-redis's own messages (reconnects, pool errors) to
-// Caddy's log instead of the standard logger.
-type redisLogger struct{ l *zap.Logger }
-
-func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
-	r.l.Warn(fmt.Sprintf(format, v...))
+// go-redis has one process-wide logger, while each config (App) has its
+// own Caddy logger, and configs overlap during a reload. So the logger is
+// installed once, and each message goes to the newest App still
+// provisioned: during a reload that is the new config; when a new config
+// fails and is cleaned up, the old one again; with no App left, Caddy's
+// default logger. A single "latest" pointer would keep pointing at a
+// config that is gone once the newest one was cleaned up out of order.
+var redisLogs struct {
+	once sync.Once
+	mu   sync.Mutex
+	live []*zap.Logger // of provisioned Apps, oldest first
+	cur  atomic.Pointer[zap.Logger]
 }
 
-var redisLogOnce sync.Once
+// redisLogger routes go-redis's own messages (reconnects, pool errors) to
+// Caddy's log instead of the standard logger.
+type redisLogger struct{}
 
-// routeRedisLogs installs redisLogger; go-redis has one global logger.
-func routeRedisLogs(l *zap.Logger) {
-	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{l: l.Named("redis")}) })
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l := redisLogs.cur.Load()
+	if l == nil {
+		l = caddy.Log().Named("gatehouse.redis")
+	}
+	l.Warn(fmt.Sprintf(format, v...))
+}
+
+// routeRedisLogs installs redisLogger on first use and makes l, an App's
+// logger, the one it writes to; the returned func undoes that, for the
+// App's Cleanup.
+func routeRedisLogs(l *zap.Logger) (release func()) {
+	redisLogs.once.Do(func() { redis.SetLogger(redisLogger{}) })
+	l = l.Named("redis")
+	redisLogs.mu.Lock()
+	defer redisLogs.mu.Unlock()
+	redisLogs.live = append(redisLogs.live, l)
+	redisLogs.cur.Store(l)
+	return func() {
+		redisLogs.mu.Lock()
+		defer redisLogs.mu.Unlock()
+		redisLogs.live = slices.DeleteFunc(redisLogs.live, func(x *zap.Logger) bool { return x == l })
+		if n := len(redisLogs.live); n > 0 {
+			redisLogs.cur.Store(redisLogs.live[n-1])
+		} else {
+			redisLogs.cur.Store(nil)
+		}
+	}
 }

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/testflow"
@@ -77,7 +79,9 @@ func TestCLI(t *testing.T) {
 	if p := alice.Do(http.MethodGet, d.SiteURL+"/", nil, false); p.Status != http.StatusOK {
 		t.Errorf("alice after bob's revocation: %d, want 200", p.Status)
 	}
-	if out, err := gatehouse(t, "revoke", aliceID, "--address", addr); err != nil {
+	// With --, whatever the id begins with (about one in 64 older ids
+	// begins with "-").
+	if out, err := gatehouse(t, "revoke", "--address", addr, "--", aliceID); err != nil {
 		t.Fatalf("gatehouse revoke ID: %v\n%s", err, out)
 	}
 	if p := alice.Do(http.MethodGet, d.SiteURL+"/", nil, false); p.Status != http.StatusUnauthorized {
@@ -98,5 +102,59 @@ func TestCLI(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("gatehouse events lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// Regression (issue 6, item 12): a session id can begin with "-", and
+// `gatehouse revoke -F9e7...` then fails with "unknown shorthand flag".
+// After --, such an id must reach the admin endpoint unchanged; without
+// --, the error must point to it and nothing be ended. A fake admin
+// endpoint records what the CLI asks, so the id need not exist.
+func TestRevokeIDBeginningWithDash(t *testing.T) {
+	const id = "-F9e7TbdUDEQd-h7OppmKg"
+	var (
+		mu   sync.Mutex
+		asks []string
+	)
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asks = append(asks, r.Method+" "+r.URL.EscapedPath())
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer admin.Close()
+	addr := strings.TrimPrefix(admin.URL, "http://")
+	asked := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		defer func() { asks = nil }()
+		return asks
+	}
+
+	out, err := gatehouse(t, "revoke", "--address", addr, "--", id)
+	if err != nil {
+		t.Fatalf("gatehouse revoke --address %s -- %s: %v\n%s", addr, id, err, out)
+	}
+	if got, want := asked(), []string{"DELETE /gatehouse/sessions/" + id}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("admin endpoint was asked %q, want %q", got, want)
+	}
+	if !strings.Contains(out, "ended session "+id) {
+		t.Errorf("output lacks the ended id:\n%s", out)
+	}
+
+	out, err = gatehouse(t, "revoke", "--address", addr, id)
+	if err == nil {
+		t.Errorf("revoke %s without -- succeeded; it must be refused as a flag:\n%s", id, out)
+	}
+	if !strings.Contains(out, "--") || !strings.Contains(out, "goes after --") {
+		t.Errorf("error without -- does not point to --:\n%s", out)
+	}
+	if got := asked(); len(got) != 0 {
+		t.Errorf("revoke without -- asked the admin endpoint %q", got)
+	}
+
+	out, err = gatehouse(t, "help", "revoke")
+	if err != nil || !strings.Contains(out, "[--] <session-id>") {
+		t.Errorf("revoke's usage does not mention --: %v\n%s", err, out)
 	}
 }
