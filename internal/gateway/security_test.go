@@ -352,8 +352,8 @@ func TestAnonymousFloodsAreAggregatedPerNetwork(t *testing.T) {
 		}
 	}
 	for netw, want := range map[string]string{
-		"192.0.2.0/24":        "repeated 299 more times",
-		"2001:db8:1:2::/64":   "repeated 299 more times",
+		"192.0.2.0/24":         "repeated 299 more times",
+		"2001:db8:1:2::/64":    "repeated 299 more times",
 		"2001:db8:1:1000::/64": "repeated 99 more times",
 	} {
 		if !strings.Contains(counts[netw], want) {
