@@ -278,7 +278,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			case "http.auth.user.email":
 				return s.Email, true
 			case "http.auth.user.groups":
-				return strings.Join(s.Groups, ","), true
+				return gateway.JoinGroups(s.Groups), true
 			case "http.auth.user.session_id":
 				return s.ID, true
 			}

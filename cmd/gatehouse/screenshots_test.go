@@ -57,10 +57,10 @@ func TestScreenshotTool(t *testing.T) {
 	bobLaptop.signIn(d, "/", "bob", false)
 	bobPhone := c.open(at(safariIPhone, "bob-phone", "203.0.113.90"))
 	bobPhone.signIn(d, "/", "bob", false)
-	carol := c.open(at(edgeWindows, "carol-windows", "192.0.2.14"))
-	carol.signIn(d, "/reports", "carol", false)
-	carolMac := c.open(at(safariMac, "carol-mac", "192.0.2.15"))
-	carolMac.signIn(d, "/", "carol", false)
+	carol := c.open(at(edgeWindows, "fiona-windows", "192.0.2.14"))
+	carol.signIn(d, "/reports", "fiona", false)
+	carolMac := c.open(at(safariMac, "fiona-mac", "192.0.2.15"))
+	carolMac.signIn(d, "/", "fiona", false)
 	dave := c.open(at(chromeAndroid, "dave-android", "198.51.100.140"))
 	dave.signIn(d, "/", "dave", false)
 	daveOld := c.open(at(chromeWindows, "dave-windows", "198.51.100.141"))
@@ -144,7 +144,7 @@ func moduleRoot(t *testing.T) string {
 func startScreenshotDemo(t *testing.T) *demo {
 	t.Helper()
 	users := append(devidp.DemoUsers(),
-		devidp.User{Subject: "carol", Username: "carol", Password: "demo", Email: "carol@example.com", Name: "Carol Finance", Groups: []string{"staff", "finance"}},
+		devidp.User{Subject: "fiona", Username: "fiona", Password: "demo", Email: "fiona@example.com", Name: "Fiona Finance", Groups: []string{"staff", "finance"}},
 		devidp.User{Subject: "dave", Username: "dave", Password: "demo", Email: "dave@example.com", Name: "Dave Field", Groups: []string{"staff"}},
 		devidp.User{Subject: "erin", Username: "erin", Password: "demo", Email: "erin@example.com", Name: "Erin Contractor", Groups: []string{"contractors"}},
 	)
