@@ -54,8 +54,9 @@ type Store struct {
 	sessions map[string]*session.Session
 	users    map[string]*user
 	// emails indexes verified emails for UserByEmail: email key (see
-	// session.EmailKey) → subject → the latest login with it verified.
-	emails map[string]map[string]time.Time
+	// session.EmailKey) → the subjects whose latest sign-in had it
+	// verified.
+	emails map[string]map[string]struct{}
 	claims map[string]time.Time // key → expiry
 	subs   map[*subscriber]struct{}
 	// nextExpiry and claimsLimit say when expireLocked next runs.
@@ -98,7 +99,7 @@ func New(opts Options) *Store {
 		userTTL:  opts.UserTTL,
 		sessions: make(map[string]*session.Session),
 		users:    make(map[string]*user),
-		emails:   make(map[string]map[string]time.Time),
+		emails:   make(map[string]map[string]struct{}),
 		claims:   make(map[string]time.Time),
 		subs:     make(map[*subscriber]struct{}),
 		ev:       eventRing{buf: make([]activity.Event, 0, min(opts.MaxEvents, 1024)), max: opts.MaxEvents},
@@ -158,12 +159,10 @@ func (m *Store) Create(_ context.Context, s *session.Session) error {
 	if key != "" {
 		byUser := m.emails[key]
 		if byUser == nil {
-			byUser = make(map[string]time.Time, 1)
+			byUser = make(map[string]struct{}, 1)
 			m.emails[key] = byUser
 		}
-		if at, ok := byUser[c.User]; !ok || c.CreatedAt.After(at) {
-			byUser[c.User] = c.CreatedAt
-		}
+		byUser[c.User] = struct{}{}
 	}
 	u.vemail = key
 	return nil
@@ -583,8 +582,9 @@ func (m *Store) Claimed(_ context.Context, key string) (bool, error) {
 	return ok && now.Before(exp), nil
 }
 
-// UserByEmail implements session.Store. Ties in the latest login go to
-// the greater subject, as in the Redis store.
+// UserByEmail implements session.Store. When several subjects share the
+// email, the latest login wins; ties go to the greater subject, as in the
+// Redis store.
 func (m *Store) UserByEmail(_ context.Context, email string) (string, error) {
 	if email == "" {
 		return "", session.ErrNotFound
@@ -593,11 +593,12 @@ func (m *Store) UserByEmail(_ context.Context, email string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	best, bestAt := "", time.Time{}
-	for name, at := range m.emails[session.EmailKey(email)] {
-		if u := m.users[name]; u == nil || m.goneLocked(u, now) {
+	for name := range m.emails[session.EmailKey(email)] {
+		u := m.users[name]
+		if u == nil || m.goneLocked(u, now) {
 			continue
 		}
-		if best == "" || at.After(bestAt) || at.Equal(bestAt) && name > best {
+		if at := u.lastLogin; best == "" || at.After(bestAt) || at.Equal(bestAt) && name > best {
 			best, bestAt = name, at
 		}
 	}

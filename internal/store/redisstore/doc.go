@@ -27,11 +27,11 @@
 //	{gh}:k:<id>           string  deadline+grace        the sealed Tokens blob; absent when empty
 //	{gh}:d:<ref>          string  its longest session   an interned device summary (below)
 //	{gh}:u:<user>         hash    ≥ UserTTL (90d)       the user's summary and session list (below)
-//	{gh}:m:<email>        hash    as the user hashes    verified email → subjects, for UserByEmail (below)
 //	{gh}:i:la             index   none (cleaned)        session id → last access, for List
 //	{gh}:i:ca             index   none (cleaned)        session id → created at, for List
 //	{gh}:i:dl             index   none (cleaned)        "<id> <last> <created>" → Deadline(), for Due
 //	{gh}:i:ul             index   none (cleaned)        user → last login, for Users
+//	{gh}:i:em             index   none (cleaned)        user → hash of verified email, for UserByEmail
 //	{gh}:ev               stream  none (Trim, MAXLEN)   activity events (fields below)
 //	{gh}:c:<key>          string  the claim's ttl       ClaimOnce markers (SET NX PX)
 //	{gh}:ended            channel                       ids of ended sessions (PUBLISH)
@@ -114,7 +114,9 @@
 // session id whose value is that session's deadline (0 for none).
 //
 //	~e email   ~i last login   ~o last logout   ~p last IP   <id> deadline
-//	~v the email key this user is indexed under (below); absent when none
+//	~v the email key this user is indexed under in {gh}:i:em (below),
+//	   empty when it is ~e itself (most emails are lower case already);
+//	   absent when none
 //	~r re-authenticate after (SetReauth), never lowered
 //
 // Active sessions are the id fields whose deadline is in the future, so a
@@ -129,22 +131,30 @@
 //
 // # Email index
 //
-// UserByEmail resolves an exact email, ignoring case, to a subject
-// through {gh}:m:<email key>, where the email key is
-// session.EmailKey(email) (Unicode lower case), a hash of subject → the
-// last login (ms) at which the provider said that email was verified.
+// UserByEmail resolves an exact email, ignoring case, to a subject. The
+// email key is session.EmailKey(email) (Unicode lower case); the index
+// {gh}:i:em is an ordered index (below) whose members are subjects and
+// whose score is the first 52 bits of the SHA-1 of the subject's email
+// key (computed in Lua with redis.sha1hex; a double holds it exactly).
+// A lookup reads the subjects at its key's score and keeps those whose
+// user hash names exactly that key in ~v, so a hash collision between
+// two emails costs one more HMGET and nothing else; when several
+// subjects share a verified email the one with the latest login (~i)
+// wins, ties to the greater subject.
+//
 // Create keeps it: a sign-in with a verified email adds the subject and
-// records the key in the user hash's ~v; any later sign-in of the same
-// subject with another email, or with this one unverified, removes the
-// subject from the old key first. An unverified email is never indexed,
-// so a user whose provider account carries someone else's address,
-// unverified, cannot take that person's place in "end all sessions of
-// alice@...". When several subjects share a verified email, the one with
-// the latest login wins (ties: the greater subject). UserByEmail checks
-// the winner's ~v and drops entries that no longer agree, so a stale
-// entry never resolves. The key's TTL is extended with the user hash's
-// (Create, Touch, Delete), so it lasts as long as the summaries it
-// names.
+// records the key in ~v; any later sign-in of the same subject with
+// another email, or with this one unverified, removes the subject first.
+// An unverified email is never indexed, so a user whose provider account
+// carries someone else's address, unverified, cannot take that person's
+// place in "end all sessions of alice@...". A subject is a member once,
+// which is the rule: one email per user, the latest.
+//
+// Entries of users whose summary expired stay behind: a lookup removes
+// those it meets, and every indexed sign-in checks the two entries after
+// its own (a fair sample, the order being a hash), so stale entries do
+// not accumulate. An index costs about 27 bytes a session at two
+// sessions per user where a key per email cost about 90.
 //
 // # Event stream
 //

@@ -96,11 +96,11 @@ type Store struct {
 	devicePrefix  string // {gh}:d:
 	userPrefix    string // {gh}:u:
 	claimPrefix   string // {gh}:c:
-	emailPrefix   string // {gh}:m:
 	byLast        string // {gh}:i:la
 	byCreated     string // {gh}:i:ca
 	byDeadline    string // {gh}:i:dl
 	users         string // {gh}:i:ul
+	byEmail       string // {gh}:i:em
 	events        string // {gh}:ev
 	endedChannel  string // {gh}:ended
 }
@@ -163,11 +163,11 @@ func New(opts Options) (*Store, error) {
 	s.devicePrefix = s.tag + ":d:"
 	s.userPrefix = s.tag + ":u:"
 	s.claimPrefix = s.tag + ":c:"
-	s.emailPrefix = s.tag + ":m:"
 	s.byLast = s.tag + ":i:la"
 	s.byCreated = s.tag + ":i:ca"
 	s.byDeadline = s.tag + ":i:dl"
 	s.users = s.tag + ":i:ul"
+	s.byEmail = s.tag + ":i:em"
 	s.events = s.tag + ":ev"
 	s.endedChannel = s.tag + ":ended"
 	return s, nil
