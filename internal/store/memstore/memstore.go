@@ -23,18 +23,26 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultMaxEvents = 100_000
-	DefaultGrace     = 10 * time.Minute
-	DefaultUserTTL   = 90 * 24 * time.Hour
+	// DefaultEventMaxLen caps the in-process activity log: at about
+	// 400 bytes an event (the Event struct and its strings, measured
+	// with realistic fields) 100,000 events are about 40 MB of heap,
+	// some days of a small site. The
+	// Redis store's default is 50 times larger; Redis is where a busy
+	// site keeps 90 days.
+	DefaultEventMaxLen = 100_000
+	DefaultGrace       = 10 * time.Minute
+	DefaultUserTTL     = 90 * 24 * time.Hour
 )
 
 // Options configure a Store. The zero value is ready to use.
 type Options struct {
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
-	// MaxEvents bounds the activity log; the oldest events go first.
-	// Default: 100,000.
-	MaxEvents int
+	// EventMaxLen caps the activity log, in events, behind the retention
+	// that Trim applies, so that whoever can cause events cannot grow the
+	// process without bound; the oldest events go first. Default: 100,000
+	// (DefaultEventMaxLen).
+	EventMaxLen int
 	// Grace is how long a session is kept after its deadline so that the
 	// background sweep (Due) can record the expiry before it vanishes,
 	// matching the Redis store's key TTLs. Default: 10m.
@@ -84,8 +92,8 @@ func New(opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.MaxEvents <= 0 {
-		opts.MaxEvents = DefaultMaxEvents
+	if opts.EventMaxLen <= 0 {
+		opts.EventMaxLen = DefaultEventMaxLen
 	}
 	if opts.Grace <= 0 {
 		opts.Grace = DefaultGrace
@@ -102,7 +110,7 @@ func New(opts Options) *Store {
 		emails:   make(map[string]map[string]struct{}),
 		claims:   make(map[string]time.Time),
 		subs:     make(map[*subscriber]struct{}),
-		ev:       eventRing{buf: make([]activity.Event, 0, min(opts.MaxEvents, 1024)), max: opts.MaxEvents},
+		ev:       eventRing{buf: make([]activity.Event, 0, min(opts.EventMaxLen, 1024)), max: opts.EventMaxLen},
 	}
 }
 
