@@ -79,7 +79,8 @@ type user struct {
 	// vemail is the email key this user is indexed under in emails, ""
 	// when none: the verified email of their latest sign-in.
 	vemail     string
-	lastLogin  time.Time // zero for a user only SetReauth has seen
+	lastLogin  time.Time
+	listed     bool // signed in at least once; false for a user only SetReauth has seen
 	lastLogout time.Time
 	lastIP     string
 	lastSeen   time.Time // for UserTTL
@@ -147,6 +148,7 @@ func (m *Store) Create(_ context.Context, s *session.Session) error {
 	m.sessions[c.ID] = c
 	u := m.userLocked(c.User)
 	u.sessions[c.ID] = struct{}{}
+	u.listed = true
 	u.email = c.Email
 	if c.CreatedAt.After(u.lastLogin) {
 		u.lastLogin = c.CreatedAt
@@ -436,7 +438,7 @@ func (m *Store) Users(_ context.Context, q session.UserQuery) (session.UserPage,
 	m.pruneUsersLocked(now)
 	var out []session.User
 	for name, u := range m.users {
-		if u.lastLogin.IsZero() {
+		if !u.listed {
 			// Known only from SetReauth: not a user to list.
 			continue
 		}
