@@ -23,18 +23,26 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultMaxEvents = 100_000
-	DefaultGrace     = 10 * time.Minute
-	DefaultUserTTL   = 90 * 24 * time.Hour
+	// DefaultEventMaxLen caps the in-process activity log: at about
+	// 400 bytes an event (the Event struct and its strings, measured
+	// with realistic fields) 100,000 events are about 40 MB of heap,
+	// some days of a small site. The
+	// Redis store's default is 50 times larger; Redis is where a busy
+	// site keeps 90 days.
+	DefaultEventMaxLen = 100_000
+	DefaultGrace       = 10 * time.Minute
+	DefaultUserTTL     = 90 * 24 * time.Hour
 )
 
 // Options configure a Store. The zero value is ready to use.
 type Options struct {
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
-	// MaxEvents bounds the activity log; the oldest events go first.
-	// Default: 100,000.
-	MaxEvents int
+	// EventMaxLen caps the activity log, in events, behind the retention
+	// that Trim applies, so that whoever can cause events cannot grow the
+	// process without bound; the oldest events go first. Default: 100,000
+	// (DefaultEventMaxLen).
+	EventMaxLen int
 	// Grace is how long a session is kept after its deadline so that the
 	// background sweep (Due) can record the expiry before it vanishes,
 	// matching the Redis store's key TTLs. Default: 10m.
@@ -54,8 +62,9 @@ type Store struct {
 	sessions map[string]*session.Session
 	users    map[string]*user
 	// emails indexes verified emails for UserByEmail: email key (see
-	// session.EmailKey) → subject → the latest login with it verified.
-	emails map[string]map[string]time.Time
+	// session.EmailKey) → the subjects whose latest sign-in had it
+	// verified.
+	emails map[string]map[string]struct{}
 	claims map[string]time.Time // key → expiry
 	subs   map[*subscriber]struct{}
 	// nextExpiry and claimsLimit say when expireLocked next runs.
@@ -70,7 +79,8 @@ type user struct {
 	// vemail is the email key this user is indexed under in emails, ""
 	// when none: the verified email of their latest sign-in.
 	vemail     string
-	lastLogin  time.Time // zero for a user only SetReauth has seen
+	lastLogin  time.Time
+	listed     bool // signed in at least once; false for a user only SetReauth has seen
 	lastLogout time.Time
 	lastIP     string
 	lastSeen   time.Time // for UserTTL
@@ -83,8 +93,8 @@ func New(opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.MaxEvents <= 0 {
-		opts.MaxEvents = DefaultMaxEvents
+	if opts.EventMaxLen <= 0 {
+		opts.EventMaxLen = DefaultEventMaxLen
 	}
 	if opts.Grace <= 0 {
 		opts.Grace = DefaultGrace
@@ -98,10 +108,10 @@ func New(opts Options) *Store {
 		userTTL:  opts.UserTTL,
 		sessions: make(map[string]*session.Session),
 		users:    make(map[string]*user),
-		emails:   make(map[string]map[string]time.Time),
+		emails:   make(map[string]map[string]struct{}),
 		claims:   make(map[string]time.Time),
 		subs:     make(map[*subscriber]struct{}),
-		ev:       eventRing{buf: make([]activity.Event, 0, min(opts.MaxEvents, 1024)), max: opts.MaxEvents},
+		ev:       eventRing{buf: make([]activity.Event, 0, min(opts.EventMaxLen, 1024)), max: opts.EventMaxLen},
 	}
 }
 
@@ -138,6 +148,7 @@ func (m *Store) Create(_ context.Context, s *session.Session) error {
 	m.sessions[c.ID] = c
 	u := m.userLocked(c.User)
 	u.sessions[c.ID] = struct{}{}
+	u.listed = true
 	u.email = c.Email
 	if c.CreatedAt.After(u.lastLogin) {
 		u.lastLogin = c.CreatedAt
@@ -158,12 +169,10 @@ func (m *Store) Create(_ context.Context, s *session.Session) error {
 	if key != "" {
 		byUser := m.emails[key]
 		if byUser == nil {
-			byUser = make(map[string]time.Time, 1)
+			byUser = make(map[string]struct{}, 1)
 			m.emails[key] = byUser
 		}
-		if at, ok := byUser[c.User]; !ok || c.CreatedAt.After(at) {
-			byUser[c.User] = c.CreatedAt
-		}
+		byUser[c.User] = struct{}{}
 	}
 	u.vemail = key
 	return nil
@@ -429,7 +438,7 @@ func (m *Store) Users(_ context.Context, q session.UserQuery) (session.UserPage,
 	m.pruneUsersLocked(now)
 	var out []session.User
 	for name, u := range m.users {
-		if u.lastLogin.IsZero() {
+		if !u.listed {
 			// Known only from SetReauth: not a user to list.
 			continue
 		}
@@ -583,8 +592,9 @@ func (m *Store) Claimed(_ context.Context, key string) (bool, error) {
 	return ok && now.Before(exp), nil
 }
 
-// UserByEmail implements session.Store. Ties in the latest login go to
-// the greater subject, as in the Redis store.
+// UserByEmail implements session.Store. When several subjects share the
+// email, the latest login wins; ties go to the greater subject, as in the
+// Redis store.
 func (m *Store) UserByEmail(_ context.Context, email string) (string, error) {
 	if email == "" {
 		return "", session.ErrNotFound
@@ -593,11 +603,12 @@ func (m *Store) UserByEmail(_ context.Context, email string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	best, bestAt := "", time.Time{}
-	for name, at := range m.emails[session.EmailKey(email)] {
-		if u := m.users[name]; u == nil || m.goneLocked(u, now) {
+	for name := range m.emails[session.EmailKey(email)] {
+		u := m.users[name]
+		if u == nil || m.goneLocked(u, now) {
 			continue
 		}
-		if best == "" || at.After(bestAt) || at.Equal(bestAt) && name > best {
+		if at := u.lastLogin; best == "" || at.After(bestAt) || at.Equal(bestAt) && name > best {
 			best, bestAt = name, at
 		}
 	}

@@ -25,7 +25,10 @@ func TestEvents(t *testing.T) {
 }
 
 func TestEventRingBounded(t *testing.T) {
-	s := New(Options{MaxEvents: 10})
+	if got := New(Options{}).ev.max; got != DefaultEventMaxLen {
+		t.Fatalf("default event cap = %d, want DefaultEventMaxLen (%d)", got, DefaultEventMaxLen)
+	}
+	s := New(Options{EventMaxLen: 10})
 	for i := range 25 {
 		if err := s.Append(t.Context(), &activity.Event{Time: storetest.T0.Add(time.Duration(i) * time.Second), Type: activity.Logout}); err != nil {
 			t.Fatal(err)

@@ -24,21 +24,21 @@
 //
 //	key                   type    TTL                   holds
 //	{gh}:s:<id>           hash    deadline+grace        the session (fields below)
-//	{gh}:k:<id>           string  deadline+grace        the sealed Tokens blob; absent when empty
+//	{gh}:k:<id>           string  deadline+grace        the sealed Tokens blob; nothing writes it today (below)
 //	{gh}:d:<ref>          string  its longest session   an interned device summary (below)
 //	{gh}:u:<user>         hash    ≥ UserTTL (90d)       the user's summary and session list (below)
-//	{gh}:m:<email>        hash    as the user hashes    verified email → subjects, for UserByEmail (below)
 //	{gh}:i:la             index   none (cleaned)        session id → last access, for List
 //	{gh}:i:ca             index   none (cleaned)        session id → created at, for List
 //	{gh}:i:dl             index   none (cleaned)        "<id> <last> <created>" → Deadline(), for Due
 //	{gh}:i:ul             index   none (cleaned)        user → last login, for Users
-//	{gh}:ev               stream  none (Trim, MAXLEN)   activity events (fields below)
+//	{gh}:i:em             index   none (cleaned)        user → hash of verified email, for UserByEmail
+//	{gh}:ev               stream  none (Trim, MAXLEN)   activity events (fields below), capped at EventMaxLen
 //	{gh}:c:<key>          string  the claim's ttl       ClaimOnce markers (SET NX PX)
 //	{gh}:ended            channel                       ids of ended sessions (PUBLISH)
 //
 // Index entries outlive their session only when its hash expired by TTL,
 // which happens Grace after its deadline, that is when no sweep ran in
-// that time. Due, run by the sweep every minute, meets every such entry
+// that time. Due, run by the sweep every 10 seconds, meets every such entry
 // first in the deadline index, whose members name the session's last
 // access and creation time (in base 36) for this purpose, and removes
 // the session's entries from all three session indexes; List removes the
@@ -83,8 +83,8 @@
 // 64-byte chunks stored as f, f1, f2, ...; readers join them, the Lua
 // scripts included (Touch and Delete name the user's hash by the joined
 // subject). Empty values are not
-// stored. The Tokens blob (1.5 KB or more) lives in its own string key
-// for the same reason. Redis finds a field of a listpack hash by scanning
+// stored. A Tokens blob (a sealed token set is 1.5 KB or more) would
+// live in its own string key for the same reason. Redis finds a field of a listpack hash by scanning
 // from the start, so Create writes the fields that Touch and the filtered
 // listings read first: l c x t u i j k s, then the rest.
 //
@@ -114,7 +114,9 @@
 // session id whose value is that session's deadline (0 for none).
 //
 //	~e email   ~i last login   ~o last logout   ~p last IP   <id> deadline
-//	~v the email key this user is indexed under (below); absent when none
+//	~v the email key this user is indexed under in {gh}:i:em (below),
+//	   empty when it is ~e itself (most emails are lower case already);
+//	   absent when none
 //	~r re-authenticate after (SetReauth), never lowered
 //
 // Active sessions are the id fields whose deadline is in the future, so a
@@ -129,22 +131,30 @@
 //
 // # Email index
 //
-// UserByEmail resolves an exact email, ignoring case, to a subject
-// through {gh}:m:<email key>, where the email key is
-// session.EmailKey(email) (Unicode lower case), a hash of subject → the
-// last login (ms) at which the provider said that email was verified.
+// UserByEmail resolves an exact email, ignoring case, to a subject. The
+// email key is session.EmailKey(email) (Unicode lower case); the index
+// {gh}:i:em is an ordered index (below) whose members are subjects and
+// whose score is the first 52 bits of the SHA-1 of the subject's email
+// key (computed in Lua with redis.sha1hex; a double holds it exactly).
+// A lookup reads the subjects at its key's score and keeps those whose
+// user hash names exactly that key in ~v, so a hash collision between
+// two emails costs one more HMGET and nothing else; when several
+// subjects share a verified email the one with the latest login (~i)
+// wins, ties to the greater subject.
+//
 // Create keeps it: a sign-in with a verified email adds the subject and
-// records the key in the user hash's ~v; any later sign-in of the same
-// subject with another email, or with this one unverified, removes the
-// subject from the old key first. An unverified email is never indexed,
-// so a user whose provider account carries someone else's address,
-// unverified, cannot take that person's place in "end all sessions of
-// alice@...". When several subjects share a verified email, the one with
-// the latest login wins (ties: the greater subject). UserByEmail checks
-// the winner's ~v and drops entries that no longer agree, so a stale
-// entry never resolves. The key's TTL is extended with the user hash's
-// (Create, Touch, Delete), so it lasts as long as the summaries it
-// names.
+// records the key in ~v; any later sign-in of the same subject with
+// another email, or with this one unverified, removes the subject first.
+// An unverified email is never indexed, so a user whose provider account
+// carries someone else's address, unverified, cannot take that person's
+// place in "end all sessions of alice@...". A subject is a member once,
+// which is the rule: one email per user, the latest.
+//
+// Entries of users whose summary expired stay behind: a lookup removes
+// those it meets, and every indexed sign-in checks the two entries after
+// its own (a fair sample, the order being a hash), so stale entries do
+// not accumulate. An index costs about 27 bytes a session at two
+// sessions per user where a key per email cost about 90.
 //
 // # Event stream
 //
@@ -159,7 +169,7 @@
 //	ci city  co country  d device  in inactivity  r reason  a actor
 //	dt detail
 //
-// New fields go at the end of this list. An entry written before a field
+// New fields go at the end of this list (dt came last). An entry written before a field
 // existed lacks it and reads it as empty; Redis stores the names of an
 // entry whose fields differ from its node's first entry with the entry,
 // so the upgrade costs a little memory only in the node being filled
@@ -172,31 +182,43 @@
 // dozen browsers, two groups, a GeoIP city) on Redis 7.0 with jemalloc,
 // as used_memory growth per session:
 //
-//	TestMemoryPerSession, 10,000 sessions, 2 per user         ≈ 880-910 bytes
+//	TestMemoryPerSession, 10,000 sessions, 2 per user         ≈ 930-940 bytes
 //	BenchmarkMillionSessions, 1,000,000 sessions, ≈5 per user  ≈ 750 bytes
 //
-// MEMORY USAGE of the keys, per session, in the first of these:
+// (the second measured before the email index, which adds about 11
+// bytes a session at 5 per user). MEMORY USAGE of the keys, per session,
+// in the first of these:
 //
 //	session hash (listpack: key, object, fields)    456
 //	user hash, shared by the user's sessions        124 (2 per user; ≈60 at 5)
 //	last-access and created indexes                  41 each
 //	deadline index (longer members)                 58
 //	users index, shared by the user's sessions       28 (2 per user)
+//	email index, shared likewise                     27 (2 per user)
 //	device summaries                                <1
 //
 // and the rest is what Redis spends per key outside it (expires entries,
 // hash table buckets). Before the bucketed indexes and device summaries
 // the same test measured 1,308 bytes.
 //
-// The sealed tokens come on top: their key costs their length plus about
-// 150 bytes (key, object, expires entry, allocator rounding). A sign-in
-// through the development provider writes 1,527 bytes (an RS256 ID token
-// of 1,126 bytes, a 271-byte access token, a 43-byte refresh token), so
-// about 2,400-2,550 bytes a session in all; a Keycloak token set, with
-// JWT access and refresh tokens, is more like 3-4 KB. Tokens are AES-GCM
-// ciphertext and cannot be compressed here; the budget therefore holds
-// for everything but the tokens, and what a session costs in all depends
-// on the provider's tokens and on which of them the gateway keeps.
+// Nothing writes tokens today: the gateway keeps no provider tokens (the
+// ID token it needs for sign-out stays in the browser), so the figures
+// above are a session's whole cost. SetTokens and the {gh}:k:<id> key
+// remain for refresh tokens, which a later change may keep; a sealed
+// token set, AES-GCM ciphertext that does not compress, would then come
+// on top of the budget at about its length plus 150 bytes.
+//
+// The event stream costs about 220 bytes an event (TestMemoryPerEvent:
+// realistic fields, mostly the values themselves, as the field names are
+// stored once per stream node). Its cap, EventMaxLen, defaults to
+// 5,000,000 (DefaultEventMaxLen): a busy site, say 5,000 users with ten
+// events a day each (sign-ins, sign-outs, expiries, denials), writes
+// about 50,000 events a day, 4.5 million in 90 days, the SPEC's default
+// retention; 5,000,000 events are about 1.05 GiB. Retention (Trim) is
+// the rule and the cap the safety net: a flood of events (bogus
+// callbacks) then drops the oldest events instead of filling Redis. XADD
+// MAXLEN ~ trims whole stream nodes, so the stream may exceed the cap by
+// up to one node (stream-node-max-entries, default 100).
 //
 // # Cost
 //
@@ -221,9 +243,9 @@
 //
 // # Atomicity
 //
-// Create, Touch, SetTokens and Delete are single Lua scripts (EVALSHA),
-// so the session, its tokens, the indexes and the user's hash never
-// disagree, neither Touch nor SetTokens revives a session another
+// Create, Touch, SetTokens, Delete, UserByEmail and SetReauth are
+// single Lua scripts (EVALSHA), so the session, its tokens, the indexes
+// and the user's hash never disagree, neither Touch nor SetTokens revives a session another
 // instance deleted, and of concurrent Deletes exactly one gets the session
 // back. Delete publishes the id from inside its script.
 //

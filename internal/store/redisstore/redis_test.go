@@ -233,8 +233,8 @@ func TestEveryKeyExpires(t *testing.T) {
 			t.Errorf("PTTL of %s's user hash after SetReauth = %v, want at least UserTTL", u, ttl)
 		}
 	}
-	if n := s.c.Exists(ctx, s.emailPrefix+"user0@example.com").Val(); n != 1 {
-		t.Error("no email index key for a verified email")
+	if n := len(indexEntries(t, s.c, s.byEmail)); n != 2 {
+		t.Errorf("email index has %d entries, want one for each of the 2 users", n)
 	}
 	if err := s.Append(ctx, &activity.Event{Time: storetest.T0, Type: activity.Logout}); err != nil {
 		t.Fatal(err)
@@ -533,4 +533,53 @@ func TestLongSubjectUserHash(t *testing.T) {
 	if ip := s.c.HGet(ctx, s.userKey(user), "~p").Val(); ip != "192.0.2.1" {
 		t.Fatalf("user hash last IP = %q, want the touched 192.0.2.1", ip)
 	}
+}
+
+// The email index has no TTL: entries of users whose summary expired must
+// never resolve, and are removed when met, by UserByEmail and by later
+// sign-ins.
+func TestEmailIndexStaleEntries(t *testing.T) {
+	addr := testredis.Start(t)
+	s := newStorePrefix(t, addr, "email", nil)
+	ctx := t.Context()
+	create := func(i int, user string) {
+		t.Helper()
+		sess := storetest.Session(i, user, time.Now())
+		sess.EmailVerified = true
+		if err := s.Create(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create(0, "alice")
+	s.c.Del(ctx, s.userKey("alice")) // as its TTL would
+	if got, err := s.UserByEmail(ctx, "alice@example.com"); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("UserByEmail of an expired user = %q, %v; want ErrNotFound", got, err)
+	}
+	if n := len(indexEntries(t, s.c, s.byEmail)); n != 0 {
+		t.Fatalf("email index has %d entries after UserByEmail met a stale one, want 0", n)
+	}
+
+	const n = 200
+	for i := range n {
+		create(i, fmt.Sprintf("old%d", i))
+		s.c.Del(ctx, s.userKey(fmt.Sprintf("old%d", i)))
+	}
+	for i := range n {
+		create(n+i, fmt.Sprintf("new%d", i))
+	}
+	entries := indexEntries(t, s.c, s.byEmail)
+	stale := 0
+	for m := range entries {
+		if strings.HasPrefix(m, "old") {
+			stale++
+		}
+	}
+	if len(entries)-stale != n {
+		t.Fatalf("email index holds %d live entries, want %d", len(entries)-stale, n)
+	}
+	// Each sign-in checks two neighbours; most stale entries are gone.
+	if stale > n/2 {
+		t.Fatalf("%d of %d stale email index entries remain after %d sign-ins", stale, n, n)
+	}
+	t.Logf("%d of %d stale entries remain", stale, n)
 }

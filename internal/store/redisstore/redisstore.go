@@ -25,6 +25,9 @@ const (
 	// DefaultEventMaxScan is larger than DefaultMaxScan because events
 	// are filtered in the client, in big cheap chunks.
 	DefaultEventMaxScan = 100_000
+	// DefaultEventMaxLen caps the event stream: 90 days of a busy site
+	// (see doc.go, "Event stream").
+	DefaultEventMaxLen = 5_000_000
 	// DefaultMaxSkew bounds how far an event's stream ID may run ahead of
 	// its time (see appendScript); Query widens its upper ID bound by it.
 	DefaultMaxSkew = 5 * time.Minute
@@ -57,8 +60,13 @@ type Options struct {
 	// UserTTL is how long a user's summary (Users) stays after their last
 	// activity. Default: 90 days.
 	UserTTL time.Duration
-	// EventMaxLen caps the event stream's length (approximately, as XADD
-	// MAXLEN ~ does), as a safety net behind Trim. Default: 0, no cap.
+	// EventMaxLen caps the event stream's length, in events, behind the
+	// retention that Trim applies: whoever can cause events (a flood of
+	// bogus callbacks) must not be able to fill Redis before retention
+	// catches up. The oldest events go first. XADD MAXLEN ~ trims whole
+	// stream nodes, so the stream may exceed the cap by up to one node
+	// (100 events). Default: 5,000,000 (DefaultEventMaxLen), 90 days of
+	// a busy site, about 1 GiB of Redis memory.
 	EventMaxLen int64
 	// MaxScan bounds the index entries one List or Users call examines
 	// when filters reject most of them; the page may then come back short
@@ -96,11 +104,11 @@ type Store struct {
 	devicePrefix  string // {gh}:d:
 	userPrefix    string // {gh}:u:
 	claimPrefix   string // {gh}:c:
-	emailPrefix   string // {gh}:m:
 	byLast        string // {gh}:i:la
 	byCreated     string // {gh}:i:ca
 	byDeadline    string // {gh}:i:dl
 	users         string // {gh}:i:ul
+	byEmail       string // {gh}:i:em
 	events        string // {gh}:ev
 	endedChannel  string // {gh}:ended
 }
@@ -145,6 +153,9 @@ func New(opts Options) (*Store, error) {
 	if s.userTTL <= 0 {
 		s.userTTL = DefaultUserTTL
 	}
+	if s.maxLen <= 0 {
+		s.maxLen = DefaultEventMaxLen
+	}
 	if s.maxScan <= 0 {
 		s.maxScan = DefaultMaxScan
 	}
@@ -163,11 +174,11 @@ func New(opts Options) (*Store, error) {
 	s.devicePrefix = s.tag + ":d:"
 	s.userPrefix = s.tag + ":u:"
 	s.claimPrefix = s.tag + ":c:"
-	s.emailPrefix = s.tag + ":m:"
 	s.byLast = s.tag + ":i:la"
 	s.byCreated = s.tag + ":i:ca"
 	s.byDeadline = s.tag + ":i:dl"
 	s.users = s.tag + ":i:ul"
+	s.byEmail = s.tag + ":i:em"
 	s.events = s.tag + ":ev"
 	s.endedChannel = s.tag + ":ended"
 	return s, nil

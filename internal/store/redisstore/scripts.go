@@ -331,6 +331,25 @@ local function joinrest(key, f, v, v1)
     i = i + 1
   end
 end
+-- escore is the email index score of an email key: 52 bits of its SHA-1,
+-- an integer a double holds exactly, formatted without loss.
+local function escore(k)
+  return string.format('%.0f', tonumber(string.sub(redis.sha1hex(k), 1, 13), 16))
+end
+-- vkey returns the email key a user hash (as a map) is indexed under:
+-- ~v, where empty means the email ~e itself; nil when none.
+local function vkey(m)
+  local v = m['~v']
+  if v == '' then return m['~e'] or '' end
+  return v
+end
+-- estored reports whether the email index entry of the user whose hash
+-- is key, at score sc, agrees with that hash; if not it is stale.
+local function estored(key, sc)
+  local v = redis.call('HMGET', key, '~v', '~e')
+  local k = vkey({['~v'] = v[1], ['~e'] = v[2]})
+  return k and tonumber(escore(k)) == tonumber(sc)
+end
 -- findfield returns a field's value from a flat HGETALL reply.
 local function findfield(flat, f)
   for i = 1, #flat, 2 do
@@ -341,11 +360,11 @@ end
 `
 
 // createScript: KEYS session, tokens, by-last-access, by-created,
-// by-deadline, user, users. ARGV id, user, last ms, created ms, deadline
-// ms (0 none), now ms, grace ms, user ttl ms, tokens, email, last ip,
-// device key prefix, device ref (” none), device summary, email key
-// prefix, verified email as an email key (” when not verified), then
-// the session's field/value pairs.
+// by-deadline, user, users, by-email. ARGV id, user, last ms, created
+// ms, deadline ms (0 none), now ms, grace ms, user ttl ms, tokens, email,
+// last ip, device key prefix, device ref (” none), device summary,
+// verified email as an email key (” when not verified), then the
+// session's field/value pairs.
 var createScript = redis.NewScript(luaLib + `
 local id, user = ARGV[1], ARGV[2]
 local last, created, dl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -362,7 +381,7 @@ if redis.call('EXISTS', s) == 1 then
   if od > 0 then brem(KEYS[5], od, dmember(id, ol, oc)) end
 end
 redis.call('DEL', s, KEYS[2])
-redis.call('HSET', s, unpack(ARGV, 17))
+redis.call('HSET', s, unpack(ARGV, 16))
 local ttl = pttl(dl, now, grace)
 if ttl > 0 then redis.call('PEXPIRE', s, ttl) end
 if ARGV[9] ~= '' then
@@ -384,6 +403,7 @@ if dl > 0 then badd(KEYS[5], ARGV[5], dmember(id, last, created)) end
 -- The user's summary. Fields of sessions that vanished by TTL go now, so
 -- the hash stays as small as the user's live sessions.
 local u = KEYS[6]
+local prefix = string.sub(u, 1, #u - #user)
 local h = redis.call('HGETALL', u)
 local login
 for i = 1, #h, 2 do
@@ -407,14 +427,23 @@ extend(u, math.max(userttl, ttl))
 -- was indexed under stops naming them once a sign-in brings another
 -- email or the same one unverified, so that a claim the provider no
 -- longer vouches for resolves to no one.
-local vold, vnew = tomap(h)['~v'], ARGV[16]
-if vold and vold ~= vnew then redis.call('HDEL', ARGV[15] .. vold, user) end
+local vold, vnew = vkey(tomap(h)), ARGV[15]
+if vold and vold ~= vnew then brem(KEYS[8], escore(vold), user) end
 if vnew ~= '' then
-  local ek = ARGV[15] .. vnew
-  local cur = redis.call('HGET', ek, user)
-  if not cur or created > tonumber(cur) then redis.call('HSET', ek, user, ARGV[4]) end
-  redis.call('HSET', u, '~v', vnew)
-  extend(ek, math.max(userttl, ttl))
+  local sc = escore(vnew)
+  badd(KEYS[8], sc, user)
+  -- Most emails are their own key (lower case already): ~v is then
+  -- empty and means "~e", which saves the second copy.
+  if vnew == ARGV[10] then redis.call('HSET', u, '~v', '') else redis.call('HSET', u, '~v', vnew) end
+  -- Entries of users whose summary expired stay behind; each indexed
+  -- sign-in checks the two entries after its own, which, the order being
+  -- a hash, are a fair sample of the index.
+  local k = bkey(KEYS[8], bfind(KEYS[8], sc))
+  local r = redis.call('ZRANK', k, user)
+  local next = redis.call('ZRANGE', k, r + 1, r + 2, 'WITHSCORES')
+  for i = 1, #next, 2 do
+    if not estored(prefix .. next[i], next[i + 1]) then brem(KEYS[8], next[i + 1], next[i]) end
+  end
 elseif vold then
   redis.call('HDEL', u, '~v')
 end
@@ -427,7 +456,6 @@ if #lowest > 0 then
   local bk = bkey(KEYS[7], lowest[1])
   local old = redis.call('ZRANGE', bk, '0', '2')
   local scores = redis.call('ZMSCORE', bk, unpack(old))
-  local prefix = string.sub(u, 1, #u - #user)
   for i, name in ipairs(old) do
     if redis.call('HGET', prefix .. name, '~i') ~= scores[i] then brem(KEYS[7], scores[i], name) end
   end
@@ -449,8 +477,8 @@ return {h, redis.call('GET', KEYS[2]), dev}
 // touchScript: KEYS session, tokens, by-last-access, by-deadline.
 // ARGV id, at ms, ip (” keeps), now ms, grace ms, user key prefix,
 // user ttl ms, replace-device flag, replace-location flag, device key
-// prefix, device ref (” none), device summary, email key prefix, then
-// location field/value pairs to write. Returns 1, or 0 when the session is gone
+// prefix, device ref (” none), device summary, then location
+// field/value pairs to write. Returns 1, or 0 when the session is gone
 // or its deadline passed before at.
 var touchScript = redis.NewScript(luaLib + `
 local id, s = ARGV[1], KEYS[1]
@@ -491,7 +519,7 @@ end
 if ARGV[9] == '1' then
   for _, f in ipairs({'y', 'r', 'k', 'la', 'lo'}) do dropfield(s, f) end
 end
-if #ARGV > 13 then redis.call('HSET', s, unpack(ARGV, 14)) end
+if #ARGV > 12 then redis.call('HSET', s, unpack(ARGV, 13)) end
 
 local ttl = pttl(ndl, now, grace)
 if ndl > 0 then
@@ -502,9 +530,6 @@ if ref and ref ~= '' then share(ARGV[10] .. ref, ttl, userttl) end
 local u = ARGV[6] .. user
 if ip ~= '' then redis.call('HSET', u, id, ndl, '~p', ip) else redis.call('HSET', u, id, ndl) end
 extend(u, math.max(userttl, ttl))
--- The user's email index entry lives as long as the summary.
-local v = redis.call('HGET', u, '~v')
-if v then extend(ARGV[13] .. v, math.max(userttl, ttl)) end
 return 1
 `)
 
@@ -531,7 +556,7 @@ return 1
 
 // deleteScript: KEYS session, tokens, by-last-access, by-created,
 // by-deadline. ARGV id, now ms, user key prefix, channel, user ttl ms,
-// device key prefix, email key prefix. Returns {hash, tokens, device}, or nil when the
+// device key prefix. Returns {hash, tokens, device}, or nil when the
 // session was already gone.
 var deleteScript = redis.NewScript(luaLib + `
 local id = ARGV[1]
@@ -553,8 +578,6 @@ local u = ARGV[3] .. joined(m, 'u')
 redis.call('HDEL', u, id)
 redis.call('HSET', u, '~o', ARGV[2])
 extend(u, tonumber(ARGV[5]))
-local v = redis.call('HGET', u, '~v')
-if v then extend(ARGV[7] .. v, tonumber(ARGV[5])) end
 redis.call('PUBLISH', ARGV[4], id)
 return {h, tok, dev}
 `)
@@ -785,25 +808,30 @@ end
 return id
 `)
 
-// userByEmailScript returns the subject indexed under an email key, the
-// one with the latest login when several are (ties: the greater subject
-// by bytes), or nil. An entry whose user's hash no longer names this
-// email (the summary expired, or a write was lost) is dropped on the way,
-// so that it can never resolve. KEYS email key. ARGV user key prefix,
-// email key.
+// userByEmailScript returns the subject whose verified email has the
+// email key given, the one with the latest login when several do (ties:
+// the greater subject by bytes), or nil. The index holds subjects at the
+// score of their email key; subjects found there count only when their
+// user hash's ~v is this key (another key with the same score is a hash
+// collision), and entries that agree with no ~v are dropped. KEYS
+// by-email. ARGV user key prefix, email key.
 var userByEmailScript = redis.NewScript(luaLib + `
-local h = redis.call('HGETALL', KEYS[1])
-local c = {}
-for i = 1, #h, 2 do c[#c + 1] = {h[i], tonumber(h[i + 1])} end
-table.sort(c, function(a, b)
-  if a[2] ~= b[2] then return a[2] > b[2] end
-  return before(b[1], a[1])
-end)
-for _, e in ipairs(c) do
-  if redis.call('HGET', ARGV[1] .. e[1], '~v') == ARGV[2] then return e[1] end
-  redis.call('HDEL', KEYS[1], e[1])
+local sc = escore(ARGV[2])
+local n = bfind(KEYS[1], sc)
+if not n then return false end
+local best, at, stale = nil, 0, {}
+for _, name in ipairs(redis.call('ZRANGEBYSCORE', bkey(KEYS[1], n), sc, sc)) do
+  local v = redis.call('HMGET', ARGV[1] .. name, '~v', '~i', '~e')
+  local k = vkey({['~v'] = v[1], ['~e'] = v[3]})
+  if k == ARGV[2] then
+    local t = tonumber(v[2] or '0')
+    if not best or t > at or t == at and before(best, name) then best, at = name, t end
+  elseif not k or tonumber(escore(k)) ~= tonumber(sc) then
+    stale[#stale + 1] = name
+  end
 end
-return false
+for _, name in ipairs(stale) do brem(KEYS[1], sc, name) end
+return best or false
 `)
 
 // setReauthScript raises a user's re-authentication time, never lowering

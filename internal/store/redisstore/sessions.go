@@ -37,16 +37,15 @@ func (s *Store) createArgs(sess *session.Session) (keys []string, args []any, er
 	if sess.EmailVerified && sess.Email != "" {
 		verified = session.EmailKey(sess.Email)
 	}
-	args = make([]any, 0, 16+len(f))
+	args = make([]any, 0, 15+len(f))
 	args = append(args,
 		sess.ID, sess.User, ms(sess.LastAccess), ms(sess.CreatedAt), deadlineMillis(sess),
 		ms(s.now()), s.grace.Milliseconds(), s.userTTL.Milliseconds(),
-		sess.Tokens, sess.Email, sess.LastIP, s.devicePrefix, ref, dev,
-		s.emailPrefix, verified)
+		sess.Tokens, sess.Email, sess.LastIP, s.devicePrefix, ref, dev, verified)
 	args = append(args, f...)
 	keys = []string{
 		s.sessionKey(sess.ID), s.tokensKey(sess.ID), s.byLast, s.byCreated, s.byDeadline,
-		s.userKey(sess.User), s.users,
+		s.userKey(sess.User), s.users, s.byEmail,
 	}
 	return keys, args, nil
 }
@@ -84,7 +83,7 @@ func decodeReply(id string, r []any) (*session.Session, error) {
 // and a late touch must not revive it.
 func (s *Store) Touch(ctx context.Context, id string, a session.Access) error {
 	args := []any{id, ms(a.At), a.IP, ms(s.now()), s.grace.Milliseconds(), s.userPrefix, s.userTTL.Milliseconds(),
-		"0", "0", s.devicePrefix, "", "", s.emailPrefix}
+		"0", "0", s.devicePrefix, "", ""}
 	if a.Device != nil {
 		args[7] = "1"
 		args[10], args[11] = deviceRef(a.Device)
@@ -120,7 +119,7 @@ func (s *Store) SetTokens(ctx context.Context, id string, tokens []byte) error {
 // Delete implements session.Store.
 func (s *Store) Delete(ctx context.Context, id string) (*session.Session, error) {
 	keys := []string{s.sessionKey(id), s.tokensKey(id), s.byLast, s.byCreated, s.byDeadline}
-	args := []any{id, ms(s.now()), s.userPrefix, s.endedChannel, s.userTTL.Milliseconds(), s.devicePrefix, s.emailPrefix}
+	args := []any{id, ms(s.now()), s.userPrefix, s.endedChannel, s.userTTL.Milliseconds(), s.devicePrefix}
 	r, err := deleteScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
 		return nil, fail("ending session", err)
@@ -155,7 +154,7 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (string, error) {
 		return "", session.ErrNotFound
 	}
 	key := session.EmailKey(email)
-	user, err := userByEmailScript.Run(ctx, s.c, []string{s.emailPrefix + key}, s.userPrefix, key).Text()
+	user, err := userByEmailScript.Run(ctx, s.c, []string{s.byEmail}, s.userPrefix, key).Text()
 	if err != nil {
 		return "", fail("finding user by email", err)
 	}

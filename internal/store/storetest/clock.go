@@ -15,7 +15,16 @@
 //     (and this suite) that later ends will be delivered;
 //   - cursors are opaque; a garbled one is an error;
 //   - a session stays readable for a grace period of at least 10 minutes
-//     after its deadline, so that the sweep can record the expiry.
+//     after its deadline, so that the sweep can record the expiry;
+//   - Query.Sites and activity.Filter.Sites restrict listings when
+//     non-nil, and an empty one matches nothing, across cursor pages;
+//   - UserByEmail follows each subject's latest sign-in: a later sign-in
+//     with another email or the same one unverified takes the subject out,
+//     and an unverified email never resolves (not even to someone else);
+//   - a user known only from SetReauth is not listed by Users, and
+//     Reauth survives the user's sign-ins and sign-outs;
+//   - subjects, emails, sites and group lists longer than 64 bytes (and
+//     multi-byte characters) survive every operation.
 package storetest
 
 import (

@@ -1,0 +1,123 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/store/storetest"
+	"github.com/gatehouse-proxy/gatehouse/internal/testredis"
+)
+
+// realisticEvent is one of the events a busy site writes, with the field
+// sizes a Keycloak subject, a GeoIP city and a device label give.
+func realisticEvent(i int) activity.Event {
+	types := []string{activity.LoginSucceeded, activity.Logout, activity.ExpiredIdle, activity.LoginFailed, activity.AccessDenied}
+	e := activity.Event{
+		Time:      storetest.T0.Add(time.Duration(i) * 100 * time.Millisecond),
+		Type:      types[i%len(types)],
+		User:      fmt.Sprintf("%08x-6a0d-4b7e-9c1a-2e5f7d8a9b0c", i%5000),
+		Email:     fmt.Sprintf("user%05d@example.com", i%5000),
+		SessionID: fmt.Sprintf("sess%018d", i),
+		Site:      "app.example.com",
+		IP:        fmt.Sprintf("203.0.%d.%d", i%256, i%253),
+		City:      "Amsterdam",
+		Country:   "NL",
+		Device:    "Chrome on Windows",
+		Actor:     activity.ActorSystem,
+	}
+	switch e.Type {
+	case activity.ExpiredIdle:
+		e.Inactivity = "30m0s"
+	case activity.LoginFailed:
+		e.Reason, e.Detail = "state_invalid", "3 like events from 203.0.113.0/24"
+	case activity.AccessDenied:
+		e.Reason = "ip_denied"
+	}
+	return e
+}
+
+// appendMany appends events through the append script, pipelined.
+func appendMany(ctx context.Context, s *Store, n int) error {
+	if err := appendScript.Load(ctx, s.c).Err(); err != nil {
+		return err
+	}
+	const batch = 1000
+	for from := 0; from < n; from += batch {
+		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i := from; i < min(from+batch, n); i++ {
+				e := realisticEvent(i)
+				args := append([]any{ms(e.Time), s.maxLen}, encodeEvent(&e)...)
+				appendScript.EvalSha(ctx, p, []string{s.events}, args...)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("appending events %d-: %w", from, err)
+		}
+	}
+	return nil
+}
+
+// TestMemoryPerEvent measures what one event costs in Redis, the figure
+// behind DefaultEventMaxLen in doc.go.
+func TestMemoryPerEvent(t *testing.T) {
+	addr := testredis.Start(t)
+	s := newStorePrefix(t, addr, "ev", nil)
+	ctx := t.Context()
+	const n = 50_000
+	before := usedMemory(t, s.c)
+	if err := appendMany(ctx, s, n); err != nil {
+		t.Fatal(err)
+	}
+	per := float64(usedMemory(t, s.c)-before) / n
+	t.Logf("%d events: %.0f bytes/event in Redis; %d events (DefaultEventMaxLen) ≈ %.0f MiB", n, per, DefaultEventMaxLen, per*DefaultEventMaxLen/(1<<20))
+	// Most of it is the values themselves. A regression in the fixed
+	// field order (names stored per entry) would cost about 40 bytes
+	// more an event.
+	if per > 250 {
+		t.Errorf("%.0f bytes/event, want at most 250", per)
+	}
+}
+
+// Regression (issue 6, item 4): the stream had no length cap unless one
+// was configured, so anyone able to make events could fill Redis. The
+// cap is on by default, and XADD MAXLEN ~ keeps the stream within one
+// stream node (100 entries) of it.
+func TestEventStreamCapped(t *testing.T) {
+	addr := testredis.Start(t)
+	def, err := New(Options{Client: newClient(t, addr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.maxLen != DefaultEventMaxLen {
+		t.Fatalf("default event cap = %d, want DefaultEventMaxLen (%d)", def.maxLen, DefaultEventMaxLen)
+	}
+	const limit = 1000
+	s, err := New(Options{Client: newClient(t, addr), Prefix: "cap", EventMaxLen: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for i := range 3 * limit {
+		e := realisticEvent(i)
+		if err := s.Append(ctx, &e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.c.XLen(ctx, s.events).Val(); n < limit || n > limit+100 {
+		t.Fatalf("stream length after %d appends with a cap of %d = %d, want %d to %d", 3*limit, limit, n, limit, limit+100)
+	}
+	// The newest events are the ones kept.
+	page, err := s.Query(ctx, activity.Filter{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := realisticEvent(3*limit - 1); len(page.Items) != 1 || page.Items[0].SessionID != want.SessionID {
+		t.Fatalf("newest event after capping = %+v, want session %s", page.Items, want.SessionID)
+	}
+}
