@@ -66,8 +66,9 @@ type App struct {
 	// events, whatever their age: a safety net behind retention, so that
 	// a flood cannot fill the store. Redis trims the stream
 	// approximately (XADD MAXLEN ~), the oldest events first.
-	// Default: see redisstore.DefaultEventMaxLen (Redis) and
-	// memstore.DefaultMaxEvents (memory). The memory store lives as long
+	// Default: 5,000,000 with Redis (redisstore.DefaultEventMaxLen, about
+	// 1 GiB: 90 days of 50,000 events a day) and 100,000 in memory
+	// (memstore.DefaultEventMaxLen). The memory store lives as long
 	// as the process, across config reloads, so a changed value takes
 	// effect there on the next start.
 	MaxEvents int64 `json:"max_events,omitempty"`

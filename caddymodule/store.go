@@ -62,7 +62,7 @@ func openStore(u string, maxEvents int64) (*storeHandle, error) {
 	}
 	v, _, err := storePool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		if isMemory(u) {
-			m := memstore.New(memstore.Options{MaxEvents: int(min(maxEvents, math.MaxInt32))})
+			m := memstore.New(memstore.Options{EventMaxLen: int(min(maxEvents, math.MaxInt32))})
 			return &storeHandle{key: key, sessions: m, events: m, secret: randomSecret(), maxEvents: maxEvents}, nil
 		}
 		r, err := redisstore.New(redisstore.Options{URL: u, EventMaxLen: maxEvents})
