@@ -30,7 +30,8 @@ func init() {
 		Long: `
 Starts, on loopback only:
   - a development OpenID provider on http://localhost:8081
-    (users alice [admin] and bob, password "demo");
+    (users alice [admin], bob, and carol, whose email is unverified;
+    password "demo");
   - a sample "legacy app" with no login of its own;
   - a gatehouse-protected site in front of it on http://localhost:8080,
     with "my sessions" at /.gatehouse/ and the admin page at /.gatehouse/admin/.
@@ -60,7 +61,7 @@ const banner = `
   My sessions       %s/.gatehouse/
   Admin page        %s/.gatehouse/admin/
   OpenID provider   %s
-  Users             alice (admin), bob — password: demo
+  Users             alice (admin), bob, carol (unverified email) — password: demo
   Store             %s
   Caddy admin API   http://localhost:2019/gatehouse/sessions
 
