@@ -14,8 +14,9 @@ import (
 // item 4): every bogus callback used to write a login_failed, and the
 // access_denied limiter keyed on the full address, so one IPv6 /64 could
 // write millions. Events of the kinds anyone can cause are aggregated
-// per network (/24 for IPv4, /64 for IPv6), type, reason, site and user,
-// per minute: the first of a window is recorded at once (an admin sees
+// per network (/24 for IPv4, /64 for IPv6), type, reason, gateway (not
+// the client's Host header, which a client varies at will) and user, per
+// minute: the first of a window is recorded at once (an admin sees
 // it immediately), the rest of that window are counted and recorded as
 // one event whose Detail says how many there were. So each network can
 // write at most two events a minute per kind, whatever it sends.
@@ -32,7 +33,20 @@ const (
 )
 
 type floodKey struct {
-	typ, reason, site, network, user string
+	gw                         *Gateway
+	typ, reason, network, user string
+}
+
+// maxFloodText bounds every string the limiter keeps (subjects, sites,
+// devices come from clients and providers): its memory is then bounded
+// by maxFloodKeys times a few KiB, whatever the requests.
+const maxFloodText = 256
+
+func clip(s string) string {
+	if len(s) > maxFloodText {
+		return s[:maxFloodText]
+	}
+	return s
 }
 
 type floodWindowState struct {
@@ -44,10 +58,16 @@ type floodWindowState struct {
 	repeats int
 }
 
+// floodLimiter keeps the windows of anonymous events apart from those of
+// events that name a user (a signed-in session refused by a site, a
+// sign-in refused after the provider's login), so that an anonymous
+// flood that fills its table cannot hide a real user's denial in the
+// overflow count.
 type floodLimiter struct {
 	mu       sync.Mutex
-	windows  map[floodKey]*floodWindowState
-	overflow map[string]int // type -> events not recorded individually
+	windows  map[floodKey]*floodWindowState // anonymous
+	users    map[floodKey]*floodWindowState // naming a user
+	overflow map[string]int                 // type -> events not recorded individually
 }
 
 // network is the /24 or /64 an address belongs to, as text; "" when
@@ -67,33 +87,39 @@ func network(ip string) string {
 }
 
 // recordLimited records an event anyone can cause (login_failed,
-// access_denied) through the flood limiter.
-func (rt *Runtime) recordLimited(ctx context.Context, e activity.Event) {
+// access_denied) on gateway gw through the flood limiter.
+func (rt *Runtime) recordLimited(ctx context.Context, gw *Gateway, e activity.Event) {
 	now := rt.cfg.Now()
-	k := floodKey{typ: e.Type, reason: e.Reason, site: e.Site, network: network(e.IP), user: e.User}
+	e.User, e.Email, e.Site, e.Device, e.City = clip(e.User), clip(e.Email), clip(e.Site), clip(e.Device), clip(e.City)
+	k := floodKey{gw: gw, typ: e.Type, reason: e.Reason, network: network(e.IP), user: e.User}
 	f := &rt.flood
 	f.mu.Lock()
 	if f.windows == nil {
 		f.windows = make(map[floodKey]*floodWindowState)
+		f.users = make(map[floodKey]*floodWindowState)
 		f.overflow = make(map[string]int)
 	}
+	windows := f.windows
+	if e.User != "" {
+		windows = f.users
+	}
 	var closed *floodWindowState
-	if w, ok := f.windows[k]; ok {
+	if w, ok := windows[k]; ok {
 		if now.Sub(w.start) < floodWindow {
 			w.repeats++
 			f.mu.Unlock()
 			return
 		}
 		closed = w
-		delete(f.windows, k)
+		delete(windows, k)
 	}
-	if len(f.windows) >= maxFloodKeys {
+	if len(windows) >= maxFloodKeys {
 		f.overflow[e.Type]++
 		f.mu.Unlock()
 		rt.recordRepeats(ctx, closed)
 		return
 	}
-	f.windows[k] = &floodWindowState{start: now, first: e}
+	windows[k] = &floodWindowState{start: now, first: e}
 	f.mu.Unlock()
 	rt.recordRepeats(ctx, closed)
 	rt.Record(ctx, e)
@@ -108,10 +134,12 @@ func (rt *Runtime) FlushAggregated(ctx context.Context) {
 	var closed []*floodWindowState
 	var over map[string]int
 	f.mu.Lock()
-	for k, w := range f.windows {
-		if now.Sub(w.start) >= floodWindow {
-			closed = append(closed, w)
-			delete(f.windows, k)
+	for _, windows := range []map[floodKey]*floodWindowState{f.windows, f.users} {
+		for k, w := range windows {
+			if now.Sub(w.start) >= floodWindow {
+				closed = append(closed, w)
+				delete(windows, k)
+			}
 		}
 	}
 	if len(f.overflow) > 0 {

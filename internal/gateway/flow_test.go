@@ -561,6 +561,9 @@ func TestEndedSessionMustAuthenticateAgain(t *testing.T) {
 				if _, err := h.rt.End(context.Background(), b.sessionID(), session.EndRevoked, "alice@example.com", ""); err != nil {
 					t.Fatal(err)
 				}
+				// Typing a password takes longer than the second in
+				// which the revocation happened (see stale).
+				h.clock.Advance(2 * time.Second)
 			}},
 			{"idle", func(*browser) { h.clock.Advance(3 * time.Minute) }},
 		} {

@@ -234,9 +234,10 @@ type checked struct {
 	denied string
 }
 
-// maxSessionCookies bounds how many cookies of our name a request may
-// carry and have looked up; more are ignored.
-const maxSessionCookies = 4
+// maxSessionCookies bounds how many well-formed cookies of our name a
+// request may have looked up; malformed ones are skipped before counting,
+// so planted garbage cannot push the real cookie out of reach.
+const maxSessionCookies = 8
 
 // check finds the request's session and applies this site's rules to it:
 // its own idle timeout and maximum lifetime (a session that outlived them
@@ -252,7 +253,7 @@ const maxSessionCookies = 4
 func (g *Gateway) check(r *http.Request, ip netip.Addr) (checked, error) {
 	var c checked
 	var vals [maxSessionCookies]string
-	n := cookieValues(r.Header, g.sessionCookieName(r), &vals)
+	n := cookieValues(r.Header, g.sessionCookieName(r), &vals, session.WellFormedCookie)
 	if n == 0 {
 		return c, nil
 	}
@@ -368,7 +369,7 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, c checked, ip n
 	e.Site = g.site(r)
 	e.IP = addrString(ip)
 	e.Reason = c.denied
-	g.rt.recordLimited(r.Context(), e)
+	g.rt.recordLimited(r.Context(), g, e)
 	g.page(w, r, http.StatusForbidden, "Access denied",
 		"Your account is not allowed to use this site.", "Sign out", g.cfg.PathPrefix+"/logout")
 }
@@ -390,10 +391,11 @@ func (g *Gateway) touch(r *http.Request, s *session.Session, ip netip.Addr, now 
 	g.rt.queueTouch(s, a)
 }
 
-// cookieValues collects the values of every cookie called name in the
-// Cookie headers into out, without allocating (http.Request.Cookies
-// would parse and copy every cookie), and returns how many it found.
-func cookieValues(h http.Header, name string, out *[maxSessionCookies]string) int {
+// cookieValues collects the values of the cookies called name in the
+// Cookie headers that keep passes (nil: all) into out, without allocating
+// (http.Request.Cookies would parse and copy every cookie), and returns
+// how many it found.
+func cookieValues(h http.Header, name string, out *[maxSessionCookies]string, keep func(string) bool) int {
 	n := 0
 	for _, line := range h["Cookie"] {
 		for len(line) > 0 && n < len(out) {
@@ -405,8 +407,10 @@ func cookieValues(h http.Header, name string, out *[maxSessionCookies]string) in
 				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
 					v = v[1 : len(v)-1]
 				}
-				out[n] = v
-				n++
+				if keep == nil || keep(v) {
+					out[n] = v
+					n++
+				}
 			}
 		}
 	}
@@ -416,7 +420,7 @@ func cookieValues(h http.Header, name string, out *[maxSessionCookies]string) in
 // cookieValue is the first value of the cookie called name, or "".
 func cookieValue(h http.Header, name string) string {
 	var vals [maxSessionCookies]string
-	if cookieValues(h, name, &vals) == 0 {
+	if cookieValues(h, name, &vals, nil) == 0 {
 		return ""
 	}
 	return vals[0]
@@ -437,7 +441,7 @@ func (g *Gateway) networkAllowed(w http.ResponseWriter, r *http.Request, ip neti
 	if d.Allow {
 		return true
 	}
-	g.rt.recordLimited(r.Context(), activity.Event{
+	g.rt.recordLimited(r.Context(), g, activity.Event{
 		Type:    activity.AccessDenied,
 		Site:    g.site(r),
 		IP:      addrString(ip),
@@ -492,10 +496,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// maxSiteLen bounds a site name: a DNS name (253) with a port.
+const maxSiteLen = 260
+
 // site is the request's site: its host, with the port when it is not the
 // scheme's default.
 func (g *Gateway) site(r *http.Request) string {
-	host := strings.ToLower(r.Host)
+	host := r.Host
+	if len(host) > maxSiteLen {
+		// No real host is this long; a client's Host header may be.
+		host = host[:maxSiteLen]
+	}
+	host = strings.ToLower(host)
 	if h, port, err := net.SplitHostPort(host); err == nil {
 		if s := g.cfg.Scheme(r); (s == "https" && port == "443") || (s == "http" && port == "80") {
 			return h

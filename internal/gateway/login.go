@@ -116,7 +116,7 @@ func (g *Gateway) loginFailed(w http.ResponseWriter, r *http.Request, reason str
 		e.City, e.Country = loc.City, loc.Country
 	}
 	e.Device = g.rt.describe(r.UserAgent()).Label()
-	g.rt.recordLimited(r.Context(), e)
+	g.rt.recordLimited(r.Context(), g, e)
 	g.page(w, r, status, "Sign-in failed", msg, "Try again", g.cfg.PathPrefix+"/login?rd=/")
 }
 
@@ -226,15 +226,18 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, ls.Return, http.StatusFound)
 }
 
-// stale reports whether an authentication at authTime is older than the
-// re-authentication mark after (zero: none). auth_time has whole seconds,
-// so the mark counts from the start of its second; a token without
-// auth_time is stale whenever there is a mark.
+// stale reports whether an authentication at authTime may be older than
+// the re-authentication mark after (zero: none). auth_time has whole
+// seconds, so an authentication in the mark's own second may have come
+// before it and counts as stale: forgiving that second let a single
+// sign-on session from just before a revocation straight back in. A token
+// without auth_time is stale whenever there is a mark. The Forced flag
+// bounds what this costs to one extra prompt.
 func stale(authTime, after time.Time) bool {
 	if after.IsZero() {
 		return false
 	}
-	return authTime.IsZero() || authTime.Before(after.Truncate(time.Second))
+	return authTime.IsZero() || authTime.Unix() <= after.Unix()
 }
 
 // reauthRequired refuses an ID token older than the user's
@@ -253,7 +256,7 @@ func (g *Gateway) reauthRequired(w http.ResponseWriter, r *http.Request, ls logi
 	who.Reason = activity.ReasonReauthRequired
 	who.Site = g.site(r)
 	who.IP = addrString(g.cfg.ClientIP(r))
-	g.rt.recordLimited(r.Context(), who)
+	g.rt.recordLimited(r.Context(), g, who)
 	g.startLogin(w, r, ls.Return, true)
 }
 
@@ -328,7 +331,7 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	var idToken string
 	var vals [maxSessionCookies]string
-	for _, v := range vals[:cookieValues(r.Header, g.sessionCookieName(r), &vals)] {
+	for _, v := range vals[:cookieValues(r.Header, g.sessionCookieName(r), &vals, session.WellFormedCookie)] {
 		// Even when the session has already ended (revoked, expired),
 		// the provider's session should end with the sign-out. The hint
 		// is sealed to its session's id, so only the right cookie opens
@@ -516,7 +519,7 @@ func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	if c.denied != "" {
 		e := eventFor(c.s, activity.AccessDenied)
 		e.Site, e.IP, e.Reason = g.site(r), addrString(g.cfg.ClientIP(r)), c.denied
-		g.rt.recordLimited(r.Context(), e)
+		g.rt.recordLimited(r.Context(), g, e)
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "reason": c.denied})
 		return
 	}

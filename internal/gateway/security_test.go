@@ -235,6 +235,9 @@ func TestRevocationCannotBeUndoneBySingleSignOn(t *testing.T) {
 				if ev := h.eventsOf(activity.LoginFailed); len(ev) != 1 || ev[0].Reason != activity.ReasonReauthRequired || ev[0].User != "bob" {
 					t.Errorf("login_failed events = %+v, want one reauth_required", ev)
 				}
+				// A person takes longer to type a password than the
+				// second in which the revocation happened.
+				h.clock.Advance(2 * time.Second)
 				final, _ := b.SubmitLogin(p, "bob", "demo")
 				if e := parseEcho(t, final); e.Headers[HeaderUser][0] != "bob" {
 					t.Errorf("after a fresh login: %+v", e)
@@ -368,7 +371,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func TestFloodLimiterMemoryIsBounded(t *testing.T) {
 	h := newHarness(t, memBackend)
 	for i := range maxFloodKeys + 500 {
-		h.rt.recordLimited(context.Background(), activity.Event{
+		h.rt.recordLimited(context.Background(), h.gw, activity.Event{
 			Type: activity.AccessDenied, Reason: activity.ReasonIPRestricted, Site: "s",
 			IP: "10." + itoa(i>>8&255) + "." + itoa(i&255) + ".1",
 		})

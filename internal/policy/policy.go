@@ -140,12 +140,35 @@ func (id *Identity) Decide(email string, groups []string) Decision {
 	if at := strings.LastIndexByte(email, '@'); at >= 0 {
 		dom := email[at+1:]
 		for _, d := range id.Domains {
-			if strings.EqualFold(d, dom) {
+			if asciiEqualFold(d, dom) {
 				return allow
 			}
 		}
 	}
 	return Decision{Reason: ReasonNotAllowed}
+}
+
+// asciiEqualFold compares case-insensitively in ASCII only. Unicode case
+// folding (strings.EqualFold) makes "ſam@example.com" (long s) or a
+// Kelvin sign match an ASCII address: a provider that verifies the one
+// would grant the rights of the other.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // Member reports whether a user with these groups and email is in one of
@@ -161,7 +184,7 @@ func Member(groups []string, email string, wantGroups, wantEmails []string) bool
 	}
 	if email != "" {
 		for _, w := range wantEmails {
-			if strings.EqualFold(w, email) {
+			if asciiEqualFold(w, email) {
 				return true
 			}
 		}

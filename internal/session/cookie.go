@@ -92,6 +92,12 @@ func ParseCookie(v string) (id string, err error) {
 	return s.ID(), nil
 }
 
+// WellFormedCookie reports cheaply, without decoding, whether v has the
+// length and prefix of a cookie this package writes.
+func WellFormedCookie(v string) bool {
+	return len(v) == CookieLen && v[:len(cookiePrefix)] == cookiePrefix
+}
+
 // DecodeCookie returns the secret in a cookie value.
 func DecodeCookie(v string) (Secret, error) {
 	var s Secret

@@ -235,9 +235,17 @@ func (q *Query) Match(s *Session) bool {
 }
 
 // EmailKey is the form under which stores index an email for
-// Store.UserByEmail: lower case, so that the lookup ignores case, with
-// Unicode case mapping (strings.ToLower) rather than ASCII only.
-func EmailKey(email string) string { return strings.ToLower(email) }
+// UserByEmail: lower case in ASCII only. Unicode lower-casing would give
+// an address with a Kelvin sign (U+212A) the key of one with a "k", and
+// let its owner stand in for another user in the admin API's lookup.
+func EmailKey(email string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, email)
+}
 
 // Page is one page of a listing; Next is empty on the last page.
 type Page struct {

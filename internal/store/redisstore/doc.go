@@ -132,7 +132,7 @@
 // # Email index
 //
 // UserByEmail resolves an exact email, ignoring case, to a subject. The
-// email key is session.EmailKey(email) (Unicode lower case); the index
+// email key is session.EmailKey(email) (lower case in ASCII only); the index
 // {gh}:i:em is an ordered index (below) whose members are subjects and
 // whose score is the first 52 bits of the SHA-1 of the subject's email
 // key (computed in Lua with redis.sha1hex; a double holds it exactly).
