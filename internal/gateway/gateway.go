@@ -105,6 +105,11 @@ type Gateway struct {
 	oidc *oidcflow.Client
 	// hostCookieName is "__Host-" + CookieName.
 	hostCookieName string
+	// issuerKey is session.IssuerKey(cfg.Issuer): the sessions this site
+	// accepts.
+	issuerKey string
+	// scope names the admin rules (see adminScope).
+	scope string
 	// lastHost is the Host header last learned for the runtime's site
 	// registry, so that learning costs a comparison per request.
 	lastHost atomic.Pointer[string]
@@ -143,7 +148,8 @@ func New(cfg Config, rt *Runtime) (*Gateway, error) {
 	if cfg.Scheme == nil {
 		cfg.Scheme = tlsScheme
 	}
-	g := &Gateway{cfg: cfg, rt: rt, hostCookieName: "__Host-" + cfg.CookieName}
+	g := &Gateway{cfg: cfg, rt: rt, hostCookieName: "__Host-" + cfg.CookieName, issuerKey: session.IssuerKey(cfg.Issuer)}
+	g.scope = adminScope(&g.cfg)
 	rt.sites.add(g)
 	g.oidc = oidcflow.New(oidcflow.Config{
 		Issuer:       cfg.Issuer,
@@ -273,6 +279,11 @@ func (g *Gateway) check(r *http.Request, ip netip.Addr) (checked, error) {
 		if err != nil {
 			return c, fmt.Errorf("loading session: %w", err)
 		}
+		if !g.ownIssuer(s) {
+			// Signed in through another provider, whose subjects may
+			// name other people: not a session for this site.
+			continue
+		}
 		if reason := g.expiry(s, now); reason != "" {
 			_, err := g.rt.End(r.Context(), s.ID, reason, activity.ActorSystem, "")
 			if err != nil && !errors.Is(err, session.ErrNotFound) {
@@ -305,6 +316,12 @@ func (g *Gateway) check(r *http.Request, ip netip.Addr) (checked, error) {
 	}
 	c.ended = false
 	return c, nil
+}
+
+// ownIssuer reports whether s was signed in through this site's
+// provider (sessions from before issuers were recorded count as such).
+func (g *Gateway) ownIssuer(s *session.Session) bool {
+	return s.IssuerKey == "" || s.IssuerKey == g.issuerKey
 }
 
 // pick chooses among several live sessions a request carried: all of one

@@ -299,6 +299,7 @@ func (g *Gateway) createSession(r *http.Request, res *oidcflow.Result) (*session
 		Device:        g.rt.describe(r.UserAgent()),
 		Location:      g.rt.locate(ip),
 		IDPSessionID:  id.SID,
+		IssuerKey:     g.issuerKey,
 	}
 	// The store keeps no tokens: the only one used, the ID token as
 	// id_token_hint at logout, stays in the browser (see setLogoutHint),
@@ -451,7 +452,8 @@ func (g *Gateway) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	// consumed only once the sessions have ended (ending is idempotent):
 	// a delivery that fails half-way may be retried by the provider
 	// (issue 6, item 7).
-	key := "logout:" + lc.JTI
+	// jti values are unique per issuer only.
+	key := "logout:" + g.issuerKey + ":" + lc.JTI
 	used, err := g.rt.store.Claimed(r.Context(), key)
 	if err != nil {
 		g.rt.cfg.OnError(err)
@@ -492,7 +494,9 @@ func (g *Gateway) endWhere(r *http.Request, q session.Query, sid string) error {
 			return err
 		}
 		for _, s := range page.Items {
-			if sid != "" && s.IDPSessionID != sid {
+			// Subjects and sids are the provider's: another provider's
+			// sessions are not this token's to end.
+			if !g.ownIssuer(s) || sid != "" && s.IDPSessionID != sid {
 				continue
 			}
 			if _, err := g.rt.End(r.Context(), s.ID, session.EndBackchannel, activity.ActorSystem, ""); err != nil && !errors.Is(err, session.ErrNotFound) {
@@ -554,7 +558,7 @@ func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	s := c.s
 	v := &web.Viewer{Session: s, Admin: g.isAdmin(s), CSRF: g.rt.CSRFToken(s.ID), Prefix: g.cfg.PathPrefix, Origin: g.origin(r)}
 	if v.Admin {
-		v.Sites = g.rt.sites.reach(s)
+		v.Sites = g.rt.sites.reach(r.Context(), g.rt.store, s)
 	}
 	g.cfg.Admin.ServeHTTP(w, r.WithContext(web.WithViewer(r.Context(), v)))
 }

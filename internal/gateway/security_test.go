@@ -669,3 +669,31 @@ func TestBackchannelLogoutMatchesSID(t *testing.T) {
 		}
 	})
 }
+
+// Review of issue 6: subjects are unique per issuer only, so a session
+// signed in through another provider (sites on one store, each with its
+// own issuer) is no session on this site.
+func TestSessionOfAnotherIssuerIsNoSessionHere(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		h := newH()
+		now := h.clock.Now().UTC().Truncate(time.Millisecond)
+		for _, tt := range []struct {
+			name, issuer string
+			want         int
+		}{
+			{"another provider", "https://other-idp.example", http.StatusUnauthorized},
+			{"this provider", h.idpSrv.URL, http.StatusOK},
+		} {
+			sec := session.NewSecret()
+			s := &session.Session{ID: sec.ID(), User: "alice", Site: "app.example.com", CreatedAt: now, LastAccess: now,
+				ExpiresAt: now.Add(time.Hour), IssuerKey: session.IssuerKey(tt.issuer)}
+			if err := h.store.Create(context.Background(), s); err != nil {
+				t.Fatal(err)
+			}
+			r := h.browser().Do(http.MethodGet, h.site.URL+"/", nil, false, "Cookie", "gatehouse="+sec.Cookie())
+			if r.Status != tt.want {
+				t.Errorf("session of %s: %d, want %d", tt.name, r.Status, tt.want)
+			}
+		}
+	})
+}

@@ -1,32 +1,39 @@
 package gateway
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
 )
 
-// maxSites bounds the site registry: Host headers come from clients, and
-// only ones that reached a gateway with a valid session are learned, but
-// a catch-all site still must not let them grow memory without bound.
-const maxSites = 4096
-
-// siteRegistry knows every gateway of a runtime and which gateway serves
-// each site (host) seen so far, so that admin rights can be limited to the
-// sites whose own admin rules grant them: an admin of the laxest site is
-// not an admin everywhere (issue 6, item 1).
+// siteRegistry tells which admins reach which sites, so that admin rights
+// reach only the sites whose own admin rules grant them: an admin of the
+// laxest site is not an admin everywhere (issue 6, item 1).
 //
-// Sites are learned from requests with a live session and from sign-ins,
-// that is where sessions and events come from. An instance that has not
-// yet served a site does not know it: a restricted admin on that instance
-// does not see that site's sessions until it does (fail closed). An admin
-// whom every gateway grants rights reaches every site.
+// A gateway's admin rules have a scope: a name of its issuer, admin
+// groups and admin emails. A site is served by the gateways that have
+// served it a signed-in request or a sign-in; the store records each
+// (site, scope) pair, so that every instance, whatever its own config,
+// knows them all. An admin reaches a site when every scope serving it is
+// one that grants them rights here: a client that sends one site's Host
+// header to another gateway (a catch-all site, another port) adds that
+// gateway's scope to the site, which can only narrow who reaches it, never
+// widen it. When every recorded site is reached, the reach is "every site"
+// (nil), which also covers sessions from before sites were recorded.
 type siteRegistry struct {
 	mu       sync.RWMutex
 	gateways []*Gateway
-	hosts    map[string]*Gateway
+	// known are the pairs this instance has recorded, so that the store
+	// is written once per pair and process.
+	known map[string]map[string]bool
 }
 
 func (sr *siteRegistry) add(g *Gateway) {
@@ -35,8 +42,26 @@ func (sr *siteRegistry) add(g *Gateway) {
 	sr.mu.Unlock()
 }
 
+// adminScope names a gateway's admin rules; equal rules (the same groups
+// and, case aside, emails, for the same provider) name the same scope on
+// every instance.
+func adminScope(cfg *Config) string {
+	groups := slices.Clone(cfg.AdminGroups)
+	slices.Sort(groups)
+	emails := make([]string, len(cfg.AdminEmails))
+	for i, e := range cfg.AdminEmails {
+		emails[i] = session.EmailKey(e)
+	}
+	slices.Sort(emails)
+	h := sha256.New()
+	fmt.Fprintf(h, "%q\n%q\n%q\n", cfg.Issuer, groups, emails)
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:12])
+}
+
 // learn records that g serves r's site. It costs one comparison when g
-// saw the same Host last time.
+// saw the same Host last time, and a store write only for a pair new to
+// this process (once per site and config, so it is done in the request
+// rather than in a goroutine that could outlive the store).
 func (sr *siteRegistry) learn(g *Gateway, r *http.Request) {
 	if last := g.lastHost.Load(); last != nil && *last == r.Host {
 		return
@@ -44,38 +69,79 @@ func (sr *siteRegistry) learn(g *Gateway, r *http.Request) {
 	host := r.Host
 	g.lastHost.Store(&host)
 	site := g.site(r)
-	sr.mu.Lock()
-	defer sr.mu.Unlock()
-	if sr.hosts == nil {
-		sr.hosts = make(map[string]*Gateway)
-	}
-	if _, ok := sr.hosts[site]; !ok && len(sr.hosts) >= maxSites {
+	sr.mu.RLock()
+	done := sr.known[site][g.scope]
+	sr.mu.RUnlock()
+	if done {
 		return
 	}
-	sr.hosts[site] = g
+	sr.mu.RLock()
+	full := sr.known[site] == nil && len(sr.known) >= session.MaxSites
+	sr.mu.RUnlock()
+	if full {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
+	defer cancel()
+	if err := g.rt.store.AddSite(ctx, site, g.scope); err != nil {
+		g.rt.cfg.OnError(fmt.Errorf("recording site %q: %w", site, err))
+		// A later request tries again.
+		g.lastHost.Store(nil)
+		return
+	}
+	sr.mu.Lock()
+	if sr.known == nil {
+		sr.known = make(map[string]map[string]bool)
+	}
+	if sr.known[site] == nil {
+		sr.known[site] = make(map[string]bool)
+	}
+	sr.known[site][g.scope] = true
+	sr.mu.Unlock()
 }
 
-// reach is the list of sites whose gateways make s an admin, for
-// web.Viewer.Sites: nil when every gateway does.
-func (sr *siteRegistry) reach(s *session.Session) []string {
+// reach is the list of sites s administers, for web.Viewer.Sites: nil
+// when that is every recorded site. When the store cannot say, only what
+// this instance recorded counts.
+func (sr *siteRegistry) reach(ctx context.Context, st session.Store, s *session.Session) []string {
 	sr.mu.RLock()
-	defer sr.mu.RUnlock()
-	all := true
+	grants := map[string]bool{}
 	for _, g := range sr.gateways {
-		if !g.isAdmin(s) {
-			all = false
-			break
+		if g.isAdmin(s) {
+			grants[g.scope] = true
 		}
 	}
-	if all {
-		return nil
+	all := map[string][]string{}
+	for site, scopes := range sr.known {
+		for sc := range scopes {
+			all[site] = append(all[site], sc)
+		}
+	}
+	sr.mu.RUnlock()
+	if len(grants) == 0 {
+		return []string{}
+	}
+	if recorded, err := st.SiteScopes(ctx); err == nil {
+		for site, scopes := range recorded {
+			all[site] = append(all[site], scopes...)
+		}
 	}
 	sites := []string{}
-	for site, g := range sr.hosts {
-		if g.isAdmin(s) {
+	every := true
+	for site, scopes := range all {
+		ok := true
+		for _, sc := range scopes {
+			ok = ok && grants[sc]
+		}
+		if ok {
 			sites = append(sites, site)
+		} else {
+			every = false
 		}
 	}
-	slices.Sort(sites)
+	if every {
+		return nil
+	}
+	slices.SortFunc(sites, strings.Compare)
 	return sites
 }

@@ -6,6 +6,8 @@ package session
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -95,6 +97,12 @@ type Session struct {
 	Location
 	// IDPSessionID is the provider's sid claim, for back-channel logout.
 	IDPSessionID string `json:"idp_sid"`
+	// IssuerKey names the provider that signed the session in
+	// (IssuerKey of its issuer URL). Subjects are unique only per issuer,
+	// so a session is valid only on sites of the same provider, and a
+	// provider's back-channel logout ends only its own sessions. Empty
+	// for sessions from before it was recorded, which every site takes.
+	IssuerKey string `json:"-"`
 	// Tokens is an opaque, sealed (see Sealer) token blob a store keeps for
 	// the session. The gateway writes none today: the only token it uses,
 	// the ID token for sign-out, stays in the browser.
@@ -234,6 +242,14 @@ func (q *Query) Match(s *Session) bool {
 	return q.Site == "" || s.Site == q.Site
 }
 
+// IssuerKey is the short, stable name sessions record for an issuer URL:
+// 12 base64url characters of its SHA-256 (72 bits; a handful of issuers
+// share a store), so that each session spends 13 bytes, not a URL.
+func IssuerKey(issuer string) string {
+	sum := sha256.Sum256([]byte(issuer))
+	return base64.RawURLEncoding.EncodeToString(sum[:9])
+}
+
 // EmailKey is the form under which stores index an email for
 // UserByEmail: lower case in ASCII only. Unicode lower-casing would give
 // an address with a Kelvin sign (U+212A) the key of one with a "k", and
@@ -330,4 +346,16 @@ type Store interface {
 	// Reauth returns the time SetReauth recorded for user, or the zero
 	// time when there is none.
 	Reauth(ctx context.Context, user string) (time.Time, error)
+	// AddSite records that a site is served by a gateway whose admin
+	// rules have the given scope (an opaque name of the rules), so that
+	// every instance can tell which admins reach which sites.
+	AddSite(ctx context.Context, site, scope string) error
+	// SiteScopes returns every recorded site with the scopes of the
+	// gateways that serve it (at most MaxSites sites).
+	SiteScopes(ctx context.Context) (map[string][]string, error)
 }
+
+// MaxSites bounds the site registry (Store.AddSite): site names come from
+// Host headers, so a catch-all site must not let clients grow it without
+// end.
+const MaxSites = 4096

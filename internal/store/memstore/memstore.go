@@ -66,6 +66,7 @@ type Store struct {
 	// verified.
 	emails map[string]map[string]struct{}
 	claims map[string]time.Time // key → expiry
+	sites  map[string]map[string]bool // site → scopes (AddSite)
 	subs   map[*subscriber]struct{}
 	// nextExpiry and claimsLimit say when expireLocked next runs.
 	nextExpiry  time.Time
@@ -590,6 +591,36 @@ func (m *Store) Claimed(_ context.Context, key string) (bool, error) {
 	defer m.mu.Unlock()
 	exp, ok := m.claims[key]
 	return ok && now.Before(exp), nil
+}
+
+// AddSite implements session.Store.
+func (m *Store) AddSite(_ context.Context, site, scope string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sites == nil {
+		m.sites = make(map[string]map[string]bool)
+	}
+	if m.sites[site] == nil {
+		if len(m.sites) >= session.MaxSites {
+			return nil
+		}
+		m.sites[site] = make(map[string]bool)
+	}
+	m.sites[site][scope] = true
+	return nil
+}
+
+// SiteScopes implements session.Store.
+func (m *Store) SiteScopes(context.Context) (map[string][]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string][]string, len(m.sites))
+	for site, scopes := range m.sites {
+		for sc := range scopes {
+			out[site] = append(out[site], sc)
+		}
+	}
+	return out, nil
 }
 
 // UserByEmail implements session.Store. When several subjects share the

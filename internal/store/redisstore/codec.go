@@ -43,6 +43,7 @@ const (
 	fLat      = "la"
 	fLon      = "lo"
 	fIDPSID   = "z"
+	fIssuer   = "o"
 )
 
 // groupSep joins groups; the ASCII unit separator does not occur in group
@@ -117,6 +118,7 @@ func encodeSession(s *session.Session) []any {
 	f = appendFloat(f, fLat, s.Latitude)
 	f = appendFloat(f, fLon, s.Longitude)
 	f = appendField(f, fIDPSID, s.IDPSessionID)
+	f = appendField(f, fIssuer, s.IssuerKey)
 	return f
 }
 
@@ -234,6 +236,7 @@ func decodeSession(id string, m fields, tokens []byte, dev string) (*session.Ses
 			Country: m.str(fCountry),
 		},
 		IDPSessionID:  m.str(fIDPSID),
+		IssuerKey:     m.str(fIssuer),
 		EmailVerified: m[fVerified] == "1",
 	}
 	if len(tokens) > 0 {

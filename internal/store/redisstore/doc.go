@@ -34,6 +34,7 @@
 //	{gh}:i:em             index   none (cleaned)        user → hash of verified email, for UserByEmail
 //	{gh}:ev               stream  none (Trim, MAXLEN)   activity events (fields below), capped at EventMaxLen
 //	{gh}:c:<key>          string  the claim's ttl       ClaimOnce markers (SET NX PX)
+//	{gh}:sites            hash    none (≤ MaxSites)     "<site>\x1f<scope>" → 1: which admin rules serve each site (AddSite)
 //	{gh}:ended            channel                       ids of ended sessions (PUBLISH)
 //
 // Index entries outlive their session only when its hash expired by TTL,
@@ -95,7 +96,7 @@
 //	i login IP         j last IP, only when it differs from i (present but empty means empty)
 //	a device summary reference (below)
 //	y city             r region        k country     la latitude   lo longitude
-//	z provider's sid
+//	z provider's sid   o issuer key (session.IssuerKey, 12 characters)
 //
 // # Device summaries
 //

@@ -109,6 +109,7 @@ type Store struct {
 	byDeadline    string // {gh}:i:dl
 	users         string // {gh}:i:ul
 	byEmail       string // {gh}:i:em
+	sites         string // {gh}:sites
 	events        string // {gh}:ev
 	endedChannel  string // {gh}:ended
 }
@@ -174,6 +175,7 @@ func New(opts Options) (*Store, error) {
 	s.devicePrefix = s.tag + ":d:"
 	s.userPrefix = s.tag + ":u:"
 	s.claimPrefix = s.tag + ":c:"
+	s.sites = s.tag + ":sites"
 	s.byLast = s.tag + ":i:la"
 	s.byCreated = s.tag + ":i:ca"
 	s.byDeadline = s.tag + ":i:dl"

@@ -137,6 +137,45 @@ func (s *Store) ClaimOnce(ctx context.Context, key string, ttl time.Duration) (b
 	return ok, nil
 }
 
+// AddSite implements session.Store: one field "<site> <scope>" of the
+// sites hash per pair. Past MaxSites fields nothing more is added (a
+// catch-all site with hostile Host headers cannot grow it); the check
+// and the write race harmlessly, by a few fields at most.
+func (s *Store) AddSite(ctx context.Context, site, scope string) error {
+	n, err := s.c.HLen(ctx, s.sites).Result()
+	if err != nil {
+		return fail("counting sites", err)
+	}
+	if n >= session.MaxSites {
+		return nil
+	}
+	return fail("recording site", s.c.HSet(ctx, s.sites, site+siteSep+scope, "1").Err())
+}
+
+// siteSep separates site and scope in a sites hash field; neither a Host
+// header nor a scope contains it.
+const siteSep = "\x1f"
+
+// SiteScopes implements session.Store.
+func (s *Store) SiteScopes(ctx context.Context) (map[string][]string, error) {
+	m, err := s.c.HKeys(ctx, s.sites).Result()
+	if err != nil {
+		return nil, fail("reading sites", err)
+	}
+	out := make(map[string][]string)
+	for _, f := range m {
+		site, scope, ok := strings.Cut(f, siteSep)
+		if !ok {
+			continue
+		}
+		if _, known := out[site]; !known && len(out) >= session.MaxSites {
+			continue
+		}
+		out[site] = append(out[site], scope)
+	}
+	return out, nil
+}
+
 // Claimed implements session.Store.
 func (s *Store) Claimed(ctx context.Context, key string) (bool, error) {
 	n, err := s.c.Exists(ctx, s.claimPrefix+key).Result()

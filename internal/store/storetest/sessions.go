@@ -55,6 +55,7 @@ func Session(i int, user string, at time.Time) *session.Session {
 			Longitude: 4.9041,
 		},
 		IDPSessionID: "8a7b6c5d-4e3f-2a1b-0c9d-8e7f6a5b4c3d",
+		IssuerKey:    session.IssuerKey("https://idp.example.com/realms/main"),
 	}
 }
 
@@ -754,6 +755,38 @@ func Sessions(t *testing.T, open SessionOpener) {
 		e.clock.Advance(2 * ttl)
 		time.Sleep(2 * ttl)
 		claimed(e.b, "state-1", false)
+	})
+
+	t.Run("Sites", func(t *testing.T) {
+		e := setup(t)
+		got, err := e.a.SiteScopes(ctx)
+		must(t, "SiteScopes", err)
+		if len(got) != 0 {
+			t.Fatalf("SiteScopes of an empty store = %v", got)
+		}
+		long := strings.Repeat("x", 300) + ".example.com:8443"
+		for _, p := range [][2]string{{"a.example.com", "s1"}, {"a.example.com", "s2"}, {"a.example.com", "s1"}, {"[2001:db8::1]:8443", "s1"}, {long, "s3"}} {
+			must(t, "AddSite", e.a.AddSite(ctx, p[0], p[1]))
+		}
+		// Every instance sees what any recorded.
+		got, err = e.b.SiteScopes(ctx)
+		must(t, "SiteScopes", err)
+		for _, scopes := range got {
+			slices.Sort(scopes)
+		}
+		want := map[string][]string{"a.example.com": {"s1", "s2"}, "[2001:db8::1]:8443": {"s1"}, long: {"s3"}}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("SiteScopes = %v, want %v", got, want)
+		}
+		// Bounded: hostile Host headers cannot grow it without end.
+		for i := range session.MaxSites + 10 {
+			must(t, "AddSite", e.a.AddSite(ctx, fmt.Sprintf("h%d.example.com", i), "s1"))
+		}
+		got, err = e.a.SiteScopes(ctx)
+		must(t, "SiteScopes", err)
+		if len(got) > session.MaxSites+2 {
+			t.Fatalf("SiteScopes holds %d sites, bound %d", len(got), session.MaxSites)
+		}
 	})
 
 	t.Run("UserByEmail", func(t *testing.T) {
