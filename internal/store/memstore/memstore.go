@@ -65,7 +65,7 @@ type Store struct {
 	// session.EmailKey) → the subjects whose latest sign-in had it
 	// verified.
 	emails map[string]map[string]struct{}
-	claims map[string]time.Time // key → expiry
+	claims map[string]time.Time       // key → expiry
 	sites  map[string]map[string]bool // site → scopes (AddSite)
 	subs   map[*subscriber]struct{}
 	// nextExpiry and claimsLimit say when expireLocked next runs.
