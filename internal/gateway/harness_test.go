@@ -49,9 +49,9 @@ type harness struct {
 	// pattern allows fails the test.
 	errs     []error
 	expected []string
-	// failList makes the store's List fail, as an unreachable store's
-	// would.
-	failList atomic.Bool
+	// failList and failAppend make the store's List and event Append
+	// fail, as an unreachable store's would.
+	failList, failAppend atomic.Bool
 
 	// tamper, when set, rewrites the claims of ID tokens the provider
 	// returns from its token endpoint, and re-signs them (with a foreign
@@ -211,6 +211,13 @@ func (f *failingStore) List(ctx context.Context, q session.Query) (session.Page,
 		return session.Page{}, errors.New("store down")
 	}
 	return f.backend.List(ctx, q)
+}
+
+func (f *failingStore) Append(ctx context.Context, e *activity.Event) error {
+	if f.h.failAppend.Load() {
+		return errors.New("event store down")
+	}
+	return f.backend.Append(ctx, e)
 }
 
 func memBackend(t *testing.T, now func() time.Time) backend { return stores["memory"](t, now) }

@@ -697,3 +697,27 @@ func TestSessionOfAnotherIssuerIsNoSessionHere(t *testing.T) {
 		}
 	})
 }
+
+// Review gap: Record handed an event to OnEvent (Caddy's log) even when
+// the store refused it, so what the log said and what the store held
+// differed, and tests reading OnEvent passed on events never stored.
+func TestRecordReportsOnlyStoredEvents(t *testing.T) {
+	h := newHarness(t, memBackend)
+	h.expectErrors("event store down")
+	h.failAppend.Store(true)
+	h.rt.Record(context.Background(), activity.Event{Type: activity.Logout, User: "alice"})
+	if ev := h.eventsOf(activity.Logout); len(ev) != 0 {
+		t.Errorf("OnEvent saw an event the store refused: %+v", ev)
+	}
+	h.evMu.Lock()
+	n := len(h.errs)
+	h.evMu.Unlock()
+	if n != 1 {
+		t.Errorf("OnError calls = %d, want 1 for the refused event", n)
+	}
+	h.failAppend.Store(false)
+	h.rt.Record(context.Background(), activity.Event{Type: activity.Logout, User: "alice"})
+	if ev := h.eventsOf(activity.Logout); len(ev) != 1 || ev[0].ID == "" {
+		t.Errorf("stored event not reported: %+v", ev)
+	}
+}
