@@ -80,6 +80,9 @@ type Event struct {
 	// Detail is free text: the evidence of an anomaly, the filter of an
 	// export, or how many like events one aggregated event stands for.
 	Detail string `json:"detail"`
+	// MFA, on login_succeeded, tells whether the sign-in used a second
+	// factor.
+	MFA bool `json:"mfa"`
 }
 
 // Filter selects events. Zero fields match everything.

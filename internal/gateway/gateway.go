@@ -63,6 +63,35 @@ type Config struct {
 	// they also pass. Emails count only when verified.
 	AdminGroups []string
 	AdminEmails []string
+	// AuditorGroups and AuditorEmails say who audits this site: they see
+	// what its admins see and end nothing. Emails count only when
+	// verified.
+	AuditorGroups []string
+	AuditorEmails []string
+	// MaxSessions limits a user's sessions across every site on the
+	// store: a sign-in beyond it ends the least recently used ones
+	// (session_ended_new_login). 0: no limit.
+	MaxSessions int
+	// BindIP ties a session to its login address: "exact", "subnet" (the
+	// /24 or /64), or "" (off). A request from elsewhere ends the session
+	// with ip_conflict.
+	BindIP string
+	// RequireMFA refuses sign-ins, and sessions on every request, whose
+	// amr shows a single factor (login_failed mfa_required).
+	RequireMFA bool
+	// MFAACR, when set, is sent as acr_values to ask the provider for a
+	// second factor.
+	MFAACR string
+	// Refresh keeps the refresh token (sealed, in the store) and refreshes
+	// the access token before it expires; a refused refresh ends the
+	// session (refresh_failed).
+	Refresh bool
+	// PassAccessToken sends the current access token to the upstream in
+	// X-Forwarded-Access-Token (needs Refresh). Default: never.
+	PassAccessToken bool
+	// JWTHeader, when set, names a request header that carries a signed
+	// identity JWT (ES256, keys at PathPrefix/jwks.json) for the upstream.
+	JWTHeader string
 	// Network holds the IP and country rules, checked before sign-in is
 	// offered and on every request. Default: everyone.
 	Network policy.Network

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/policy"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
 )
 
@@ -34,6 +35,9 @@ type RuntimeConfig struct {
 	Retention time.Duration
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
+	// Network holds the IP rules of the app (allow_ip, deny_ip of the
+	// global options), applied on every site before its own.
+	Network policy.Network
 	// Locate finds where an address is; nil means no GeoIP.
 	Locate func(netip.Addr) session.Location
 	// Describe summarises a User-Agent; nil leaves only the raw string.

@@ -97,6 +97,11 @@ type Session struct {
 	Location
 	// IDPSessionID is the provider's sid claim, for back-channel logout.
 	IDPSessionID string `json:"idp_sid"`
+	// AMR lists how the user authenticated (the ID token's amr claim,
+	// RFC 8176 values such as pwd, otp, hwk, mfa).
+	AMR []string `json:"amr"`
+	// MFA tells whether AMR shows a second factor (see policy.MFA).
+	MFA bool `json:"mfa"`
 	// IssuerKey names the provider that signed the session in
 	// (IssuerKey of its issuer URL). Subjects are unique only per issuer,
 	// so a session is valid only on sites of the same provider, and a
@@ -312,6 +317,12 @@ type Store interface {
 	// ended session: it returns ErrNotFound when the session is gone or
 	// past its deadline.
 	SetTokens(ctx context.Context, id string, tokens []byte) error
+	// LimitSessions ends, as Delete does (recording and publishing each end), the
+	// least recently used sessions of user beyond the keep most recently
+	// used, atomically, so that concurrent sign-ins on several instances
+	// leave exactly keep sessions; it returns the ended sessions as they
+	// were. keep <= 0 ends nothing.
+	LimitSessions(ctx context.Context, user string, keep int) ([]*Session, error)
 	// Delete ends a session, records the end on the user's summary,
 	// publishes the id to every subscriber and returns the session as it
 	// was. It returns ErrNotFound when the session was already gone, so

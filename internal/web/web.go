@@ -25,6 +25,9 @@ type Viewer struct {
 	Session *session.Session
 	// Admin may see and end the sessions of the sites in Sites.
 	Admin bool
+	// Auditor may see what an admin of the sites in Sites sees, and end
+	// nothing (but their own sessions). Admin wins when both are set.
+	Auditor bool
 	// Sites limits what an admin reaches: the sites whose admin rules
 	// grant the viewer admin rights. Nil means every site; a non-nil
 	// empty slice means none. It never limits the viewer's own sessions.

@@ -761,3 +761,9 @@ var (
 	_ session.Store  = (*Store)(nil)
 	_ activity.Store = (*Store)(nil)
 )
+
+// LimitSessions implements session.Store.
+// TODO(issue 7): implemented by the session-limit work.
+func (m *Store) LimitSessions(context.Context, string, int) ([]*session.Session, error) {
+	return nil, errors.New("limiting sessions: not implemented yet")
+}

@@ -565,3 +565,9 @@ func (s *Store) listen(ctx context.Context, ended func(id string)) (connected bo
 		}
 	}
 }
+
+// LimitSessions implements session.Store.
+// TODO(issue 7): implemented by the session-limit work.
+func (s *Store) LimitSessions(context.Context, string, int) ([]*session.Session, error) {
+	return nil, errors.New("limiting sessions: not implemented yet")
+}
