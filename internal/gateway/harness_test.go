@@ -166,7 +166,7 @@ func (h *harness) addSite(opts ...harnessOption) *site {
 var viewerEcho = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	v := web.ViewerFrom(r.Context())
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"user": v.Session.User, "admin": v.Admin, "sites": v.Sites, "origin": v.Origin})
+	_ = json.NewEncoder(w).Encode(map[string]any{"user": v.Session.User, "admin": v.Admin, "auditor": v.Auditor, "sites": v.Sites, "origin": v.Origin})
 })
 
 func (h *harness) newRuntime(rtOpt func(*RuntimeConfig)) *Runtime {

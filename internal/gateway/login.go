@@ -557,8 +557,11 @@ func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	}
 	s := c.s
 	v := &web.Viewer{Session: s, Admin: g.isAdmin(s), CSRF: g.rt.CSRFToken(s.ID), Prefix: g.cfg.PathPrefix, Origin: g.origin(r)}
-	if v.Admin {
-		v.Sites = g.rt.sites.reach(r.Context(), g.rt.store, s)
+	// An admin here is an admin, not an auditor: their reach is where
+	// they may end sessions, and must not widen to where they only audit.
+	v.Auditor = !v.Admin && g.isAuditor(s)
+	if v.Admin || v.Auditor {
+		v.Sites = g.rt.sites.reach(r.Context(), g.rt.store, s, v.Auditor)
 	}
 	g.cfg.Admin.ServeHTTP(w, r.WithContext(web.WithViewer(r.Context(), v)))
 }

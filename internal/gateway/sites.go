@@ -11,15 +11,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/policy"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
 )
 
-// siteRegistry tells which admins reach which sites, so that admin rights
+// siteRegistry tells which admins and auditors reach which sites, so that admin rights
 // reach only the sites whose own admin rules grant them: an admin of the
 // laxest site is not an admin everywhere (issue 6, item 1).
 //
 // A gateway's admin rules have a scope: a name of its issuer, admin
-// groups and admin emails. A site is served by the gateways that have
+// groups and admin emails, and auditor groups and emails when it has any. A site is served by the gateways that have
 // served it a signed-in request or a sign-in; the store records each
 // (site, scope) pair, so that every instance, whatever its own config,
 // knows them all. An admin reaches a site when every scope serving it is
@@ -42,20 +43,44 @@ func (sr *siteRegistry) add(g *Gateway) {
 	sr.mu.Unlock()
 }
 
-// adminScope names a gateway's admin rules; equal rules (the same groups
-// and, case aside, emails, for the same provider) name the same scope on
-// every instance.
+// adminScope names a gateway's admin and auditor rules; equal rules (the
+// same groups and, case aside, emails, for the same provider) name the
+// same scope on every instance. Auditor rules are part of the name because
+// a scope stands for everything it grants: were they left out, an instance
+// naming other auditors under the same admin rules would grant its
+// auditors every site of that scope. One scope for both keeps one registry
+// entry per site and config. Without auditor rules the name is what it was
+// before auditors existed, so the pairs already recorded in the store keep
+// their meaning (a changed name would leave the old one recorded, serving
+// no one, and put those sites out of every admin's reach).
 func adminScope(cfg *Config) string {
-	groups := slices.Clone(cfg.AdminGroups)
-	slices.Sort(groups)
-	emails := make([]string, len(cfg.AdminEmails))
-	for i, e := range cfg.AdminEmails {
-		emails[i] = session.EmailKey(e)
-	}
-	slices.Sort(emails)
 	h := sha256.New()
-	fmt.Fprintf(h, "%q\n%q\n%q\n", cfg.Issuer, groups, emails)
+	fmt.Fprintf(h, "%q\n%q\n%q\n", cfg.Issuer, sortedGroups(cfg.AdminGroups), emailKeys(cfg.AdminEmails))
+	if len(cfg.AuditorGroups) > 0 || len(cfg.AuditorEmails) > 0 {
+		fmt.Fprintf(h, "auditors\n%q\n%q\n", sortedGroups(cfg.AuditorGroups), emailKeys(cfg.AuditorEmails))
+	}
 	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:12])
+}
+
+func sortedGroups(groups []string) []string {
+	groups = slices.Clone(groups)
+	slices.Sort(groups)
+	return groups
+}
+
+func emailKeys(emails []string) []string {
+	keys := make([]string, len(emails))
+	for i, e := range emails {
+		keys[i] = session.EmailKey(e)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// isAuditor reports whether this site's auditor rules make s an auditor
+// here; as for admins, an unverified email grants nothing.
+func (g *Gateway) isAuditor(s *session.Session) bool {
+	return policy.Member(s.Groups, g.email(s), g.cfg.AuditorGroups, g.cfg.AuditorEmails)
 }
 
 // learn records that g serves r's site. It costs one comparison when g
@@ -100,14 +125,18 @@ func (sr *siteRegistry) learn(g *Gateway, r *http.Request) {
 	sr.mu.Unlock()
 }
 
-// reach is the list of sites s administers, for web.Viewer.Sites: nil
-// when that is every recorded site. When the store cannot say, only what
+// reach is the list of sites s administers, or with audit the sites s
+// administers or audits, for web.Viewer.Sites: nil when that is every
+// recorded site. An auditor's reach follows the same rule as an admin's,
+// a scope granting either right: every scope serving a site must grant
+// one, so a site is audited only where each of its configs names the
+// auditor (or makes them an admin). When the store cannot say, only what
 // this instance recorded counts.
-func (sr *siteRegistry) reach(ctx context.Context, st session.Store, s *session.Session) []string {
+func (sr *siteRegistry) reach(ctx context.Context, st session.Store, s *session.Session, audit bool) []string {
 	sr.mu.RLock()
 	grants := map[string]bool{}
 	for _, g := range sr.gateways {
-		if g.isAdmin(s) {
+		if g.isAdmin(s) || audit && g.isAuditor(s) {
 			grants[g.scope] = true
 		}
 	}
