@@ -18,7 +18,11 @@ import (
 type caller struct {
 	// admin may see and end the sessions of the sites in sites.
 	admin bool
-	// sites is the admin's reach, as web.Viewer.Sites: nil is every site,
+	// auditor may see what admin may, and end nothing but the caller's
+	// own sessions (under /me). admin wins when both are set.
+	auditor bool
+	// sites is the admin's or auditor's reach, as web.Viewer.Sites: nil
+	// is every site,
 	// a non-nil empty slice none. It never limits the caller's own
 	// sessions.
 	sites []string
@@ -30,9 +34,16 @@ type caller struct {
 	self *session.Session
 }
 
-// reaches reports whether c's admin rights cover site.
+// reaches reports whether c's admin or auditor rights cover site: whether
+// c may see its sessions and events (ending them takes admin, which the
+// routes check first).
 func (c caller) reaches(site string) bool {
-	return c.admin && (c.sites == nil || slices.Contains(c.sites, site))
+	return (c.admin || c.auditor) && (c.sites == nil || slices.Contains(c.sites, site))
+}
+
+// readOnly reports whether c may see but not end: an auditor.
+func (c caller) readOnly() bool {
+	return c.auditor && !c.admin
 }
 
 // within is the Sites value of an admin listing whose explicit site filter
@@ -55,8 +66,14 @@ type api struct {
 // serve routes a request whose path below the API root is segs (already
 // unescaped, so a subject may contain "/" when sent as %2F). The order of
 // checks matters: route, then method, then permission, then the id, so
-// that a non-admin learns nothing about which ids exist.
+// that a non-admin learns nothing about which ids exist. An auditor is
+// refused every state-changing request outside /me before any route: one
+// rule for every route, present or future, rather than one per route.
 func (a *api) serve(w http.ResponseWriter, r *http.Request, c caller, segs []string) {
+	if c.readOnly() && !safeMethod(r.Method) && (len(segs) == 0 || segs[0] != "me") {
+		writeError(w, http.StatusForbidden, codeForbidden, "auditors may read but not end sessions")
+		return
+	}
 	switch {
 	case match(segs, "sessions"):
 		if a.method(w, r, "GET") && a.adminOnly(w, c) {
@@ -130,8 +147,10 @@ func (a *api) method(w http.ResponseWriter, r *http.Request, allowed ...string) 
 	return false
 }
 
+// adminOnly lets admins and auditors through; serve has already refused
+// auditors what they may not do.
 func (a *api) adminOnly(w http.ResponseWriter, c caller) bool {
-	if !c.admin {
+	if !c.admin && !c.auditor {
 		writeError(w, http.StatusForbidden, codeForbidden, "")
 		return false
 	}

@@ -11,7 +11,8 @@
 // gateway has already signed the user in and put a *web.Viewer in the
 // request context.
 //
-// JSON API (admin only, except under /api/me):
+// JSON API (admins and auditors, except under /api/me, which is every
+// signed-in user's; auditors get 403 for every DELETE outside /api/me):
 //
 //	GET    {prefix}/api/sessions?user=&ip=&country=&site=&sort=&cursor=&limit=
 //	GET    {prefix}/api/sessions/{id}
@@ -42,6 +43,16 @@
 //	GET  {prefix}/assets/{name}             embedded CSS and JavaScript
 //
 // The sign-out button posts to the gateway's own {prefix}/logout.
+//
+// # Auditors
+//
+// An auditor (Viewer.Auditor, from a site's auditor_groups and
+// auditor_emails) sees every page and GET an admin of the same sites sees,
+// with the same reach, and ends nothing: the admin pages show no revoke
+// controls and say "Read-only", and every state-changing API request
+// outside /api/me and every form under /admin/ is a 403, refused before
+// any id is looked up. Their own sessions stay theirs to end from "my
+// sessions". A viewer who is both is an admin.
 //
 // # Reach
 //

@@ -245,6 +245,9 @@ type req struct {
 	// noSites gives a reach of no site at all.
 	sites   []string
 	noSites bool
+	// auditor makes the viewer an auditor instead of what adminEmails
+	// says.
+	auditor bool
 }
 
 func (e *env) do(r req) *httptest.ResponseRecorder {
@@ -264,6 +267,9 @@ func (e *env) do(r req) *httptest.ResponseRecorder {
 	}
 	if r.as != nil {
 		v := e.viewer(r.as)
+		if r.auditor {
+			v.Admin, v.Auditor = false, true
+		}
 		switch {
 		case r.noSites:
 			v.Sites = []string{}

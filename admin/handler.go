@@ -81,7 +81,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func callerFor(v *web.Viewer) caller {
-	return caller{admin: v.Admin, sites: v.Sites, actor: actorOf(v.Session), self: v.Session}
+	return caller{admin: v.Admin, auditor: v.Auditor, sites: v.Sites, actor: actorOf(v.Session), self: v.Session}
 }
 
 // actorOf is what events record as the actor: the email, as SPEC asks,

@@ -61,6 +61,10 @@ type view struct {
 	CSS    string
 	JS     string
 	Data   any
+
+	// Admin (above) shows the admin pages, to admins and auditors;
+	// Auditor marks them read-only.
+	Auditor bool
 }
 
 // Historical login types shown on "my sessions": everything that starts or
@@ -142,9 +146,16 @@ func (p *pages) allow(w http.ResponseWriter, r *http.Request, v *web.Viewer, pre
 	return false
 }
 
+// adminOnly lets admins through, and auditors when the request only
+// reads: every form under /admin/ ends sessions.
 func (p *pages) adminOnly(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string) bool {
-	if v.Admin {
+	if v.Admin || v.Auditor && safeMethod(r.Method) {
 		return true
+	}
+	if v.Auditor {
+		p.fail(w, r, v, prefix, http.StatusForbidden, "Read-only access",
+			"Auditors can see sessions and activity but not sign anyone out. You can still sign out your own sessions.")
+		return false
 	}
 	p.fail(w, r, v, prefix, http.StatusForbidden, "Administrators only",
 		"This page is for administrators. You can still see and sign out your own sessions.")
@@ -153,17 +164,19 @@ func (p *pages) adminOnly(w http.ResponseWriter, r *http.Request, v *web.Viewer,
 
 // newView fills the parts every page shares.
 func (p *pages) newView(r *http.Request, v *web.Viewer, prefix, title string) *view {
-	return &view{
+	vw := &view{
 		Title:  title,
 		Prefix: prefix,
 		Me:     v.Session,
-		Admin:  v.Admin,
+		Admin:  v.Admin || v.Auditor,
 		CSRF:   v.CSRF,
 		Return: withoutFlash(r.URL),
 		CSS:    p.assets.url(prefix, "app.css"),
 		JS:     p.assets.url(prefix, "app.js"),
 		Flash:  flashMessage(r.URL.Query()),
 	}
+	vw.Auditor = v.Auditor && !v.Admin
+	return vw
 }
 
 // render writes a page. It renders into a buffer first so that a template
@@ -560,10 +573,17 @@ func (p *pages) adminSessions(w http.ResponseWriter, r *http.Request, v *web.Vie
 		if over(s, now) {
 			continue
 		}
-		d.Rows = append(d.Rows, p.row(s, now, prefix, s.ID == v.Session.ID, true))
+		row := p.row(s, now, prefix, s.ID == v.Session.ID, true)
+		if !v.Admin {
+			// An auditor gets no revoke controls.
+			row.RevokeURL = ""
+		}
+		d.Rows = append(d.Rows, row)
 	}
 	if q.User != "" {
-		d.RevokeUserURL = prefix + "/admin/users/" + url.PathEscape(q.User) + "/revoke"
+		if v.Admin {
+			d.RevokeUserURL = prefix + "/admin/users/" + url.PathEscape(q.User) + "/revoke"
+		}
 		d.UserName = d.Filter.User
 	}
 	d.NextURL, d.FirstURL = pageLinks(r.URL, page.Next)
@@ -629,14 +649,18 @@ func (p *pages) adminUsers(w http.ResponseWriter, r *http.Request, v *web.Viewer
 	}
 	now := p.b.Now()
 	for _, u := range page.Items {
-		d.Rows = append(d.Rows, userRow{
+		row := userRow{
 			User:        u,
 			Status:      userStatus(u),
 			LastLogin:   ago(now, u.LastLogin),
 			LastLogout:  ago(now, u.LastLogout),
 			SessionsURL: prefix + "/admin/?" + url.Values{"user": {u.User}}.Encode(),
-			RevokeURL:   prefix + "/admin/users/" + url.PathEscape(u.User) + "/revoke",
-		})
+		}
+		if v.Admin {
+			// An auditor gets no revoke controls.
+			row.RevokeURL = prefix + "/admin/users/" + url.PathEscape(u.User) + "/revoke"
+		}
+		d.Rows = append(d.Rows, row)
 	}
 	d.NextURL, d.FirstURL = pageLinks(r.URL, page.Next)
 	p.render(w, r, http.StatusOK, "users", vw)
