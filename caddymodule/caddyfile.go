@@ -136,6 +136,8 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		allow_domains <domain...>
 //		admin_groups  <group...>
 //		admin_emails  <email...>
+//		auditor_groups <group...>
+//		auditor_emails <email...>
 //		groups_claim  <claim>
 //		cookie_name   <name>
 //		cookie_domain <domain>
@@ -218,6 +220,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.AdminGroups, err = someArgs(d)
 		case "admin_emails":
 			h.AdminEmails, err = someArgs(d)
+		case "auditor_groups":
+			h.AuditorGroups, err = someArgs(d)
+		case "auditor_emails":
+			h.AuditorEmails, err = someArgs(d)
 		case "groups_claim":
 			h.GroupsClaim, err = oneArg(d)
 		case "cookie_name":

@@ -61,6 +61,13 @@ type Handler struct {
 	// AdminGroups and AdminEmails say who may use the admin page and API.
 	AdminGroups []string `json:"admin_groups,omitempty"`
 	AdminEmails []string `json:"admin_emails,omitempty"`
+	// AuditorGroups and AuditorEmails say who may read the admin page and
+	// the API's GETs without ending anything (but their own sessions).
+	// As for admins, their reach is the sites whose rules also name them
+	// (as auditors or admins), and emails count only when verified.
+	// Default: nobody.
+	AuditorGroups []string `json:"auditor_groups,omitempty"`
+	AuditorEmails []string `json:"auditor_emails,omitempty"`
 	// GroupsClaim names the token claim listing the user's groups.
 	// Default: groups.
 	GroupsClaim string `json:"groups_claim,omitempty"`
@@ -178,6 +185,8 @@ func (h *Handler) config() (gateway.Config, error) {
 		CookieSecure:            h.CookieSecure,
 		AdminGroups:             h.AdminGroups,
 		AdminEmails:             h.AdminEmails,
+		AuditorGroups:           h.AuditorGroups,
+		AuditorEmails:           h.AuditorEmails,
 		InsecureUnverifiedEmail: h.InsecureUnverifiedEmail,
 		Identity: policy.Identity{
 			Groups:  h.AllowGroups,
