@@ -85,6 +85,13 @@ func TestScreenshotTool(t *testing.T) {
 	alice.shot(out, "activity")
 	bobLaptop.navigate(d.SiteURL + "/.gatehouse/")
 	bobLaptop.shot(out, "my-sessions")
+	// An auditor sees the same sessions without revoke controls.
+	sam := c.open(at(firefoxLinux, "sam-laptop", "203.0.113.70"))
+	sam.signIn(d, "/", "sam", false)
+	sam.navigate(d.SiteURL + "/.gatehouse/admin/")
+	sam.shot(out, "admin-auditor")
+	sam.navigate(d.SiteURL + "/.gatehouse/admin/users")
+	sam.screenshot("review-auditor-users")
 
 	// Empty states and narrow windows, full pages, for review rather than
 	// the README.
@@ -147,6 +154,7 @@ func startScreenshotDemo(t *testing.T) *demo {
 		devidp.User{Subject: "fiona", Username: "fiona", Password: "demo", Email: "fiona@example.com", Name: "Fiona Finance", Groups: []string{"staff", "finance"}},
 		devidp.User{Subject: "dave", Username: "dave", Password: "demo", Email: "dave@example.com", Name: "Dave Field", Groups: []string{"staff"}},
 		devidp.User{Subject: "erin", Username: "erin", Password: "demo", Email: "erin@example.com", Name: "Erin Contractor", Groups: []string{"contractors"}},
+		devidp.User{Subject: "sam", Username: "sam", Password: "demo", Email: "sam@example.com", Name: "Sam Security", Groups: []string{"security"}},
 	)
 	geoDB := filepath.Join(t.TempDir(), "city.mmdb")
 	geotest.WriteCity(t, geoDB, []geotest.Entry{
@@ -205,6 +213,8 @@ func startScreenshotDemo(t *testing.T) *demo {
 	}
 	srv := m["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)["demo"].(map[string]any)
 	srv["trusted_proxies"] = map[string]any{"source": "static", "ranges": []string{"127.0.0.1/32", "::1/128"}}
+	// Sam audits: the read-only admin pages.
+	setGatehouse(srv, "auditor_groups", []string{"security"})
 	if cfg, err = json.Marshal(m); err != nil {
 		t.Fatal(err)
 	}
@@ -213,4 +223,21 @@ func startScreenshotDemo(t *testing.T) *demo {
 	}
 	t.Cleanup(func() { _ = caddy.Stop() })
 	return d
+}
+
+// setGatehouse sets key on every gatehouse handler below v.
+func setGatehouse(v any, key string, val any) {
+	switch v := v.(type) {
+	case map[string]any:
+		if v["handler"] == "gatehouse" {
+			v[key] = val
+		}
+		for _, x := range v {
+			setGatehouse(x, key, val)
+		}
+	case []any:
+		for _, x := range v {
+			setGatehouse(x, key, val)
+		}
+	}
 }
