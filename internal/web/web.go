@@ -42,9 +42,10 @@ type Viewer struct {
 	Origin string
 }
 
-// Reaches reports whether the viewer's admin rights cover site.
+// Reaches reports whether the viewer may see site's sessions and events
+// as an admin or an auditor (ending them takes Admin too).
 func (v *Viewer) Reaches(site string) bool {
-	return v.Admin && (v.Sites == nil || slices.Contains(v.Sites, site))
+	return (v.Admin || v.Auditor) && (v.Sites == nil || slices.Contains(v.Sites, site))
 }
 
 type viewerKey struct{}
