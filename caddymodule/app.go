@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 	"github.com/gatehouse-proxy/gatehouse/internal/gateway"
 	"github.com/gatehouse-proxy/gatehouse/internal/geo"
+	"github.com/gatehouse-proxy/gatehouse/internal/policy"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
 )
 
@@ -73,6 +74,16 @@ type App struct {
 	// effect there on the next start.
 	MaxEvents int64 `json:"max_events,omitempty"`
 
+	// AllowIP lists the client ranges (CIDR or address) that may use any
+	// site of this instance; it applies before each site's own allow_ip
+	// and deny_ip, so a site cannot admit an address outside it.
+	// Default: all.
+	AllowIP []string `json:"allow_ip,omitempty"`
+	// DenyIP lists client ranges refused on every site, whatever the
+	// site allows. Refusals are access_denied events with reason
+	// ip_restricted, as a site's own.
+	DenyIP []string `json:"deny_ip,omitempty"`
+
 	rt          *gateway.Runtime
 	stores      *storeHandle
 	geo         *geo.DB
@@ -114,6 +125,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.validate(storeURL, secret); err != nil {
 		return err
 	}
+	network, err := a.network()
+	if err != nil {
+		return err
+	}
 	a.unrouteLogs = routeRedisLogs(a.logger)
 	h, err := openStore(storeURL, a.MaxEvents)
 	if err != nil {
@@ -145,6 +160,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Secret:    []byte(secret),
 		CacheTTL:  time.Duration(a.CacheTTL),
 		Retention: time.Duration(a.Retention),
+		Network:   network,
 		Locate:    locate,
 		Describe:  geo.ParseUserAgent,
 		OnEvent:   func(e activity.Event) { logEvent(activityLog, e) },
@@ -180,6 +196,19 @@ func (a *App) validate(storeURL, secret string) error {
 		}
 	}
 	return nil
+}
+
+// network parses the app's IP rules.
+func (a *App) network() (policy.Network, error) {
+	var n policy.Network
+	var err error
+	if n.AllowIP, err = policy.ParsePrefixes(a.AllowIP); err != nil {
+		return n, fmt.Errorf("gatehouse: allow_ip: %w", err)
+	}
+	if n.DenyIP, err = policy.ParsePrefixes(a.DenyIP); err != nil {
+		return n, fmt.Errorf("gatehouse: deny_ip: %w", err)
+	}
+	return n, nil
 }
 
 func isMemory(u string) bool { return u == "" || u == "memory" }

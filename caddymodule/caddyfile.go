@@ -34,6 +34,8 @@ func init() {
 //			touch_interval 30s
 //			retention      90d
 //			max_events     <n>
+//			allow_ip       <cidr...>
+//			deny_ip        <cidr...>
 //		}
 //	}
 func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -101,6 +103,19 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.Errf("max_events: want a positive whole number of events, got %q", v)
 			}
 			app.MaxEvents = n
+		case "allow_ip", "deny_ip":
+			list, err := someArgs(d)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := policy.ParsePrefixes(list); err != nil {
+				return nil, d.Errf("%s: %v", key, err)
+			}
+			if key == "allow_ip" {
+				app.AllowIP = list
+			} else {
+				app.DenyIP = list
+			}
 		default:
 			return nil, d.Errf("unrecognized gatehouse option %q", key)
 		}
@@ -131,6 +146,8 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		deny_ip       <cidr...>
 //		allow_country <code...>
 //		deny_country  <code...>
+//		max_sessions  <n>
+//		bind_ip       off|exact|subnet
 //		allow_groups  <group...>
 //		allow_emails  <email...>
 //		allow_domains <domain...>
@@ -209,6 +226,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.AllowCountry = list
 			} else {
 				h.DenyCountry = list
+			}
+		case "max_sessions":
+			h.MaxSessions, err = maxSessionsArg(d)
+		case "bind_ip":
+			if h.BindIP, err = oneArg(d); err == nil {
+				if _, perr := policy.ParseBind(h.BindIP); perr != nil {
+					err = d.Err(perr.Error())
+				}
 			}
 		case "allow_groups":
 			h.AllowGroups, err = someArgs(d)
@@ -332,3 +357,17 @@ func validCookieName(s string) bool {
 
 // Interface guards
 var _ caddyfile.Unmarshaler = (*Handler)(nil)
+
+// maxSessionsArg reads max_sessions: a whole number of sessions, 0 for
+// no limit.
+func maxSessionsArg(d *caddyfile.Dispenser) (int, error) {
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, d.Errf("max_sessions: want a whole number of sessions (0 for no limit), got %q", v)
+	}
+	return n, nil
+}

@@ -52,6 +52,16 @@ type Handler struct {
 	AllowCountry []string `json:"allow_country,omitempty"`
 	// DenyCountry lists country codes that are refused.
 	DenyCountry []string `json:"deny_country,omitempty"`
+	// MaxSessions limits how many sessions one user keeps across every
+	// site on the store: a sign-in beyond it ends the user's least
+	// recently used sessions (event session_ended_new_login, actor
+	// system). Default: 0, no limit.
+	MaxSessions int `json:"max_sessions,omitempty"`
+	// BindIP ties a session to the address it signed in from: "exact"
+	// (the same address), "subnet" (the same /24 for IPv4, /64 for
+	// IPv6) or "off". A request from elsewhere ends the session (event
+	// ip_conflict) and must sign in again. Default: off.
+	BindIP string `json:"bind_ip,omitempty"`
 	// AllowGroups, AllowEmails and AllowDomains restrict who may sign in;
 	// a user matching any entry of any list passes. Default: everyone the
 	// provider signs in.
@@ -203,6 +213,13 @@ func (h *Handler) config() (gateway.Config, error) {
 	}
 	cfg.Network.AllowCountry = upper(h.AllowCountry)
 	cfg.Network.DenyCountry = upper(h.DenyCountry)
+	if h.MaxSessions < 0 {
+		return cfg, errors.New("gatehouse: max_sessions must not be negative")
+	}
+	cfg.MaxSessions = h.MaxSessions
+	if cfg.BindIP, err = policy.ParseBind(h.BindIP); err != nil {
+		return cfg, fmt.Errorf("gatehouse: %w", err)
+	}
 	return cfg, nil
 }
 

@@ -15,7 +15,7 @@ import (
 
 // benchGateway returns a gateway on st with one signed-in session and a
 // request carrying its cookie.
-func benchGateway(b *testing.B, st backend, cacheTTL time.Duration) (*Gateway, *http.Request) {
+func benchGateway(b testing.TB, st backend, cacheTTL time.Duration) (*Gateway, *http.Request) {
 	b.Helper()
 	rt, err := NewRuntime(RuntimeConfig{Store: st, Events: st, Secret: testSecret, CacheTTL: cacheTTL})
 	if err != nil {

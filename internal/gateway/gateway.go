@@ -321,6 +321,13 @@ func (g *Gateway) check(r *http.Request, ip netip.Addr) (checked, error) {
 			c.ended = true
 			continue
 		}
+		if !g.bound(s, ip) {
+			if err := g.endConflict(r, s, ip); err != nil {
+				return c, err
+			}
+			c.ended = true
+			continue
+		}
 		live[nl] = s
 		nl++
 	}
@@ -472,18 +479,10 @@ func cookieValue(h http.Header, name string) string {
 	return vals[0]
 }
 
-// networkAllowed applies the site's IP and country rules, before sign-in is
-// even offered.
+// networkAllowed applies the app's IP rules and then the site's IP and
+// country rules, before sign-in is even offered.
 func (g *Gateway) networkAllowed(w http.ResponseWriter, r *http.Request, ip netip.Addr) bool {
-	n := &g.cfg.Network
-	if n.Empty() {
-		return true
-	}
-	var loc session.Location
-	if n.NeedsCountry() {
-		loc = g.rt.locate(ip)
-	}
-	d := n.Decide(ip, loc.Country)
+	d, loc := g.decideNetwork(ip)
 	if d.Allow {
 		return true
 	}

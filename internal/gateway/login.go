@@ -223,6 +223,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
 	g.rt.Record(r.Context(), e)
 	g.setSessionCookie(w, r, sec.Cookie(), g.cfg.MaxLifetime)
 	g.setLogoutHint(w, r, s.ID, res.IDToken)
+	g.limitSessions(r, s)
 	http.Redirect(w, r, ls.Return, http.StatusFound)
 }
 

@@ -120,6 +120,62 @@ func (n *Network) Decide(ip netip.Addr, country string) Decision {
 	return allow
 }
 
+// Layered decides under the app's rules (global: allow_ip, deny_ip of the
+// global options) first and then under a site's own: a global deny wins
+// over a site's allow, and an address outside a global allow list is
+// refused whatever the site allows. The refusal's reason is the same
+// whichever layer refused.
+func Layered(global, site *Network, ip netip.Addr, country string) Decision {
+	if d := global.Decide(ip, country); !d.Allow {
+		return d
+	}
+	return site.Decide(ip, country)
+}
+
+// Ways to bind a session to its login address (bind_ip).
+const (
+	BindOff    = ""
+	BindExact  = "exact"
+	BindSubnet = "subnet"
+)
+
+// ParseBind reads a bind_ip value: off, exact or subnet.
+func ParseBind(s string) (string, error) {
+	switch s {
+	case "off", "":
+		return BindOff, nil
+	case BindExact, BindSubnet:
+		return s, nil
+	}
+	return "", fmt.Errorf("bind_ip: want off, exact or subnet, got %q", s)
+}
+
+// Bound reports whether a request from addr may use a session signed in
+// from login under mode: always when mode is BindOff or the login address
+// is unknown (nothing to compare with); otherwise the same address
+// (exact) or the same /24 for IPv4, /64 for IPv6 (subnet), so that a
+// privacy-extension IPv6 address or a carrier's NAT pool keeps working.
+// IPv4-mapped IPv6 counts as IPv4. An unknown addr, or one of the other
+// family, is not bound.
+func Bound(mode string, login, addr netip.Addr) bool {
+	if mode == BindOff || !login.IsValid() {
+		return true
+	}
+	login, addr = login.Unmap().WithZone(""), addr.Unmap().WithZone("")
+	if !addr.IsValid() || login.Is4() != addr.Is4() {
+		return false
+	}
+	if mode != BindSubnet {
+		return login == addr
+	}
+	bits := 64
+	if login.Is4() {
+		bits = 24
+	}
+	p, _ := login.Prefix(bits)
+	return p.Contains(addr)
+}
+
 // Identity holds who may sign in to a site. Its zero value allows every
 // authenticated user; when any list is set, a user must match at least one
 // entry of any list.

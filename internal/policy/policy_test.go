@@ -108,3 +108,119 @@ func TestIdentityDecide(t *testing.T) {
 		t.Error("empty Identity policy refused a user")
 	}
 }
+
+// TestLayered covers issue 7, item 1: the app's allow_ip / deny_ip apply
+// on every site before its own rules.
+func TestLayered(t *testing.T) {
+	nets := func(allow, deny []string) Network {
+		return Network{AllowIP: mustPrefixes(t, allow...), DenyIP: mustPrefixes(t, deny...)}
+	}
+	none := []string(nil)
+	tests := []struct {
+		name         string
+		global, site Network
+		ip           string
+		want         bool
+	}{
+		{"no rules anywhere", Network{}, Network{}, "198.51.100.1", true},
+		{"empty lists allow ipv6 too", nets(none, none), nets(none, none), "2001:db8::1", true},
+		{"global deny wins over site allow", nets(none, []string{"10.0.0.0/8"}), nets([]string{"10.0.0.0/8"}, none), "10.1.1.1", false},
+		{"global allow refuses outside it even if the site allows", nets([]string{"10.0.0.0/8"}, none), nets([]string{"192.0.2.0/24"}, none), "192.0.2.1", false},
+		{"global allow and site allow both pass", nets([]string{"10.0.0.0/8"}, none), nets([]string{"10.1.0.0/16"}, none), "10.1.2.3", true},
+		{"global allow passes, site refuses", nets([]string{"10.0.0.0/8"}, none), nets([]string{"10.1.0.0/16"}, none), "10.2.0.1", false},
+		{"site deny still applies after a global allow", nets([]string{"10.0.0.0/8"}, none), nets(none, []string{"10.0.0.7"}), "10.0.0.7", false},
+		{"global deny over global allow", nets([]string{"10.0.0.0/8"}, []string{"10.9.0.0/16"}), Network{}, "10.9.1.1", false},
+		{"global deny of one address spares its neighbour", nets(none, []string{"192.0.2.66"}), Network{}, "192.0.2.67", true},
+		{"ipv4-mapped client meets a global ipv4 deny", nets(none, []string{"192.0.2.0/24"}), Network{}, "::ffff:192.0.2.9", false},
+		{"ipv4-mapped rule meets an ipv4 client", nets(none, []string{"::ffff:192.0.2.0/120"}), Network{}, "192.0.2.9", false},
+		{"global allow 0.0.0.0/0 admits every ipv4", nets([]string{"0.0.0.0/0"}, none), Network{}, "203.0.113.200", true},
+		{"global allow 0.0.0.0/0 refuses ipv6", nets([]string{"0.0.0.0/0"}, none), Network{}, "2001:db8::1", false},
+		{"global deny ::/0 refuses ipv6 only", nets(none, []string{"::/0"}), Network{}, "2001:db8::1", false},
+		{"global deny ::/0 spares ipv4", nets(none, []string{"::/0"}), Network{}, "192.0.2.1", true},
+		{"global deny ::/0 spares ipv4-mapped", nets(none, []string{"::/0"}), Network{}, "::ffff:192.0.2.1", true},
+		{"global deny 0.0.0.0/0 beats a site allow", nets(none, []string{"0.0.0.0/0"}), nets([]string{"192.0.2.0/24"}, none), "192.0.2.1", false},
+		{"unknown address is refused by an allow list", nets([]string{"0.0.0.0/0", "::/0"}, none), Network{}, "", false},
+		{"unknown address passes deny lists only", nets(none, []string{"0.0.0.0/0"}), Network{}, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ip netip.Addr
+			if tt.ip != "" {
+				ip = netip.MustParseAddr(tt.ip)
+			}
+			got := Layered(&tt.global, &tt.site, ip, "")
+			want := Decision{Allow: true}
+			if !tt.want {
+				want = Decision{Reason: ReasonIP}
+			}
+			if got != want {
+				t.Errorf("Layered(%s) = %+v, want %+v", tt.ip, got, want)
+			}
+		})
+	}
+	// The site's country rules still apply behind global IP rules.
+	global := Network{AllowIP: mustPrefixes(t, "10.0.0.0/8")}
+	site := Network{DenyCountry: []string{"KP"}}
+	if got := Layered(&global, &site, netip.MustParseAddr("10.0.0.1"), "KP"); got.Reason != ReasonCountry {
+		t.Errorf("Layered with a site country rule = %+v, want %s", got, ReasonCountry)
+	}
+}
+
+// TestBound covers issue 7, item 3 (bind_ip).
+func TestBound(t *testing.T) {
+	tests := []struct {
+		mode, login, addr string
+		want              bool
+	}{
+		{BindOff, "192.0.2.1", "198.51.100.1", true},
+		{BindExact, "192.0.2.1", "192.0.2.1", true},
+		{BindExact, "192.0.2.1", "192.0.2.2", false},
+		{BindExact, "192.0.2.1", "::ffff:192.0.2.1", true},
+		{BindExact, "::ffff:192.0.2.1", "192.0.2.1", true},
+		{BindExact, "2001:db8::1", "2001:db8::1", true},
+		{BindExact, "2001:db8::1", "2001:db8::2", false},
+		{BindSubnet, "192.0.2.1", "192.0.2.254", true},
+		{BindSubnet, "192.0.2.1", "192.0.3.1", false},
+		{BindSubnet, "192.0.2.1", "::ffff:192.0.2.77", true},
+		{BindSubnet, "127.0.0.1", "127.0.0.2", true},
+		{BindExact, "127.0.0.1", "127.0.0.2", false},
+		{BindSubnet, "2001:db8:1:2::1", "2001:db8:1:2:ffff::9", true},
+		{BindSubnet, "2001:db8:1:2::1", "2001:db8:1:3::1", false},
+		// Families differ: an IPv4 /24 is no IPv6 /64.
+		{BindSubnet, "192.0.2.1", "::c000:201", false},
+		{BindSubnet, "2001:db8::1", "192.0.2.1", false},
+		// Zones do not make an address another one.
+		{BindExact, "fe80::1", "fe80::1%eth0", true},
+		// A login address unknown: nothing to bind to.
+		{BindExact, "", "192.0.2.1", true},
+		// A request address unknown: not from the login address.
+		{BindExact, "192.0.2.1", "", false},
+		{BindSubnet, "192.0.2.1", "", false},
+		// An unknown mode is as strict as exact.
+		{"bogus", "192.0.2.1", "192.0.2.2", false},
+	}
+	parse := func(s string) netip.Addr {
+		if s == "" {
+			return netip.Addr{}
+		}
+		return netip.MustParseAddr(s)
+	}
+	for _, tt := range tests {
+		if got := Bound(tt.mode, parse(tt.login), parse(tt.addr)); got != tt.want {
+			t.Errorf("Bound(%q, %s, %s) = %v, want %v", tt.mode, tt.login, tt.addr, got, tt.want)
+		}
+	}
+}
+
+func TestParseBind(t *testing.T) {
+	for in, want := range map[string]string{"off": BindOff, "": BindOff, "exact": BindExact, "subnet": BindSubnet} {
+		if got, err := ParseBind(in); err != nil || got != want {
+			t.Errorf("ParseBind(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"on", "Exact", "/24", "subnet/24"} {
+		if _, err := ParseBind(in); err == nil {
+			t.Errorf("ParseBind(%q) succeeded, want error", in)
+		}
+	}
+}

@@ -762,8 +762,60 @@ var (
 	_ activity.Store = (*Store)(nil)
 )
 
-// LimitSessions implements session.Store.
-// TODO(issue 7): implemented by the session-limit work.
-func (m *Store) LimitSessions(context.Context, string, int) ([]*session.Session, error) {
-	return nil, errors.New("limiting sessions: not implemented yet")
+// LimitSessions implements session.Store. Sessions past their deadline
+// neither count nor end here: they are over already, and the sweep
+// records how they ended. Of live sessions the most recently used stay
+// (ties: the later created, then the greater id, as List orders).
+func (m *Store) LimitSessions(_ context.Context, user string, keep int) ([]*session.Session, error) {
+	if keep <= 0 {
+		return nil, nil
+	}
+	now := m.now()
+	m.mu.Lock()
+	u := m.users[user]
+	if u == nil || len(u.sessions) <= keep {
+		m.mu.Unlock()
+		return nil, nil
+	}
+	live := make([]*session.Session, 0, len(u.sessions))
+	for id := range u.sessions {
+		s := m.liveLocked(id, now)
+		if s == nil {
+			continue
+		}
+		if d := s.Deadline(); !d.IsZero() && !now.Before(d) {
+			continue
+		}
+		live = append(live, s)
+	}
+	if len(live) <= keep {
+		m.mu.Unlock()
+		return nil, nil
+	}
+	slices.SortFunc(live, func(a, b *session.Session) int {
+		if c := b.LastAccess.Compare(a.LastAccess); c != 0 {
+			return c
+		}
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	ended := live[keep:]
+	for _, s := range ended {
+		m.removeLocked(s)
+	}
+	u.lastLogout = ms(now)
+	u.lastSeen = now
+	subs := make([]*subscriber, 0, len(m.subs))
+	for sub := range m.subs {
+		subs = append(subs, sub)
+	}
+	m.mu.Unlock()
+	for _, s := range ended {
+		for _, sub := range subs {
+			sub.send(s.ID)
+		}
+	}
+	return ended, nil
 }

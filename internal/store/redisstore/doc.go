@@ -248,7 +248,11 @@
 // single Lua scripts (EVALSHA), so the session, its tokens, the indexes
 // and the user's hash never disagree, neither Touch nor SetTokens revives a session another
 // instance deleted, and of concurrent Deletes exactly one gets the session
-// back. Delete publishes the id from inside its script.
+// back. Delete publishes the id from inside its script. LimitSessions
+// (max_sessions) is one script too: it reads the user's hash, orders the
+// live sessions by last access and ends the surplus as Delete would, so
+// that concurrent sign-ins on several instances never leave more than the
+// limit, nor end one session twice.
 //
 // # Upgrading
 //

@@ -843,3 +843,62 @@ if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], '~r', ARGV[1]) end
 extend(KEYS[1], tonumber(ARGV[2]))
 return 1
 `)
+
+// limitScript ends, as deleteScript does, the least recently used live
+// sessions of one user beyond the keep most recently used (ties: the
+// later created, then the greater id), in one step, so that concurrent
+// sign-ins on several instances leave exactly keep. Sessions past their
+// deadline neither count nor end: the sweep records their expiry. Fields
+// of sessions that vanished by TTL are dropped. KEYS user, by-last-access,
+// by-created, by-deadline. ARGV keep, now ms, session key prefix, tokens
+// key prefix, channel, user ttl ms, device key prefix. Returns a flat
+// list of id, hash, tokens, device per ended session.
+var limitScript = redis.NewScript(luaLib + `
+local u = KEYS[1]
+local keep, now = tonumber(ARGV[1]), tonumber(ARGV[2])
+local sp, kp, ch, userttl, dp = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local h = redis.call('HGETALL', u)
+local live = {}
+for i = 1, #h, 2 do
+  local id = h[i]
+  if string.sub(id, 1, 1) ~= '~' then
+    local flat = redis.call('HGETALL', sp .. id)
+    if #flat == 0 then
+      redis.call('HDEL', u, id)
+    else
+      local m = tomap(flat)
+      local last, created = tonumber(m['l'] or '0'), tonumber(m['c'] or '0')
+      local dl = deadline(last, tonumber(m['x'] or '0'), tonumber(m['t'] or '0'))
+      if dl == 0 or now < dl then
+        live[#live + 1] = {id = id, flat = flat, m = m, last = last, created = created, dl = dl}
+      end
+    end
+  end
+end
+if #live <= keep then return {} end
+table.sort(live, function(a, b)
+  if a.last ~= b.last then return a.last > b.last end
+  if a.created ~= b.created then return a.created > b.created end
+  return before(b.id, a.id)
+end)
+local out = {}
+for i = keep + 1, #live do
+  local e = live[i]
+  brem(KEYS[2], e.m['l'] or '0', e.id)
+  brem(KEYS[3], e.m['c'] or '0', e.id)
+  if e.dl > 0 then brem(KEYS[4], e.dl, dmember(e.id, e.last, e.created)) end
+  local tk = kp .. e.id
+  local tok = redis.call('GET', tk)
+  local dev = device(dp, e.m)
+  redis.call('DEL', sp .. e.id, tk)
+  redis.call('HDEL', u, e.id)
+  redis.call('PUBLISH', ch, e.id)
+  out[#out + 1] = e.id
+  out[#out + 1] = e.flat
+  out[#out + 1] = tok
+  out[#out + 1] = dev
+end
+redis.call('HSET', u, '~o', ARGV[2])
+extend(u, userttl)
+return out
+`)

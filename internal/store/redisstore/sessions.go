@@ -566,8 +566,27 @@ func (s *Store) listen(ctx context.Context, ended func(id string)) (connected bo
 	}
 }
 
-// LimitSessions implements session.Store.
-// TODO(issue 7): implemented by the session-limit work.
-func (s *Store) LimitSessions(context.Context, string, int) ([]*session.Session, error) {
-	return nil, errors.New("limiting sessions: not implemented yet")
+// LimitSessions implements session.Store in one script (limitScript),
+// which publishes each ended id as Delete does.
+func (s *Store) LimitSessions(ctx context.Context, user string, keep int) ([]*session.Session, error) {
+	if keep <= 0 || user == "" {
+		return nil, nil
+	}
+	keys := []string{s.userKey(user), s.byLast, s.byCreated, s.byDeadline}
+	args := []any{keep, ms(s.now()), s.sessionPrefix, s.tokensPrefix, s.endedChannel,
+		s.userTTL.Milliseconds(), s.devicePrefix}
+	r, err := limitScript.Run(ctx, s.c, keys, args...).Slice()
+	if err != nil {
+		return nil, fail("limiting sessions", err)
+	}
+	out := make([]*session.Session, 0, len(r)/4)
+	for i := 0; i+3 < len(r); i += 4 {
+		id, _ := r[i].(string)
+		sess, err := decodeReply(id, r[i+1:i+4])
+		if err != nil {
+			return nil, fmt.Errorf("limiting sessions of %q: %w", user, err)
+		}
+		out = append(out, sess)
+	}
+	return out, nil
 }

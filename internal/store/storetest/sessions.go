@@ -368,6 +368,8 @@ func Sessions(t *testing.T, open SessionOpener) {
 		}
 	})
 
+	t.Run("LimitSessions", func(t *testing.T) { testLimitSessions(t, open) })
+
 	t.Run("Subscribe", func(t *testing.T) {
 		e := setup(t)
 		sctx, cancel := context.WithCancel(ctx)
