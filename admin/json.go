@@ -47,6 +47,10 @@ type sessionJSON struct {
 	Latitude     float64  `json:"latitude"`
 	Longitude    float64  `json:"longitude"`
 	IDPSessionID string   `json:"idp_sid"`
+	// AMR is how the user authenticated (RFC 8176 values, [] when the
+	// provider did not say) and MFA whether that included a second factor.
+	AMR []string `json:"amr"`
+	MFA bool     `json:"mfa"`
 	// InactiveFor is now − last_access and Duration now − created_at, in
 	// whole seconds.
 	InactiveFor int64 `json:"inactive_for"`
@@ -60,6 +64,10 @@ func toSessionJSON(s *session.Session, now time.Time) sessionJSON {
 	groups := s.Groups
 	if groups == nil {
 		groups = []string{}
+	}
+	amr := s.AMR
+	if amr == nil {
+		amr = []string{}
 	}
 	return sessionJSON{
 		ID:           s.ID,
@@ -84,6 +92,8 @@ func toSessionJSON(s *session.Session, now time.Time) sessionJSON {
 		Latitude:     s.Latitude,
 		Longitude:    s.Longitude,
 		IDPSessionID: s.IDPSessionID,
+		AMR:          amr,
+		MFA:          s.MFA,
 		InactiveFor:  seconds(now.Sub(s.LastAccess)),
 		Duration:     seconds(now.Sub(s.CreatedAt)),
 	}

@@ -337,6 +337,8 @@ type sessionRow struct {
 	Inactive    time.Duration
 	RevokeURL   string
 	UserURL     string
+	// Auth is "MFA" or the sign-in method; AuthTitle lists the methods.
+	Auth, AuthTitle string
 }
 
 func (p *pages) row(s *session.Session, now time.Time, prefix string, current bool, admin bool) sessionRow {
@@ -350,6 +352,7 @@ func (p *pages) row(s *session.Session, now time.Time, prefix string, current bo
 		SignedIn:    ago(now, s.CreatedAt),
 		Inactive:    max(now.Sub(s.LastAccess), 0),
 	}
+	row.Auth, row.AuthTitle = authLabel(s.AMR, s.MFA)
 	if admin {
 		row.RevokeURL = prefix + "/admin/sessions/" + url.PathEscape(s.ID) + "/revoke"
 		row.UserURL = prefix + "/admin/?" + url.Values{"user": {s.User}}.Encode()

@@ -151,6 +151,8 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		allow_groups  <group...>
 //		allow_emails  <email...>
 //		allow_domains <domain...>
+//		require_mfa   on|off
+//		mfa_acr       <acr...>
 //		admin_groups  <group...>
 //		admin_emails  <email...>
 //		auditor_groups <group...>
@@ -241,6 +243,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.AllowEmails, err = someArgs(d)
 		case "allow_domains":
 			h.AllowDomains, err = someArgs(d)
+		case "require_mfa":
+			h.RequireMFA, err = onOffArg(d)
+		case "mfa_acr":
+			var acr []string
+			if acr, err = someArgs(d); err == nil {
+				// acr_values is one space-separated parameter.
+				h.MFAACR = strings.Join(acr, " ")
+			}
 		case "admin_groups":
 			h.AdminGroups, err = someArgs(d)
 		case "admin_emails":

@@ -136,6 +136,11 @@ func TestAdaptErrors(t *testing.T) {
 		{"insecure_unverified_email not a switch", site("\t\tinsecure_unverified_email true\n"), `insecure_unverified_email: want on or off, got "true"`, 5},
 		{"insecure_unverified_email two args", site("\t\tinsecure_unverified_email on on\n"), "wrong argument count", 5},
 		{"duplicate insecure_unverified_email", site("\t\tinsecure_unverified_email\n\t\tinsecure_unverified_email off\n"), `duplicate subdirective "insecure_unverified_email"`, 6},
+		{"require_mfa not a switch", site("\t\trequire_mfa yes\n"), `require_mfa: want on or off, got "yes"`, 5},
+		{"require_mfa bare", site("\t\trequire_mfa\n"), "wrong argument count", 5},
+		{"duplicate require_mfa", site("\t\trequire_mfa on\n\t\trequire_mfa off\n"), `duplicate subdirective "require_mfa"`, 6},
+		{"mfa_acr bare", site("\t\tmfa_acr\n"), "wrong argument count", 5},
+		{"duplicate mfa_acr", site("\t\tmfa_acr a\n\t\tmfa_acr b\n"), `duplicate subdirective "mfa_acr"`, 6},
 		{"max_events zero", global("\t\tmax_events 0\n"), `max_events: want a positive whole number of events, got "0"`, 3},
 		{"max_events negative", global("\t\tmax_events -5\n"), `max_events: want a positive whole number of events, got "-5"`, 3},
 		{"max_events not a number", global("\t\tmax_events 1e6\n"), `max_events: want a positive whole number of events, got "1e6"`, 3},
@@ -228,4 +233,35 @@ func show(b *bool) string {
 		return "unset"
 	}
 	return fmt.Sprint(*b)
+}
+
+// Issue 7, item 5: require_mfa and mfa_acr reach the gateway.
+func TestUnmarshalMFA(t *testing.T) {
+	tests := []struct {
+		lines   string
+		require bool
+		acr     string
+	}{
+		{"", false, ""},
+		{"require_mfa on", true, ""},
+		{"require_mfa off", false, ""},
+		{"require_mfa on\nmfa_acr mfa", true, "mfa"},
+		{"mfa_acr urn:example:loa:2 mfa", false, "urn:example:loa:2 mfa"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.lines, func(t *testing.T) {
+			d := caddyfile.NewTestDispenser("gatehouse {\nissuer https://i\nclient_id app\n" + tt.lines + "\n}")
+			var h Handler
+			if err := h.UnmarshalCaddyfile(d); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := h.config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.RequireMFA != tt.require || cfg.MFAACR != tt.acr {
+				t.Errorf("gateway config RequireMFA %v MFAACR %q, want %v %q", cfg.RequireMFA, cfg.MFAACR, tt.require, tt.acr)
+			}
+		})
+	}
 }

@@ -68,6 +68,15 @@ type Handler struct {
 	AllowGroups  []string `json:"allow_groups,omitempty"`
 	AllowEmails  []string `json:"allow_emails,omitempty"`
 	AllowDomains []string `json:"allow_domains,omitempty"`
+	// RequireMFA refuses sign-ins whose ID token amr (RFC 8176) shows a
+	// single factor (login_failed, reason mfa_required), and sessions
+	// signed in that way on another site, on every request (403,
+	// access_denied mfa_required). Default: off.
+	RequireMFA bool `json:"require_mfa,omitempty"`
+	// MFAACR is sent to the provider as acr_values on every sign-in, to
+	// ask it for a second factor; the values are the provider's own (for
+	// example Keycloak's level names). Space separated. Default: none.
+	MFAACR string `json:"mfa_acr,omitempty"`
 	// AdminGroups and AdminEmails say who may use the admin page and API.
 	AdminGroups []string `json:"admin_groups,omitempty"`
 	AdminEmails []string `json:"admin_emails,omitempty"`
@@ -204,6 +213,7 @@ func (h *Handler) config() (gateway.Config, error) {
 			Domains: h.AllowDomains,
 		},
 	}
+	cfg.RequireMFA, cfg.MFAACR = h.RequireMFA, h.MFAACR
 	var err error
 	if cfg.Network.AllowIP, err = policy.ParsePrefixes(h.AllowIP); err != nil {
 		return cfg, fmt.Errorf("gatehouse: allow_ip: %w", err)

@@ -51,6 +51,7 @@ const (
 	ReasonStoreError      = "store_error"
 	ReasonEmailUnverified = "email_unverified"
 	ReasonReauthRequired  = "reauth_required"
+	ReasonMFARequired     = "mfa_required" // same as policy.ReasonMFA
 )
 
 // ActorSystem is the actor of events nobody in particular caused.

@@ -12,7 +12,9 @@
 //     gives groups (a JSON array, possibly empty). userinfo returns the same
 //     user claims. ID tokens also carry sid (the provider session),
 //     auth_time (when the person last typed their password in that session:
-//     a single sign-on reuse keeps the original time) and amr ["pwd"].
+//     a single sign-on reuse keeps the original time) and amr: ["pwd"], or
+//     ["pwd", "otp"] for a user with SecondFactor, who types a one-time
+//     code the provider shows on its own page after the password.
 //   - A refresh token is issued with every code exchange, as Keycloak does,
 //     because a gateway asks for "openid email profile groups" and still
 //     expects `refresh on` to work; "offline_access" is therefore added to
@@ -76,6 +78,10 @@ type User struct {
 	EmailUnverified bool
 	Name            string
 	Groups          []string
+	// SecondFactor makes sign-in ask, after the password, for a one-time
+	// code that the provider shows on its own page; the ID token's amr is
+	// then ["pwd", "otp"] instead of ["pwd"]. Default: password only.
+	SecondFactor bool
 }
 
 // Client is a registered relying party.
@@ -115,6 +121,10 @@ type Config struct {
 	// HTTPClient delivers back-channel logout tokens. Default: a client with
 	// a 5s timeout.
 	HTTPClient *http.Client
+	// HideUsers keeps the users and their passwords off the sign-in page,
+	// which otherwise lists them so that a newcomer to the demo knows whom
+	// to sign in as. Default: listed (this provider is for development).
+	HideUsers bool
 }
 
 // Provider is the development OpenID provider. Its methods are safe for
@@ -135,6 +145,7 @@ type Provider struct {
 	// users and subjects are read-only after New, so read without mu.
 	users    map[string]User // by username
 	subjects map[string]User // by subject
+	userList []User          // in Config order, for the sign-in page; nil with HideUsers
 
 	mu            sync.Mutex
 	clients       map[string]Client
@@ -210,6 +221,9 @@ func New(cfg Config) (*Provider, error) {
 		u.Groups = slices.Clone(u.Groups)
 		p.users[u.Username] = u
 		p.subjects[u.Subject] = u
+		if !cfg.HideUsers {
+			p.userList = append(p.userList, u)
+		}
 	}
 	for _, c := range cfg.Clients {
 		if c.ID == "" {
@@ -313,9 +327,10 @@ func (p *Provider) SignJWT(claims map[string]any) (string, error) {
 }
 
 // DemoUsers returns the users of `gatehouse demo`, all with the password
-// "demo": alice (an admin, group gatehouse-admins), bob (staff) and carol,
+// "demo": alice (an admin, group gatehouse-admins), bob (staff), carol,
 // whose email the provider reports as unverified (email_verified false), to
-// show that an unverified email grants nothing.
+// show that an unverified email grants nothing, and olivia (staff), who
+// also types a one-time code (SecondFactor), to show require_mfa.
 func DemoUsers() []User {
 	return []User{
 		{
@@ -332,6 +347,11 @@ func DemoUsers() []User {
 			Subject: "carol", Username: "carol", Password: "demo",
 			Email: "carol@example.com", EmailUnverified: true, Name: "Carol Unverified",
 			Groups: []string{"staff"},
+		},
+		{
+			Subject: "olivia", Username: "olivia", Password: "demo",
+			Email: "olivia@example.com", Name: "Olivia Two-Factor",
+			Groups: []string{"staff"}, SecondFactor: true,
 		},
 	}
 }

@@ -3,7 +3,9 @@ package devidp
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"embed"
+	"encoding/binary"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -27,6 +29,13 @@ func parsePages() (*template.Template, error) {
 
 type loginPage struct {
 	Title, Action, ID, ClientID, Username, Error string
+	// Users are listed for newcomers unless Config.HideUsers.
+	Users []User
+}
+
+// codePage asks for the one-time code of a user with a second factor.
+type codePage struct {
+	Title, Action, ID, ClientID, Code, Error string
 }
 
 type messagePage struct {
@@ -66,6 +75,18 @@ func (p *Provider) renderLogin(w http.ResponseWriter, status int, a *authRequest
 		ID:       a.id,
 		ClientID: a.clientID,
 		Username: username,
+		Error:    errMsg,
+		Users:    p.userList,
+	})
+}
+
+func (p *Provider) renderCode(w http.ResponseWriter, status int, a *authRequest, code, errMsg string) {
+	p.render(w, status, "code", codePage{
+		Title:    "One-time code",
+		Action:   p.prefix + "/login",
+		ID:       a.id,
+		ClientID: a.clientID,
+		Code:     code,
 		Error:    errMsg,
 	})
 }
@@ -111,6 +132,10 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 			p.renderUnknownRequest(w)
 			return
 		}
+		if r.PostForm.Has("code") {
+			p.serveCode(w, r, b, a)
+			return
+		}
 		username := r.PostForm.Get("username")
 		u, ok := p.checkPassword(username, r.PostForm.Get("password"))
 		if !ok {
@@ -118,13 +143,83 @@ func (p *Provider) serveLogin(w http.ResponseWriter, r *http.Request) {
 			p.renderLogin(w, http.StatusUnauthorized, a, username, "Invalid username or password.")
 			return
 		}
-		sid := p.signIn(r.Context(), w, b, u.Subject)
+		if u.SecondFactor {
+			code, ok := p.startCode(a.id, u.Subject)
+			if !ok {
+				p.renderUnknownRequest(w)
+				return
+			}
+			p.renderCode(w, http.StatusOK, a, code, "")
+			return
+		}
+		sid := p.signIn(r.Context(), w, b, u.Subject, []string{"pwd"})
 		// 303: the browser follows a POST's redirect with a GET.
 		p.completeLogin(w, r, a.id, sid, http.StatusSeeOther)
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
+}
+
+// maxCodeTries is how many wrong one-time codes end a sign-in request.
+const maxCodeTries = 3
+
+// serveCode checks the one-time code posted for auth request a and, when
+// it is the one shown, signs the person in with amr ["pwd", "otp"].
+func (p *Provider) serveCode(w http.ResponseWriter, r *http.Request, b *browser, a *authRequest) {
+	subject, code, ok := p.checkCode(a.id, r.PostForm.Get("code"))
+	switch {
+	case ok:
+		sid := p.signIn(r.Context(), w, b, subject, []string{"pwd", "otp"})
+		p.completeLogin(w, r, a.id, sid, http.StatusSeeOther)
+	case code == "":
+		// No password step before, or too many wrong codes.
+		p.renderUnknownRequest(w)
+	default:
+		p.renderCode(w, http.StatusUnauthorized, a, code, "Wrong code.")
+	}
+}
+
+// startCode records that the password of subject was right for auth
+// request id and returns the one-time code to show. A real provider
+// would send it to the person's phone; this one shows it on its page,
+// which is enough to walk through a second step.
+func (p *Provider) startCode(id, subject string) (string, bool) {
+	var n [4]byte
+	_, _ = rand.Read(n[:])
+	code := fmt.Sprintf("%06d", binary.BigEndian.Uint32(n[:])%1_000_000)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a, ok := p.authRequests[id]
+	if !ok || a.code != "" {
+		return "", false
+	}
+	a.otpSubject, a.otpCode, a.otpTries = subject, code, 0
+	return code, true
+}
+
+// checkCode compares a posted code with the one shown for auth request
+// id. It returns the subject when it matches; otherwise the code to show
+// again, or "" once the request has no code (never asked, or
+// maxCodeTries spent, which ends the request).
+func (p *Provider) checkCode(id, got string) (subject, code string, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a, found := p.authRequests[id]
+	if !found || a.otpCode == "" {
+		return "", "", false
+	}
+	if equalSecret(got, a.otpCode) {
+		subject = a.otpSubject
+		a.otpSubject, a.otpCode = "", ""
+		return subject, "", true
+	}
+	a.otpTries++
+	if a.otpTries >= maxCodeTries {
+		delete(p.authRequests, id)
+		return "", "", false
+	}
+	return "", a.otpCode, false
 }
 
 // pendingAuthRequest returns a copy of an auth request still waiting for a
@@ -164,16 +259,16 @@ func (p *Provider) checkPassword(username, password string) (User, bool) {
 	return u, ok && found && u.Password != ""
 }
 
-// signIn starts (or renews) the browser's provider session for subject and
-// returns its sid.
-func (p *Provider) signIn(ctx context.Context, w http.ResponseWriter, b *browser, subject string) string {
+// signIn starts (or renews) the browser's provider session for subject,
+// who authenticated by amr, and returns its sid.
+func (p *Provider) signIn(ctx context.Context, w http.ResponseWriter, b *browser, subject string, amr []string) string {
 	var notices []logoutNotice
 	p.mu.Lock()
 	now := p.now()
 	if b != nil && b.secret != "" {
 		if s, ok := p.sessions[p.cookies[b.secret]]; ok {
 			if s.subject == subject {
-				s.authTime = now
+				s.authTime, s.amr = now, amr
 				p.mu.Unlock()
 				return s.sid
 			}
@@ -182,7 +277,7 @@ func (p *Provider) signIn(ctx context.Context, w http.ResponseWriter, b *browser
 			notices = p.endSessionLocked(s)
 		}
 	}
-	s := &session{sid: randomID(), subject: subject, authTime: now, clients: make(map[string]bool)}
+	s := &session{sid: randomID(), subject: subject, authTime: now, amr: amr, clients: make(map[string]bool)}
 	secret := randomID()
 	p.sessions[s.sid] = s
 	p.cookies[secret] = s.sid
@@ -199,7 +294,7 @@ func (p *Provider) completeLogin(w http.ResponseWriter, r *http.Request, id, sid
 	a, okA := p.authRequests[id]
 	s, okS := p.sessions[sid]
 	if okA && okS {
-		a.done, a.subject, a.sid, a.authTime = true, s.subject, s.sid, s.authTime
+		a.done, a.subject, a.sid, a.authTime, a.amr = true, s.subject, s.sid, s.authTime, s.amr
 		s.clients[a.clientID] = true
 	}
 	p.mu.Unlock()

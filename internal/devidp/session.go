@@ -23,6 +23,9 @@ type session struct {
 	sid      string
 	subject  string
 	authTime time.Time
+	// amr is how the person authenticated when authTime was set: pwd,
+	// and otp after a one-time code (RFC 8176).
+	amr []string
 	// clients signed in through this session: they hear of its end.
 	clients map[string]bool
 }

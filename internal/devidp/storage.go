@@ -39,18 +39,25 @@ type authRequest struct {
 	hintSubject  string // sub of a valid id_token_hint
 	loginHint    string
 
+	// Set once the password was right for a user with a second factor:
+	// the one-time code shown next, and who typed the password.
+	otpSubject string
+	otpCode    string
+	otpTries   int
+
 	// Set once the person has signed in.
 	done     bool
 	subject  string
 	sid      string
 	authTime time.Time
+	amr      []string
 	code     string
 	codeExp  time.Time
 }
 
 func (a *authRequest) GetID() string                         { return a.id }
 func (a *authRequest) GetACR() string                        { return "" }
-func (a *authRequest) GetAMR() []string                      { return []string{"pwd"} }
+func (a *authRequest) GetAMR() []string                      { return slices.Clone(a.amr) }
 func (a *authRequest) GetAudience() []string                 { return []string{a.clientID} }
 func (a *authRequest) GetAuthTime() time.Time                { return a.authTime }
 func (a *authRequest) GetClientID() string                   { return a.clientID }
@@ -94,6 +101,7 @@ type refreshToken struct {
 	sid           string
 	scopes        []string // granted at sign-in; a refresh may narrow, never widen
 	authTime      time.Time
+	amr           []string
 	authRequestID string
 	expires       time.Time
 }
@@ -104,7 +112,7 @@ type refreshRequest struct {
 	current []string
 }
 
-func (r *refreshRequest) GetAMR() []string            { return []string{"pwd"} }
+func (r *refreshRequest) GetAMR() []string            { return slices.Clone(r.amr) }
 func (r *refreshRequest) GetAudience() []string       { return []string{r.clientID} }
 func (r *refreshRequest) GetAuthTime() time.Time      { return r.authTime }
 func (r *refreshRequest) GetClientID() string         { return r.clientID }
@@ -233,14 +241,15 @@ type origin struct {
 	clientID, subject, sid, authRequestID string
 	scopes, granted                       []string
 	authTime                              time.Time
+	amr                                   []string
 }
 
 func originOf(req op.TokenRequest) (origin, error) {
 	switch r := req.(type) {
 	case *authRequest:
-		return origin{r.clientID, r.subject, r.sid, r.id, r.scopes, r.scopes, r.authTime}, nil
+		return origin{r.clientID, r.subject, r.sid, r.id, r.scopes, r.scopes, r.authTime, r.amr}, nil
 	case *refreshRequest:
-		return origin{r.clientID, r.subject, r.sid, r.authRequestID, r.current, r.scopes, r.authTime}, nil
+		return origin{r.clientID, r.subject, r.sid, r.authRequestID, r.current, r.scopes, r.authTime, r.amr}, nil
 	}
 	return origin{}, oidc.ErrUnsupportedGrantType()
 }
@@ -296,6 +305,7 @@ func (s *storage) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRe
 		sid:           o.sid,
 		scopes:        o.granted,
 		authTime:      o.authTime,
+		amr:           o.amr,
 		authRequestID: o.authRequestID,
 		expires:       at.issued.Add(refreshLifetime),
 	}

@@ -188,6 +188,7 @@ func New(cfg Config, rt *Runtime) (*Gateway, error) {
 		GroupsClaim:  cfg.GroupsClaim,
 		HTTPClient:   cfg.HTTPClient,
 		Now:          rt.cfg.Now,
+		ACRValues:    cfg.MFAACR,
 	})
 	return g, nil
 }
@@ -411,8 +412,14 @@ func (g *Gateway) refusal(s *session.Session) string {
 	if d := g.cfg.Identity.Decide(g.email(s), s.Groups); !d.Allow {
 		return d.Reason
 	}
+	if g.cfg.RequireMFA && !s.MFA {
+		return activity.ReasonMFARequired
+	}
 	return ""
 }
+
+// mfaMessage explains a refusal for want of a second factor.
+const mfaMessage = "This site needs a sign-in with a second factor, such as a one-time code or a security key. Sign out, then sign in again using it."
 
 // refuse answers a live session this site's identity rules refuse: 403,
 // and an access_denied event (aggregated, so a busy script cannot flood
@@ -423,8 +430,11 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, c checked, ip n
 	e.IP = addrString(ip)
 	e.Reason = c.denied
 	g.rt.recordLimited(r.Context(), g, e)
-	g.page(w, r, http.StatusForbidden, "Access denied",
-		"Your account is not allowed to use this site.", "Sign out", g.cfg.PathPrefix+"/logout")
+	msg := "Your account is not allowed to use this site."
+	if c.denied == activity.ReasonMFARequired {
+		msg = mfaMessage
+	}
+	g.page(w, r, http.StatusForbidden, "Access denied", msg, "Sign out", g.cfg.PathPrefix+"/logout")
 }
 
 func (g *Gateway) touch(r *http.Request, s *session.Session, ip netip.Addr, now time.Time) {

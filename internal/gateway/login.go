@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 	"github.com/gatehouse-proxy/gatehouse/internal/oidcflow"
+	"github.com/gatehouse-proxy/gatehouse/internal/policy"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
 	"github.com/gatehouse-proxy/gatehouse/internal/web"
 )
@@ -206,6 +207,10 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
 			"Your account is not allowed to use this site.", who)
 		return
 	}
+	if g.cfg.RequireMFA && !policy.MFA(id.AMR) {
+		g.loginFailed(w, r, activity.ReasonMFARequired, http.StatusForbidden, mfaMessage, who)
+		return
+	}
 	s, sec, err := g.createSession(r, res)
 	if err != nil {
 		g.rt.cfg.OnError(err)
@@ -220,6 +225,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
 	g.rt.sites.learn(g, r)
 	e := eventFor(s, activity.LoginSucceeded)
 	e.Actor = s.Email
+	e.MFA = s.MFA
 	g.rt.Record(r.Context(), e)
 	g.setSessionCookie(w, r, sec.Cookie(), g.cfg.MaxLifetime)
 	g.setLogoutHint(w, r, s.ID, res.IDToken)
@@ -301,6 +307,8 @@ func (g *Gateway) createSession(r *http.Request, res *oidcflow.Result) (*session
 		Location:      g.rt.locate(ip),
 		IDPSessionID:  id.SID,
 		IssuerKey:     g.issuerKey,
+		AMR:           id.AMR,
+		MFA:           policy.MFA(id.AMR),
 	}
 	// The store keeps no tokens: the only one used, the ID token as
 	// id_token_hint at logout, stays in the browser (see setLogoutHint),

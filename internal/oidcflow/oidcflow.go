@@ -55,6 +55,12 @@ type Config struct {
 	// RetryAfter is how long a failed discovery is remembered before the
 	// next request tries again. Default: 5s.
 	RetryAfter time.Duration
+	// ACRValues, when set, is sent as acr_values (OIDC Core 3.1.2.1, space
+	// separated) on every sign-in, to ask the provider for the level of
+	// authentication named, such as a second factor. It is a request the
+	// provider may ignore: whether a factor was used is read from amr.
+	// Default: none.
+	ACRValues string
 }
 
 // Client runs the flow for one Config. It is safe for concurrent use and
@@ -238,6 +244,9 @@ func (c *Client) AuthCodeURL(ctx context.Context, redirectURL string, forceLogin
 	opts := []oauth2.AuthCodeOption{oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)}
 	if forceLogin {
 		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("max_age", "0"))
+	}
+	if c.cfg.ACRValues != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("acr_values", c.cfg.ACRValues))
 	}
 	return c.oauth2Config(d, redirectURL).AuthCodeURL(st.State, opts...), st, nil
 }

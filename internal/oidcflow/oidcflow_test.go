@@ -131,3 +131,29 @@ func TestCheckState(t *testing.T) {
 		t.Error("CheckState accepts the wrong values")
 	}
 }
+
+// Regression (issue 7, item 5): mfa_acr must reach the provider as
+// acr_values on every sign-in, forced or not, and be absent otherwise.
+func TestAuthCodeURLACRValues(t *testing.T) {
+	p := newFakeIdP(t)
+	for _, acr := range []string{"", "mfa", "urn:example:loa:2 mfa"} {
+		c := New(Config{Issuer: p.srv.URL, ClientID: fakeClientID, ClientSecret: "secret", Now: p.clk.Now, ACRValues: acr})
+		for _, force := range []bool{false, true} {
+			u, _, err := c.AuthCodeURL(context.Background(), "https://app.example.com/.gatehouse/callback", force)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, err := url.Parse(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, has := parsed.Query()["acr_values"]
+			if acr == "" && has {
+				t.Errorf("AuthCodeURL(%v) without ACRValues = %s, want no acr_values", force, u)
+			}
+			if acr != "" && (len(got) != 1 || got[0] != acr) {
+				t.Errorf("AuthCodeURL(%v) with ACRValues %q: acr_values = %q, want [%q]", force, acr, got, acr)
+			}
+		}
+	}
+}

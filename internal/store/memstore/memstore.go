@@ -130,7 +130,7 @@ func (m *Store) Create(_ context.Context, s *session.Session) error {
 	if s.ID == "" || s.User == "" {
 		return errors.New("creating session: id and user are required")
 	}
-	c := s.Clone()
+	c := clone(s)
 	c.CreatedAt, c.LastAccess, c.ExpiresAt = ms(c.CreatedAt), ms(c.LastAccess), ms(c.ExpiresAt)
 	c.IdleTimeout = c.IdleTimeout.Truncate(time.Millisecond)
 	if len(c.Groups) == 0 {
@@ -138,6 +138,9 @@ func (m *Store) Create(_ context.Context, s *session.Session) error {
 	}
 	if len(c.Tokens) == 0 {
 		c.Tokens = nil
+	}
+	if len(c.AMR) == 0 {
+		c.AMR = nil
 	}
 	now := m.now()
 	m.mu.Lock()
@@ -228,7 +231,15 @@ func (m *Store) Get(_ context.Context, id string) (*session.Session, error) {
 	if s == nil {
 		return nil, session.ErrNotFound
 	}
-	return s.Clone(), nil
+	return clone(s), nil
+}
+
+// clone is s.Clone with its own amr as well: stored sessions are never
+// changed in place, so a caller's slice must not be shared with them.
+func clone(s *session.Session) *session.Session {
+	c := s.Clone()
+	c.AMR = slices.Clone(s.AMR)
+	return c
 }
 
 // Touch implements session.Store. It refuses (ErrNotFound) a session whose
@@ -351,6 +362,7 @@ func (m *Store) Due(_ context.Context, t time.Time, n int) ([]*session.Session, 
 func listed(s *session.Session) *session.Session {
 	c := *s
 	c.Groups = slices.Clone(s.Groups)
+	c.AMR = slices.Clone(s.AMR)
 	c.Tokens = nil
 	return &c
 }

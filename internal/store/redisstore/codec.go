@@ -44,6 +44,8 @@ const (
 	fLon      = "lo"
 	fIDPSID   = "z"
 	fIssuer   = "o"
+	fAMR      = "am" // authentication methods, joined by groupSep
+	fMFA      = "mf" // "1" when the sign-in had a second factor; absent otherwise
 )
 
 // groupSep joins groups; the ASCII unit separator does not occur in group
@@ -119,6 +121,10 @@ func encodeSession(s *session.Session) []any {
 	f = appendFloat(f, fLon, s.Longitude)
 	f = appendField(f, fIDPSID, s.IDPSessionID)
 	f = appendField(f, fIssuer, s.IssuerKey)
+	f = appendField(f, fAMR, strings.Join(s.AMR, groupSep))
+	if s.MFA {
+		f = append(f, fMFA, "1")
+	}
 	return f
 }
 
@@ -238,12 +244,16 @@ func decodeSession(id string, m fields, tokens []byte, dev string) (*session.Ses
 		IDPSessionID:  m.str(fIDPSID),
 		IssuerKey:     m.str(fIssuer),
 		EmailVerified: m[fVerified] == "1",
+		MFA:           m[fMFA] == "1",
 	}
 	if len(tokens) > 0 {
 		s.Tokens = tokens
 	}
 	if g := m.str(fGroups); g != "" {
 		s.Groups = strings.Split(g, groupSep)
+	}
+	if a := m.str(fAMR); a != "" {
+		s.AMR = strings.Split(a, groupSep)
 	}
 	s.LastIP = s.IP
 	if v, ok := m[fLastIP]; ok {
@@ -290,17 +300,20 @@ func deadlineMillis(s *session.Session) int64 {
 
 // Event stream fields. Every entry carries all of them, in this order,
 // even when empty: Redis then stores the names once per stream node
-// instead of once per entry. New fields go at the end (dt, Detail, came
+// instead of once per entry. New fields go at the end (mf, MFA, came
 // last); entries written before a field existed lack it and read it as
-// empty.
-var eventFields = []string{"t", "y", "u", "e", "s", "si", "ip", "ci", "co", "d", "in", "r", "a", "dt"}
+// empty. mf (MFA) is "1" or "".
+var eventFields = []string{"t", "y", "u", "e", "s", "si", "ip", "ci", "co", "d", "in", "r", "a", "dt", "mf"}
 
 func encodeEvent(e *activity.Event) []any {
 	var t int64
 	if !e.Time.IsZero() {
 		t = e.Time.UnixMilli()
 	}
-	vals := []string{strconv.FormatInt(t, 10), e.Type, e.User, e.Email, e.SessionID, e.Site, e.IP, e.City, e.Country, e.Device, e.Inactivity, e.Reason, e.Actor, e.Detail}
+	vals := []string{strconv.FormatInt(t, 10), e.Type, e.User, e.Email, e.SessionID, e.Site, e.IP, e.City, e.Country, e.Device, e.Inactivity, e.Reason, e.Actor, e.Detail, ""}
+	if e.MFA {
+		vals[len(vals)-1] = "1"
+	}
 	out := make([]any, 0, 2*len(vals))
 	for i, v := range vals {
 		out = append(out, eventFields[i], v)
@@ -316,7 +329,7 @@ func decodeEvent(id string, vals map[string]any) (activity.Event, error) {
 	e := activity.Event{
 		ID: id, Type: get("y"), User: get("u"), Email: get("e"), SessionID: get("s"), Site: get("si"),
 		IP: get("ip"), City: get("ci"), Country: get("co"), Device: get("d"), Inactivity: get("in"),
-		Reason: get("r"), Actor: get("a"), Detail: get("dt"),
+		Reason: get("r"), Actor: get("a"), Detail: get("dt"), MFA: get("mf") == "1",
 	}
 	if v := get("t"); v != "" && v != "0" {
 		n, err := strconv.ParseInt(v, 10, 64)

@@ -97,6 +97,8 @@
 //	a device summary reference (below)
 //	y city             r region        k country     la latitude   lo longitude
 //	z provider's sid   o issuer key (session.IssuerKey, 12 characters)
+//	am authentication methods (the ID token's amr), joined by U+001F
+//	mf "1" when the sign-in had a second factor (absent: single factor)
 //
 // # Device summaries
 //
@@ -168,9 +170,9 @@
 //
 //	t time  y type  u user  e email  s session id  si site  ip IP
 //	ci city  co country  d device  in inactivity  r reason  a actor
-//	dt detail
+//	dt detail  mf "1" when a login_succeeded had a second factor
 //
-// New fields go at the end of this list (dt came last). An entry written before a field
+// New fields go at the end of this list (mf came last). An entry written before a field
 // existed lacks it and reads it as empty; Redis stores the names of an
 // entry whose fields differ from its node's first entry with the entry,
 // so the upgrade costs a little memory only in the node being filled

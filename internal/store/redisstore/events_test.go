@@ -121,3 +121,36 @@ func TestEventStreamCapped(t *testing.T) {
 		t.Fatalf("newest event after capping = %+v, want session %s", page.Items, want.SessionID)
 	}
 }
+
+// Every entry carries the same field names in the same order, whatever
+// the event holds (see doc.go): Redis then keeps the names once per
+// stream node. Regression guard for new fields such as mf (issue 7,
+// item 5), which must be written empty rather than left out.
+func TestEventFieldsFixed(t *testing.T) {
+	addr := testredis.Start(t)
+	s := newStorePrefix(t, addr, "evf", nil)
+	ctx := t.Context()
+	for _, e := range []activity.Event{
+		{Time: storetest.T0, Type: activity.LoginSucceeded, User: "alice", MFA: true},
+		{Time: storetest.T0, Type: activity.Logout},
+		{},
+	} {
+		if err := s.Append(ctx, &e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := s.c.Do(ctx, "XRANGE", s.events, "-", "+").Slice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, entry := range raw {
+		kv := entry.([]any)[1].([]any)
+		var names []string
+		for j := 0; j < len(kv); j += 2 {
+			names = append(names, kv[j].(string))
+		}
+		if fmt.Sprint(names) != fmt.Sprint(eventFields) {
+			t.Errorf("entry %d fields = %v, want %v", i, names, eventFields)
+		}
+	}
+}

@@ -21,25 +21,33 @@ func Events(t *testing.T, open EventOpener) {
 	t0 := T0.Truncate(time.Millisecond)
 
 	t.Run("AppendQueryRoundTrip", func(t *testing.T) {
-		st := open(t, NewClock(T0).Now)
-		e := activity.Event{
+		tests := []activity.Event{{
 			Time: T0.In(time.FixedZone("X", 3600)), Type: activity.ExpiredIdle, User: "alice", Email: "alice@example.com",
 			SessionID: "sess000000000000000001", Site: "app.example.com:8443", IP: "2001:db8::1", City: "Zürich",
 			Country: "CH", Device: "desktop", Inactivity: "31m0s", Reason: "idle, \"really\"", Actor: activity.ActorSystem,
 			Detail: "12 like events from 192.0.2.0/24, \"quoted\", ünïcödé",
-		}
-		in := e
-		must(t, "Append", st.Append(ctx, &in))
-		if in.ID == "" {
-			t.Fatal("Append left Event.ID empty")
-		}
-		page, err := st.Query(ctx, activity.Filter{})
-		must(t, "Query", err)
-		want := e
-		want.ID = in.ID
-		want.Time = T0.Truncate(time.Millisecond).UTC()
-		if len(page.Items) != 1 || page.Items[0] != want || page.Next != "" {
-			t.Fatalf("Query = %+v, next %q; want [%+v]", page.Items, page.Next, want)
+		}, {
+			// Regression (issue 7, item 5): login_succeeded carries mfa.
+			Time: T0, Type: activity.LoginSucceeded, User: "bob", SessionID: "sess000000000000000002",
+			Site: "app.example.com", IP: "192.0.2.1", MFA: true,
+		}}
+		for _, e := range tests {
+			t.Run(e.Type, func(t *testing.T) {
+				st := open(t, NewClock(T0).Now)
+				in := e
+				must(t, "Append", st.Append(ctx, &in))
+				if in.ID == "" {
+					t.Fatal("Append left Event.ID empty")
+				}
+				page, err := st.Query(ctx, activity.Filter{})
+				must(t, "Query", err)
+				want := e
+				want.ID = in.ID
+				want.Time = T0.Truncate(time.Millisecond).UTC()
+				if len(page.Items) != 1 || page.Items[0] != want || page.Next != "" {
+					t.Fatalf("Query = %+v, next %q; want [%+v]", page.Items, page.Next, want)
+				}
+			})
 		}
 	})
 

@@ -56,6 +56,8 @@ func Session(i int, user string, at time.Time) *session.Session {
 		},
 		IDPSessionID: "8a7b6c5d-4e3f-2a1b-0c9d-8e7f6a5b4c3d",
 		IssuerKey:    session.IssuerKey("https://idp.example.com/realms/main"),
+		AMR:          []string{"pwd", "otp"},
+		MFA:          true,
 	}
 }
 
@@ -75,6 +77,9 @@ func normal(s *session.Session) *session.Session {
 	}
 	if len(c.Tokens) == 0 {
 		c.Tokens = nil
+	}
+	if len(c.AMR) == 0 {
+		c.AMR = nil
 	}
 	return c
 }
@@ -147,6 +152,7 @@ func Sessions(t *testing.T, open SessionOpener) {
 				s.Device.UserAgent = strings.Repeat("Mozilla/5.0 (X11; Linux x86_64) ", 20)
 				s.Groups = []string{strings.Repeat("g", 100), "a,b", "with space", "ünïcödé"}
 				s.Name = "Ñame with \"quotes\" and \\ backslash"
+				s.AMR = []string{"pwd", "otp", "hwk", "swk", "user", "geo", strings.Repeat("x", 70)}
 				return s
 			}()},
 			{"non-UTC times", func() *session.Session {
@@ -169,6 +175,24 @@ func Sessions(t *testing.T, open SessionOpener) {
 				}
 			})
 		}
+	})
+
+	// The store keeps its own copy of the amr: a caller changing the
+	// slice it passed to Create or got from Get changes nothing stored.
+	t.Run("AMRCopied", func(t *testing.T) {
+		e := setup(t)
+		s := Session(1, "alice", T0)
+		want := s.Clone()
+		want.AMR = slices.Clone(s.AMR)
+		must(t, "Create", e.a.Create(ctx, s))
+		s.AMR[0] = "changed"
+		got, err := e.a.Get(ctx, s.ID)
+		must(t, "Get", err)
+		sameSession(t, "Get after changing the created amr", got, want)
+		got.AMR[0] = "changed"
+		got, err = e.a.Get(ctx, s.ID)
+		must(t, "Get", err)
+		sameSession(t, "Get after changing a got amr", got, want)
 	})
 
 	t.Run("GetUnknown", func(t *testing.T) {
