@@ -147,6 +147,7 @@ func (s *Session) Expiry(now time.Time, idle time.Duration) string {
 func (s *Session) Clone() *Session {
 	c := *s
 	c.Groups = append([]string(nil), s.Groups...)
+	c.AMR = append([]string(nil), s.AMR...)
 	c.Tokens = append([]byte(nil), s.Tokens...)
 	return &c
 }
