@@ -24,6 +24,10 @@ func (g *Gateway) endpoint(w http.ResponseWriter, r *http.Request, rest string) 
 		// browsers applies, the logout token is the credential.
 		g.backchannelLogout(w, r)
 		return
+	case "/jwks.json":
+		// Public keys, fetched by upstreams from wherever they run.
+		g.serveJWKS(w, r)
+		return
 	}
 	if !g.networkAllowed(w, r, g.cfg.ClientIP(r)) {
 		return
