@@ -74,6 +74,8 @@ type jwtSigner struct {
 	store KeyStore // nil: the session store keeps no keys
 	seal  *session.Sealer
 	now   func() time.Time
+	// period is the rotation schedule, keyPeriod; tests shorten it.
+	period time.Duration
 
 	// enabled is set by the first site with jwt_header; until then the
 	// background check does nothing.
@@ -106,16 +108,21 @@ type keyRecord struct {
 	Key []byte `json:"key"`
 }
 
+// assertionKey names a minted token. host is the request's Host, clipped
+// like a site name: computing the site itself costs an allocation when
+// Host has no port, and two spellings of a host merely mint twice.
 type assertionKey struct {
 	g     *Gateway
 	sid   string
-	site  string
+	host  string
 	https bool
 }
 
 // assertion is a minted token and what it was minted from.
 type assertion struct {
-	value    []string // the header's value, ready to set
+	// value is the header's value, ready to set; requests share it, so
+	// nothing may write to it.
+	value    []string
 	minted   time.Time
 	email    string
 	username string
@@ -146,7 +153,7 @@ func newJWTSigner(cfg *RuntimeConfig) (*jwtSigner, error) {
 	if ks == nil {
 		ks, _ = cfg.Store.(KeyStore)
 	}
-	return &jwtSigner{store: ks, seal: seal, now: cfg.Now, minted: make(map[assertionKey]*assertion)}, nil
+	return &jwtSigner{store: ks, seal: seal, now: cfg.Now, period: keyPeriod, minted: make(map[assertionKey]*assertion)}, nil
 }
 
 // CheckJWTHeader tells whether name may carry the identity token: a valid
@@ -218,7 +225,11 @@ func (g *Gateway) setAssertion(w http.ResponseWriter, r *http.Request, s *sessio
 // only when the last one is a minute old or the session's identity has
 // changed since.
 func (j *jwtSigner) assertion(ctx context.Context, g *Gateway, r *http.Request, s *session.Session) ([]string, error) {
-	k := assertionKey{g: g, sid: s.ID, site: g.site(r), https: g.cfg.Scheme(r) == "https"}
+	host := r.Host
+	if len(host) > maxSiteLen {
+		host = host[:maxSiteLen]
+	}
+	k := assertionKey{g: g, sid: s.ID, host: host, https: g.cfg.Scheme(r) == "https"}
 	now := j.now()
 	email := g.email(s)
 	j.mu.Lock()
@@ -236,9 +247,10 @@ func (j *jwtSigner) assertion(ctx context.Context, g *Gateway, r *http.Request, 
 	if k.https {
 		scheme = "https"
 	}
+	site := g.site(r)
 	c := claims{
-		Issuer:    scheme + "://" + k.site,
-		Audience:  k.site,
+		Issuer:    scheme + "://" + site,
+		Audience:  site,
 		Subject:   s.User,
 		Email:     email,
 		Username:  s.Username,
@@ -301,7 +313,9 @@ func (j *jwtSigner) pruneLocked(now time.Time, full bool) {
 	}
 }
 
-func periodOf(t time.Time) int64 { return t.Unix() / int64(keyPeriod/time.Second) }
+// periodOf numbers the period t is in. Key ids are these numbers, so
+// every instance must use the same period.
+func (j *jwtSigner) periodOf(t time.Time) int64 { return t.Unix() / int64(j.period/time.Second) }
 
 func keyID(period int64) string { return strconv.FormatInt(period, 10) }
 
@@ -310,7 +324,7 @@ func keyID(period int64) string { return strconv.FormatInt(period, 10) }
 // which is still published. The store is asked only when neither is
 // loaded.
 func (j *jwtSigner) signingKey(ctx context.Context, now time.Time) (*signingKey, error) {
-	p := periodOf(now)
+	p := j.periodOf(now)
 	pick := func(ks *keySet) *signingKey {
 		if ks == nil {
 			return nil
@@ -374,7 +388,7 @@ func (j *jwtSigner) refresh(ctx context.Context, done func(*keySet) bool) error 
 	if err != nil {
 		return fmt.Errorf("loading signing keys: %w", err)
 	}
-	p := periodOf(j.now())
+	p := j.periodOf(j.now())
 	added := false
 	for _, want := range [...]int64{p, p + 1} {
 		id := keyID(want)
