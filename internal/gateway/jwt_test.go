@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -270,8 +271,9 @@ func TestJWTFromSecondInstance(t *testing.T) {
 }
 
 // A token minted just before the daily rotation still verifies after it,
-// against the key set then published, next to tokens of the new key; keys
-// are retired once their tokens have long expired.
+// against the key set then published, next to tokens of the new key, which
+// a key set cached before the rotation already holds; keys are retired
+// once their tokens have long expired.
 func TestJWTKeyRotation(t *testing.T) {
 	for name, mk := range stores {
 		t.Run(name, func(t *testing.T) {
@@ -289,6 +291,8 @@ func TestJWTKeyRotation(t *testing.T) {
 				h.clock.Advance(d)
 			}
 			before := st.token(t, b)
+			// What an upstream caches before the rotation.
+			cached := fetchJWKS(t, st.srv.URL)
 
 			h.clock.Advance(3 * time.Minute)
 			if err := j.maintain(context.Background()); err != nil {
@@ -301,6 +305,9 @@ func TestJWTKeyRotation(t *testing.T) {
 			if kid1 == kid2 {
 				t.Fatalf("both tokens signed with %q, want a new key after the rotation", kid1)
 			}
+			// The new key was published a period before it signed, so a
+			// key set cached for max-age already knows it.
+			verify(t, after, cached, st.srv.URL, h.clock.Now())
 
 			h.clock.Advance(2 * j.period)
 			if err := j.maintain(context.Background()); err != nil {
@@ -448,6 +455,39 @@ func BenchmarkServeWarmJWT(b *testing.B) {
 		r.Header = http.Header{"Cookie": {cookie}, "X-Forwarded-User": {"mallory"}, testJWTHeader: {"forged"}}
 		if s := g.Serve(nil, r); s == nil {
 			b.Fatal("no session")
+		}
+	}
+}
+
+// Instances that start at once on an empty Redis race to make the first
+// key; every one of them signs with the one that won.
+func TestJWTFirstKeyRace(t *testing.T) {
+	addr := testredis.Start(t)
+	var signers []*jwtSigner
+	for range 4 {
+		st := newRedisStore(t, addr, nil)
+		rt, err := NewRuntime(RuntimeConfig{Store: st, Events: st, Secret: testSecret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		signers = append(signers, rt.jwt)
+	}
+	kids := make([]string, 4*5)
+	var wg sync.WaitGroup
+	for i := range kids {
+		wg.Go(func() {
+			k, err := signers[i%4].signingKey(context.Background(), time.Now())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			kids[i] = k.kid
+		})
+	}
+	wg.Wait()
+	for i, kid := range kids {
+		if kid != kids[0] {
+			t.Fatalf("instance %d signs with %q, instance 0 with %q: want one shared key", i%4, kid, kids[0])
 		}
 	}
 }
