@@ -202,13 +202,20 @@ func (g *Gateway) initJWT() error {
 // had, having answered 503: an upstream that relies on the token must not
 // get a request without it.
 func (g *Gateway) setAssertion(w http.ResponseWriter, r *http.Request, s *session.Session) bool {
+	return g.putAssertion(w, r, s, r.Header)
+}
+
+// putAssertion sets the token of s in dst, deleting every other spelling
+// of the header there first: the request's headers for the upstream, or
+// the forward-auth response's, which nginx and Traefik copy onto theirs.
+func (g *Gateway) putAssertion(w http.ResponseWriter, r *http.Request, s *session.Session, dst http.Header) bool {
 	name := g.cfg.JWTHeader
 	if name == "" {
 		return true
 	}
-	for k := range r.Header {
+	for k := range dst {
 		if equalFoldDash(k, name) {
-			delete(r.Header, k)
+			delete(dst, k)
 		}
 	}
 	v, err := g.rt.jwt.assertion(r.Context(), g, r, s)
@@ -217,7 +224,7 @@ func (g *Gateway) setAssertion(w http.ResponseWriter, r *http.Request, s *sessio
 		g.unavailable(w, r)
 		return false
 	}
-	r.Header[name] = v
+	dst[name] = v
 	return true
 }
 

@@ -194,7 +194,7 @@ func verify(t *testing.T, tok string, set jose.JSONWebKeySet, siteURL string, no
 
 // The upstream verifies the token with go-jose against jwks.json and finds
 // the identity in it; client-supplied copies of the header never reach
-// it; an unverified email is left out.
+// it; an unverified email is left out; forward-auth hands out the same.
 func TestJWTHeaderVerifiedByUpstream(t *testing.T) {
 	for name, mk := range stores {
 		t.Run(name, func(t *testing.T) {
@@ -221,6 +221,16 @@ func TestJWTHeaderVerifiedByUpstream(t *testing.T) {
 			carol.Login(st.srv.URL, "/", "carol")
 			if c, _ := verify(t, st.token(t, carol), fetchJWKS(t, st.srv.URL), st.srv.URL, h.clock.Now()); c.Email != "" || c.Subject != "carol" {
 				t.Errorf("carol's claims: sub %q email %q, want carol and no (unverified) email", c.Subject, c.Email)
+			}
+
+			// Forward-auth answers with the token too, for nginx and
+			// Traefik to copy onto the upstream's request.
+			fa := bob.Do(http.MethodGet, st.srv.URL+"/.gatehouse/auth", nil, false)
+			if fa.Status != http.StatusOK || len(fa.Header.Values(testJWTHeader)) != 1 {
+				t.Fatalf("forward-auth: %d with %q, want 200 with one token", fa.Status, fa.Header.Values(testJWTHeader))
+			}
+			if c, _ := verify(t, fa.Header.Get(testJWTHeader), fetchJWKS(t, st.srv.URL), st.srv.URL, h.clock.Now()); c.Subject != "bob" {
+				t.Errorf("forward-auth token for %q, want bob", c.Subject)
 			}
 
 			// A site without jwt_header publishes no keys.

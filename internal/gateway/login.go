@@ -536,6 +536,9 @@ func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated"})
 		return
 	}
+	if !g.putAssertion(w, r, s, w.Header()) {
+		return
+	}
 	setIdentity(w.Header(), s.User, s.Email, s.Username, s.Groups)
 	w.WriteHeader(http.StatusOK)
 }
