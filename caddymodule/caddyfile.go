@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/gatehouse-proxy/gatehouse/internal/gateway"
 	"github.com/gatehouse-proxy/gatehouse/internal/geo"
 	"github.com/gatehouse-proxy/gatehouse/internal/policy"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
@@ -162,6 +163,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		cookie_domain <domain>
 //		cookie_secure on|off
 //		insecure_unverified_email [on|off]
+//		jwt_header    <header name>
 //	}
 //
 // Every value is checked here, so a mistake is reported with its line at
@@ -283,6 +285,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			d.Prev()
 			h.InsecureUnverifiedEmail, err = onOffArg(d)
+		case "jwt_header":
+			if h.JWTHeader, err = oneArg(d); err == nil {
+				if cerr := gateway.CheckJWTHeader(h.JWTHeader); cerr != nil {
+					err = d.Errf("%v", cerr)
+				}
+			}
 		default:
 			return d.Errf("unrecognized gatehouse subdirective %q", key)
 		}

@@ -179,6 +179,9 @@ func New(cfg Config, rt *Runtime) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, rt: rt, hostCookieName: "__Host-" + cfg.CookieName, issuerKey: session.IssuerKey(cfg.Issuer)}
 	g.scope = adminScope(&g.cfg)
+	if err := g.initJWT(); err != nil {
+		return nil, err
+	}
 	rt.sites.add(g)
 	g.oidc = oidcflow.New(oidcflow.Config{
 		Issuer:       cfg.Issuer,
@@ -254,6 +257,9 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request) *session.Session
 	}
 	s := c.s
 	setIdentity(r.Header, s.User, s.Email, s.Username, s.Groups)
+	if !g.setAssertion(w, r, s) {
+		return nil
+	}
 	g.stripSessionCookies(r.Header)
 	return s
 }

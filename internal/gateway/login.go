@@ -25,6 +25,10 @@ func (g *Gateway) endpoint(w http.ResponseWriter, r *http.Request, rest string) 
 		// browsers applies, the logout token is the credential.
 		g.backchannelLogout(w, r)
 		return
+	case "/jwks.json":
+		// Public keys, fetched by upstreams from wherever they run.
+		g.serveJWKS(w, r)
+		return
 	}
 	if !g.networkAllowed(w, r, g.cfg.ClientIP(r)) {
 		return
@@ -539,6 +543,9 @@ func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	s := c.s
 	if s == nil {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated"})
+		return
+	}
+	if !g.putAssertion(w, r, s, w.Header()) {
 		return
 	}
 	setIdentity(w.Header(), s.User, s.Email, s.Username, s.Groups)

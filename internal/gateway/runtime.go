@@ -47,6 +47,9 @@ type RuntimeConfig struct {
 	// OnError is called for failures that do not fail a request, such as a
 	// lost event write or a failed background touch.
 	OnError func(error)
+	// Keys keeps the signing keys of jwt_header. Default: Store, when it
+	// implements KeyStore (both stores do).
+	Keys KeyStore
 }
 
 // Runtime holds the shared parts: store, cache, event log, keys and the
@@ -66,6 +69,7 @@ type Runtime struct {
 
 	sites siteRegistry
 	flood floodLimiter
+	jwt   *jwtSigner
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -105,9 +109,14 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret: %w", err)
 	}
+	jwt, err := newJWTSigner(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	mac := hmac.New(sha256.New, cfg.Secret)
 	mac.Write([]byte("gatehouse csrf key"))
 	return &Runtime{
+		jwt:     jwt,
 		cfg:     cfg,
 		store:   cfg.Store,
 		events:  cfg.Events,
@@ -149,6 +158,11 @@ func (rt *Runtime) Start() {
 	go func() {
 		defer rt.wg.Done()
 		rt.every(ctx, floodFlushEvery, rt.FlushAggregated)
+	}()
+	rt.wg.Add(1)
+	go func() {
+		defer rt.wg.Done()
+		rt.every(ctx, keyCheckEvery, rt.maintainKeys)
 	}()
 }
 

@@ -73,6 +73,8 @@ type Store struct {
 	claimsLimit int
 
 	ev eventRing
+	// keys are the signing keys (keys.go), under their own lock.
+	keys signingKeys
 }
 
 type user struct {

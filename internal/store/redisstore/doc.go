@@ -35,6 +35,7 @@
 //	{gh}:ev               stream  none (Trim, MAXLEN)   activity events (fields below), capped at EventMaxLen
 //	{gh}:c:<key>          string  the claim's ttl       ClaimOnce markers (SET NX PX)
 //	{gh}:sites            hash    none (≤ MaxSites)     "<site>\x1f<scope>" → 1: which admin rules serve each site (AddSite)
+//	{gh}:jwk              hash    none (≤ 3 fields)     period → sealed signing key record of jwt_header (gateway removes old ones)
 //	{gh}:ended            channel                       ids of ended sessions (PUBLISH)
 //
 // Index entries outlive their session only when its hash expired by TTL,
