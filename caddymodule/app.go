@@ -37,7 +37,8 @@ type App struct {
 	// are expanded.
 	Store string `json:"store,omitempty"`
 
-	// Secret (at least 32 bytes) seals the ID token kept for sign-out
+	// Secret (at least 32 bytes) seals the ID token kept for sign-out, the
+	// signing keys of jwt_header assertions,
 	// and protects sign-in state and page forms. Required with a Redis
 	// store, and the same on every instance; with the memory store a
 	// random one is made per process. Use a placeholder:
