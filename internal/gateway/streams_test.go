@@ -208,6 +208,7 @@ func newStreamSite(t testing.TB, kind string) *streamSite {
 	ss.gw = gw
 	up := httptest.NewServer(streamUpstream(ss.closed))
 	t.Cleanup(up.Close)
+	t.Cleanup(up.CloseClientConnections)
 	target, _ := url.Parse(up.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.FlushInterval = -1
@@ -222,6 +223,8 @@ func newStreamSite(t testing.TB, kind string) *streamSite {
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(ss.srv.Close)
+	// Streams a failed test left open would block Close.
+	t.Cleanup(ss.srv.CloseClientConnections)
 	// Let both subscriptions settle.
 	time.Sleep(50 * time.Millisecond)
 	return ss
