@@ -445,3 +445,41 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(p(0.99), "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 }
+
+// BenchmarkServeTrackWarm is BenchmarkServeWarm plus what caddymodule
+// adds for stream tracking on a plain request: Track, a write, done.
+func BenchmarkServeTrackWarm(b *testing.B) {
+	g, r := benchGateway(b, memstore.New(memstore.Options{}), time.Hour)
+	cookie := r.Header.Get("Cookie")
+	w := discardWriter{h: http.Header{}}
+	body := []byte("ok")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		r.Header = http.Header{"Cookie": {cookie}, "X-Forwarded-User": {"mallory"}}
+		s := g.Serve(nil, r)
+		if s == nil {
+			b.Fatal("no session")
+		}
+		tw, _, done := g.Track(w, r, s)
+		_, _ = tw.Write(body)
+		done()
+	}
+}
+
+// BenchmarkTrackPlain is what stream tracking adds to a plain request.
+func BenchmarkTrackPlain(b *testing.B) {
+	g, r := benchGateway(b, memstore.New(memstore.Options{}), time.Hour)
+	s := g.Serve(nil, r)
+	if s == nil {
+		b.Fatal("no session")
+	}
+	w := discardWriter{h: http.Header{}}
+	body := []byte("ok")
+	b.ReportAllocs()
+	for b.Loop() {
+		tw, _, done := g.Track(w, r, s)
+		_, _ = tw.Write(body)
+		done()
+	}
+}
