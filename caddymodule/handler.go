@@ -334,6 +334,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return nil, false
 		})
 	}
+	// A response that turns out long-lived (WebSocket, server-sent
+	// events, open for more than a second) is closed when the session
+	// ends, on whichever instance; plain ones pay nothing for this.
+	w, r, done := h.gw.Track(w, r, s)
+	defer done()
 	return next.ServeHTTP(w, r)
 }
 

@@ -71,6 +71,8 @@ type Runtime struct {
 	flood floodLimiter
 	jwt   *jwtSigner
 
+	streams streams // open long-lived responses, by session
+
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 }
@@ -183,7 +185,7 @@ func (rt *Runtime) subscribe(ctx context.Context) {
 		// ends may have been missed meanwhile. While it cannot listen,
 		// cached sessions stay trusted for at most the cache TTL, which is
 		// what keeps signed-in users working through a short outage.
-		err := rt.store.Subscribe(ctx, rt.cache.Invalidate)
+		err := rt.store.Subscribe(ctx, func(id string) { rt.sessionEnded(ctx, id) })
 		if ctx.Err() != nil {
 			return
 		}
@@ -318,6 +320,11 @@ func (rt *Runtime) End(ctx context.Context, id, reason, actor, site string) (*se
 	}
 	s, err := rt.store.Delete(ctx, id)
 	rt.cache.Invalidate(id)
+	if err == nil || errors.Is(err, session.ErrNotFound) {
+		// At once here; the store's delivery, which other instances
+		// act on, finds nothing left to close.
+		rt.streams.closeSession(id)
+	}
 	if err != nil {
 		return nil, err
 	}
