@@ -164,6 +164,8 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		cookie_secure on|off
 //		insecure_unverified_email [on|off]
 //		jwt_header    <header name>
+//		refresh       on|off
+//		pass_access_token on|off
 //	}
 //
 // Every value is checked here, so a mistake is reported with its line at
@@ -171,6 +173,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
 	start := d.Token()
+	var passAt caddyfile.Token
 	if d.NextArg() {
 		return d.ArgErr()
 	}
@@ -285,6 +288,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			d.Prev()
 			h.InsecureUnverifiedEmail, err = onOffArg(d)
+		case "refresh":
+			h.Refresh, err = onOffArg(d)
+		case "pass_access_token":
+			passAt = d.Token()
+			h.PassAccessToken, err = onOffArg(d)
 		case "jwt_header":
 			if h.JWTHeader, err = oneArg(d); err == nil {
 				if cerr := gateway.CheckJWTHeader(h.JWTHeader); cerr != nil {
@@ -304,6 +312,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	if h.ClientID == "" {
 		return fmt.Errorf("gatehouse: missing client_id, at %s:%d", start.File, start.Line)
+	}
+	if h.PassAccessToken && !h.Refresh {
+		return fmt.Errorf("gatehouse: pass_access_token needs refresh on, at %s:%d", passAt.File, passAt.Line)
 	}
 	return nil
 }

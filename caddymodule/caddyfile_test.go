@@ -139,6 +139,12 @@ func TestAdaptErrors(t *testing.T) {
 		{"require_mfa not a switch", site("\t\trequire_mfa yes\n"), `require_mfa: want on or off, got "yes"`, 5},
 		{"require_mfa bare", site("\t\trequire_mfa\n"), "wrong argument count", 5},
 		{"duplicate require_mfa", site("\t\trequire_mfa on\n\t\trequire_mfa off\n"), `duplicate subdirective "require_mfa"`, 6},
+		{"refresh not a switch", site("\t\trefresh yes\n"), `refresh: want on or off, got "yes"`, 5},
+		{"refresh bare", site("\t\trefresh\n"), "wrong argument count", 5},
+		{"duplicate refresh", site("\t\trefresh on\n\t\trefresh on\n"), `duplicate subdirective "refresh"`, 6},
+		{"pass_access_token not a switch", site("\t\tpass_access_token always\n"), `pass_access_token: want on or off, got "always"`, 5},
+		{"pass_access_token without refresh", site("\t\tpass_access_token on\n"), "pass_access_token needs refresh on", 5},
+		{"pass_access_token with refresh off", site("\t\tpass_access_token on\n\t\trefresh off\n"), "pass_access_token needs refresh on", 5},
 		{"mfa_acr bare", site("\t\tmfa_acr\n"), "wrong argument count", 5},
 		{"duplicate mfa_acr", site("\t\tmfa_acr a\n\t\tmfa_acr b\n"), `duplicate subdirective "mfa_acr"`, 6},
 		{"max_events zero", global("\t\tmax_events 0\n"), `max_events: want a positive whole number of events, got "0"`, 3},
@@ -263,5 +269,41 @@ func TestUnmarshalMFA(t *testing.T) {
 				t.Errorf("gateway config RequireMFA %v MFAACR %q, want %v %q", cfg.RequireMFA, cfg.MFAACR, tt.require, tt.acr)
 			}
 		})
+	}
+}
+
+// Issue 7, item 4: refresh and pass_access_token reach the gateway.
+func TestUnmarshalRefresh(t *testing.T) {
+	tests := []struct {
+		lines         string
+		refresh, pass bool
+	}{
+		{"", false, false},
+		{"refresh on", true, false},
+		{"refresh off", false, false},
+		{"refresh on\npass_access_token on", true, true},
+		{"pass_access_token on\nrefresh on", true, true},
+		{"refresh on\npass_access_token off", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.lines, func(t *testing.T) {
+			d := caddyfile.NewTestDispenser("gatehouse {\nissuer https://i\nclient_id app\n" + tt.lines + "\n}")
+			var h Handler
+			if err := h.UnmarshalCaddyfile(d); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := h.config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Refresh != tt.refresh || cfg.PassAccessToken != tt.pass {
+				t.Errorf("gateway config Refresh %v PassAccessToken %v, want %v %v", cfg.Refresh, cfg.PassAccessToken, tt.refresh, tt.pass)
+			}
+		})
+	}
+	// JSON config skips the Caddyfile's check; config() has its own.
+	h := Handler{Issuer: "https://i", ClientID: "app", PassAccessToken: true}
+	if _, err := h.config(); err == nil {
+		t.Error("JSON pass_access_token without refresh accepted")
 	}
 }

@@ -32,7 +32,10 @@ type Handler struct {
 	// ClientSecret authenticates the client; placeholders such as
 	// {env.GATEHOUSE_CLIENT_SECRET} are expanded.
 	ClientSecret string `json:"client_secret,omitempty"`
-	// Scopes requested. Default: openid email profile.
+	// Scopes requested. Default: openid email profile. With refresh on,
+	// some providers (Auth0, Okta, Azure AD, Google with its own
+	// parameter) issue a refresh token only when offline_access is
+	// among them; Keycloak and the dev provider issue one regardless.
 	Scopes []string `json:"scopes,omitempty"`
 	// PathPrefix is where gatehouse's own endpoints and pages live.
 	// Default: /.gatehouse
@@ -73,6 +76,22 @@ type Handler struct {
 	// signed in that way on another site, on every request (403,
 	// access_denied mfa_required). Default: off.
 	RequireMFA bool `json:"require_mfa,omitempty"`
+	// Refresh keeps each session's refresh token, encrypted (AES-GCM
+	// under the app's secret) in the store and never in a cookie, and
+	// refreshes the access token in the background before it expires
+	// (a tenth of its lifetime before, at least a minute), one instance
+	// at a time. A provider that refuses the refresh (the user disabled,
+	// consent revoked, invalid_grant) ends the session (event
+	// refresh_failed); one that is down does not, and is retried with
+	// backoff. A session is refreshed only on sites of the client that
+	// signed it in. Some providers need offline_access in scopes to
+	// issue a refresh token. Default: off.
+	Refresh bool `json:"refresh,omitempty"`
+	// PassAccessToken sends the session's current access token to the
+	// upstream in X-Forwarded-Access-Token (and in the forward-auth
+	// answer). Needs refresh on. A client's copy of the header is
+	// deleted on every site, whatever this says. Default: off.
+	PassAccessToken bool `json:"pass_access_token,omitempty"`
 	// MFAACR is sent to the provider as acr_values on every sign-in, to
 	// ask it for a second factor; the values are the provider's own (for
 	// example Keycloak's level names). Space separated. Default: none.
@@ -227,6 +246,10 @@ func (h *Handler) config() (gateway.Config, error) {
 		},
 	}
 	cfg.RequireMFA, cfg.MFAACR = h.RequireMFA, h.MFAACR
+	if h.PassAccessToken && !h.Refresh {
+		return cfg, errors.New("gatehouse: pass_access_token needs refresh on")
+	}
+	cfg.Refresh, cfg.PassAccessToken = h.Refresh, h.PassAccessToken
 	var err error
 	if cfg.Network.AllowIP, err = policy.ParsePrefixes(h.AllowIP); err != nil {
 		return cfg, fmt.Errorf("gatehouse: allow_ip: %w", err)

@@ -20,6 +20,11 @@
 //     expects `refresh on` to work; "offline_access" is therefore added to
 //     the granted scopes. Refresh tokens rotate: each use returns a new one
 //     and the old one is refused. All tokens of a provider session die with it.
+//   - DisableUser makes the token endpoint refuse the user's refresh
+//     tokens and codes with invalid_grant, as Keycloak does for a disabled
+//     account, without ending provider sessions or sending logout tokens:
+//     a relying party learns of it only at its next refresh. The login
+//     form refuses the user too.
 //   - Authorization codes are single use and live one minute; a replayed code
 //     is refused and revokes the tokens issued for it (RFC 6749, 4.1.2). An
 //     exchange refused for a wrong verifier or secret does not spend the code.
@@ -35,7 +40,9 @@
 //
 // The op library computes ID token iat/exp with the real clock; Config.Now
 // drives everything this package decides itself (sessions, codes, access and
-// refresh token expiry, logout tokens). The op library reports request
+// refresh token expiry, logout tokens). expires_in, which the op library
+// derives from the real clock too, is the access token lifetime whatever
+// Config.Now says. The op library reports request
 // errors through slog's default logger; this package does not log.
 package devidp
 
@@ -118,6 +125,11 @@ type Config struct {
 	SigningKey *rsa.PrivateKey
 	// TokenLifetime is the lifetime of access and ID tokens. Default: 5m.
 	TokenLifetime time.Duration
+	// AccessTokenLifetime, when set, is the lifetime of access tokens
+	// instead, so that tests can make them short (and refresh often)
+	// while ID tokens, which the op library stamps with the real clock,
+	// stay valid on a clock a test moves forward. Default: TokenLifetime.
+	AccessTokenLifetime time.Duration
 	// HTTPClient delivers back-channel logout tokens. Default: a client with
 	// a 5s timeout.
 	HTTPClient *http.Client
@@ -138,9 +150,11 @@ type Provider struct {
 	key           *rsa.PrivateKey
 	keyID         string
 	tokenLifetime time.Duration
-	httpClient    *http.Client
-	op            *op.Provider
-	pages         *template.Template
+	// accessLifetime is the lifetime of access tokens.
+	accessLifetime time.Duration
+	httpClient     *http.Client
+	op             *op.Provider
+	pages          *template.Template
 
 	// users and subjects are read-only after New, so read without mu.
 	users    map[string]User // by username
@@ -156,6 +170,7 @@ type Provider struct {
 	refreshTokens map[string]*refreshToken
 	sessions      map[string]*session // by sid
 	cookies       map[string]string   // cookie secret -> sid
+	disabled      map[string]bool     // by subject
 }
 
 const (
@@ -177,30 +192,35 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("devidp: issuer %q is not an absolute http(s) URL", cfg.Issuer)
 	}
 	p := &Provider{
-		issuer:        cfg.Issuer,
-		prefix:        strings.TrimSuffix(issuer.Path, "/"),
-		siteOrigin:    issuer.Scheme + "://" + issuer.Host,
-		secureCookie:  issuer.Scheme == "https",
-		now:           cfg.Now,
-		key:           cfg.SigningKey,
-		tokenLifetime: cfg.TokenLifetime,
-		httpClient:    cfg.HTTPClient,
-		users:         make(map[string]User),
-		subjects:      make(map[string]User),
-		clients:       make(map[string]Client),
-		authRequests:  make(map[string]*authRequest),
-		codes:         make(map[string]string),
-		usedCodes:     make(map[string]usedCode),
-		accessTokens:  make(map[string]*accessToken),
-		refreshTokens: make(map[string]*refreshToken),
-		sessions:      make(map[string]*session),
-		cookies:       make(map[string]string),
+		issuer:         cfg.Issuer,
+		prefix:         strings.TrimSuffix(issuer.Path, "/"),
+		siteOrigin:     issuer.Scheme + "://" + issuer.Host,
+		secureCookie:   issuer.Scheme == "https",
+		now:            cfg.Now,
+		key:            cfg.SigningKey,
+		tokenLifetime:  cfg.TokenLifetime,
+		accessLifetime: cfg.AccessTokenLifetime,
+		httpClient:     cfg.HTTPClient,
+		users:          make(map[string]User),
+		subjects:       make(map[string]User),
+		clients:        make(map[string]Client),
+		authRequests:   make(map[string]*authRequest),
+		codes:          make(map[string]string),
+		usedCodes:      make(map[string]usedCode),
+		accessTokens:   make(map[string]*accessToken),
+		refreshTokens:  make(map[string]*refreshToken),
+		sessions:       make(map[string]*session),
+		cookies:        make(map[string]string),
+		disabled:       make(map[string]bool),
 	}
 	if p.now == nil {
 		p.now = time.Now
 	}
 	if p.tokenLifetime <= 0 {
 		p.tokenLifetime = 5 * time.Minute
+	}
+	if p.accessLifetime <= 0 {
+		p.accessLifetime = p.tokenLifetime
 	}
 	if p.httpClient == nil {
 		p.httpClient = &http.Client{Timeout: 5 * time.Second}
@@ -274,6 +294,24 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("devidp: op provider: %w", err)
 	}
 	return p, nil
+}
+
+// DisableUser disables the user with subject, as an administrator
+// disabling an account would: from now on the token endpoint refuses
+// their refresh tokens and authorization codes with invalid_grant, and
+// the login form refuses them. Provider sessions stay, and no logout token
+// is sent, so relying parties learn of it only when they next refresh.
+func (p *Provider) DisableUser(subject string) {
+	p.mu.Lock()
+	p.disabled[subject] = true
+	p.mu.Unlock()
+}
+
+// EnableUser undoes DisableUser.
+func (p *Provider) EnableUser(subject string) {
+	p.mu.Lock()
+	delete(p.disabled, subject)
+	p.mu.Unlock()
 }
 
 // Issuer returns the issuer URL as configured.

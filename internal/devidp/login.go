@@ -256,7 +256,10 @@ func (p *Provider) checkPassword(username, password string) (User, bool) {
 		want = "\x00no such user"
 	}
 	ok := equalSecret(password, want)
-	return u, ok && found && u.Password != ""
+	p.mu.Lock()
+	disabled := p.disabled[u.Subject]
+	p.mu.Unlock()
+	return u, ok && found && u.Password != "" && !disabled
 }
 
 // signIn starts (or renews) the browser's provider session for subject,

@@ -265,13 +265,28 @@ func (s *storage) CreateAccessToken(_ context.Context, req op.TokenRequest) (str
 	if _, alive := p.sessions[o.sid]; !alive {
 		return "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the provider session has ended")
 	}
+	if p.disabled[o.subject] {
+		return "", time.Time{}, errDisabled()
+	}
 	if _, ok := req.(*authRequest); ok {
 		if err := p.redeemLocked(o.authRequestID); err != nil {
 			return "", time.Time{}, err
 		}
 	}
 	at := p.newAccessTokenLocked(o)
-	return at.id, at.expires, nil
+	return at.id, p.opExpiry(at), nil
+}
+
+// opExpiry is the expiry to hand the op library for at: it computes
+// expires_in as that minus the real time, so an expiry by p.now (a test's
+// clock, ahead of the real one) would inflate it. This one makes
+// expires_in the token's lifetime.
+func (p *Provider) opExpiry(at *accessToken) time.Time {
+	return time.Now().Add(at.expires.Sub(at.issued))
+}
+
+func errDisabled() error {
+	return oidc.ErrInvalidGrant().WithDescription("the user account is disabled")
 }
 
 func (s *storage) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
@@ -292,6 +307,9 @@ func (s *storage) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRe
 	if _, alive := p.sessions[o.sid]; !alive {
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the provider session has ended")
 	}
+	if p.disabled[o.subject] {
+		return "", "", time.Time{}, errDisabled()
+	}
 	if _, ok := req.(*authRequest); ok {
 		if err := p.redeemLocked(o.authRequestID); err != nil {
 			return "", "", time.Time{}, err
@@ -310,7 +328,7 @@ func (s *storage) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRe
 		expires:       at.issued.Add(refreshLifetime),
 	}
 	p.refreshTokens[rt.token] = rt
-	return at.id, rt.token, at.expires, nil
+	return at.id, rt.token, p.opExpiry(at), nil
 }
 
 func (p *Provider) newAccessTokenLocked(o origin) *accessToken {
@@ -323,7 +341,7 @@ func (p *Provider) newAccessTokenLocked(o origin) *accessToken {
 		scopes:        o.scopes,
 		authRequestID: o.authRequestID,
 		issued:        now,
-		expires:       now.Add(p.tokenLifetime),
+		expires:       now.Add(p.accessLifetime),
 	}
 	p.accessTokens[at.id] = at
 	return at
@@ -336,6 +354,9 @@ func (s *storage) TokenRequestByRefreshToken(_ context.Context, token string) (o
 	rt, ok := p.refreshTokens[token]
 	if !ok || p.now().After(rt.expires) {
 		return nil, fmt.Errorf("refresh token: %w", errNotFound)
+	}
+	if p.disabled[rt.subject] {
+		return nil, errDisabled()
 	}
 	return &refreshRequest{refreshToken: *rt, current: rt.scopes}, nil
 }

@@ -139,6 +139,9 @@ type Gateway struct {
 	issuerKey string
 	// scope names the admin rules (see adminScope).
 	scope string
+	// clientKey names this site's provider and client in session tokens
+	// (see sealTokens).
+	clientKey [clientKeyLen]byte
 	// lastHost is the Host header last learned for the runtime's site
 	// registry, so that learning costs a comparison per request.
 	lastHost atomic.Pointer[string]
@@ -177,7 +180,12 @@ func New(cfg Config, rt *Runtime) (*Gateway, error) {
 	if cfg.Scheme == nil {
 		cfg.Scheme = tlsScheme
 	}
-	g := &Gateway{cfg: cfg, rt: rt, hostCookieName: "__Host-" + cfg.CookieName, issuerKey: session.IssuerKey(cfg.Issuer)}
+	if cfg.PassAccessToken && !cfg.Refresh {
+		// Without refresh the store keeps no token to pass.
+		return nil, errors.New("pass_access_token needs refresh on")
+	}
+	g := &Gateway{cfg: cfg, rt: rt, hostCookieName: "__Host-" + cfg.CookieName, issuerKey: session.IssuerKey(cfg.Issuer),
+		clientKey: clientKey(cfg.Issuer, cfg.ClientID)}
 	g.scope = adminScope(&g.cfg)
 	if err := g.initJWT(); err != nil {
 		return nil, err
@@ -257,6 +265,11 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request) *session.Session
 	}
 	s := c.s
 	setIdentity(r.Header, s.User, s.Email, s.Username, s.Groups)
+	if g.cfg.PassAccessToken {
+		if v := g.accessToken(s); v != nil {
+			r.Header[HeaderAccessToken] = v
+		}
+	}
 	if !g.setAssertion(w, r, s) {
 		return nil
 	}
@@ -356,6 +369,9 @@ func (g *Gateway) check(r *http.Request, ip netip.Addr) (checked, error) {
 	g.rt.sites.learn(g, r)
 	if now.Sub(c.s.LastAccess) >= g.cfg.TouchInterval {
 		g.touch(r, c.s, ip, now)
+	}
+	if g.cfg.Refresh {
+		g.maybeRefresh(c.s, now)
 	}
 	c.ended = false
 	return c, nil

@@ -8,8 +8,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +60,39 @@ type harness struct {
 	// key when foreignKey is set).
 	tamper     func(claims map[string]any)
 	foreignKey bool
+
+	// tokenDown makes the provider's token endpoint answer 503, as a
+	// provider that is down would; refreshCalls counts the refresh
+	// requests it received (answered or not).
+	tokenDown    atomic.Bool
+	refreshCalls atomic.Int64
+	// calls counts the store calls by method (see failingStore).
+	calls storeCalls
+}
+
+// storeCalls counts store round trips by method.
+type storeCalls struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *storeCalls) add(method string) {
+	c.mu.Lock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[method]++
+	c.mu.Unlock()
+}
+
+func (c *storeCalls) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
 }
 
 type harnessOption func(*Config)
@@ -73,12 +108,23 @@ func newHarness(t *testing.T, mkStore func(t *testing.T, now func() time.Time) b
 // configuration (GeoIP, user agents).
 func newHarnessRT(t *testing.T, mkStore func(t *testing.T, now func() time.Time) backend, rtOpt func(*RuntimeConfig), opts ...harnessOption) *harness {
 	t.Helper()
+	return newHarnessIDP(t, mkStore, rtOpt, nil, opts...)
+}
+
+// newHarnessIDP is newHarnessRT with a hook to adjust the provider's
+// configuration (token lifetimes).
+func newHarnessIDP(t *testing.T, mkStore func(t *testing.T, now func() time.Time) backend, rtOpt func(*RuntimeConfig), idpOpt func(*devidp.Config), opts ...harnessOption) *harness {
+	t.Helper()
 	h := &harness{t: t, clock: testclock.New(time.Now())}
 	t.Cleanup(h.checkErrors)
 	h.store = &failingStore{backend: mkStore(t, h.clock.Now), h: h}
 	h.idpSrv = httptest.NewServer(http.HandlerFunc(h.serveIDP))
 	t.Cleanup(h.idpSrv.Close)
-	idp, err := devidp.New(devidp.Config{Issuer: h.idpSrv.URL, Users: devidp.DemoUsers(), Now: h.clock.Now})
+	idpCfg := devidp.Config{Issuer: h.idpSrv.URL, Users: devidp.DemoUsers(), Now: h.clock.Now}
+	if idpOpt != nil {
+		idpOpt(&idpCfg)
+	}
+	idp, err := devidp.New(idpCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,6 +259,26 @@ func (f *failingStore) List(ctx context.Context, q session.Query) (session.Page,
 	return f.backend.List(ctx, q)
 }
 
+func (f *failingStore) Get(ctx context.Context, id string) (*session.Session, error) {
+	f.h.calls.add("Get")
+	return f.backend.Get(ctx, id)
+}
+
+func (f *failingStore) Touch(ctx context.Context, id string, a session.Access) error {
+	f.h.calls.add("Touch")
+	return f.backend.Touch(ctx, id, a)
+}
+
+func (f *failingStore) SetTokens(ctx context.Context, id string, tokens []byte) error {
+	f.h.calls.add("SetTokens")
+	return f.backend.SetTokens(ctx, id, tokens)
+}
+
+func (f *failingStore) ClaimOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	f.h.calls.add("ClaimOnce")
+	return f.backend.ClaimOnce(ctx, key, ttl)
+}
+
 func (f *failingStore) Append(ctx context.Context, e *activity.Event) error {
 	if f.h.failAppend.Load() {
 		return errors.New("event store down")
@@ -274,6 +340,17 @@ func upstream(w http.ResponseWriter, r *http.Request) {
 // serveIDP is the provider, with the token endpoint's ID token rewritten
 // when a test asks for it.
 func (h *harness) serveIDP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/oauth/token" {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if form, _ := url.ParseQuery(string(body)); form.Get("grant_type") == "refresh_token" {
+			h.refreshCalls.Add(1)
+		}
+		if h.tokenDown.Load() {
+			http.Error(w, "provider down", http.StatusServiceUnavailable)
+			return
+		}
+	}
 	if h.tamper == nil || r.URL.Path != "/oauth/token" {
 		h.idp.ServeHTTP(w, r)
 		return

@@ -13,7 +13,10 @@ const (
 	HeaderGroups   = "X-Forwarded-Groups"
 )
 
-var identityHeaders = [...]string{HeaderUser, HeaderEmail, HeaderUsername, HeaderGroups}
+// identityHeaders are deleted from every request, whatever the site sets:
+// the access token too, so that no client can hand the upstream a token
+// of its choosing as if the gateway had passed it.
+var identityHeaders = [...]string{HeaderUser, HeaderEmail, HeaderUsername, HeaderGroups, HeaderAccessToken}
 
 // stripIdentity deletes every client-supplied copy of the identity headers,
 // including spellings with "_" for "-": some upstreams (CGI, PHP, WSGI)

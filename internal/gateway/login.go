@@ -314,9 +314,14 @@ func (g *Gateway) createSession(r *http.Request, res *oidcflow.Result) (*session
 		AMR:           id.AMR,
 		MFA:           policy.MFA(id.AMR),
 	}
-	// The store keeps no tokens: the only one used, the ID token as
-	// id_token_hint at logout, stays in the browser (see setLogoutHint),
+	// The ID token, used only as id_token_hint at logout, stays in the
+	// browser (see setLogoutHint). With refresh on, the refresh and
+	// access tokens are kept sealed in the store (never in a cookie),
+	// bound to the session id; without it the store keeps no tokens,
 	// which keeps each session's Redis footprint under 1 KiB.
+	if g.cfg.Refresh {
+		s.Tokens = g.sealTokens(s.ID, sealedTokens{Refresh: res.RefreshToken, Access: res.AccessToken}, res.Expiry, now)
+	}
 	if err := g.rt.store.Create(r.Context(), s); err != nil {
 		return nil, sec, err
 	}
@@ -549,6 +554,13 @@ func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setIdentity(w.Header(), s.User, s.Email, s.Username, s.Groups)
+	if g.cfg.PassAccessToken {
+		// nginx and Traefik copy it onto the upstream's request, as
+		// they do the identity headers.
+		if v := g.accessToken(s); v != nil {
+			w.Header()[HeaderAccessToken] = v
+		}
+	}
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -70,9 +70,13 @@ type Runtime struct {
 	sites siteRegistry
 	flood floodLimiter
 	jwt   *jwtSigner
+	// refresh runs the token refreshes of refresh-on sites.
+	refresh *refresher
 
 	streams streams // open long-lived responses, by session
 
+	// bg is the background work's context, done at Close.
+	bg   context.Context
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 }
@@ -127,6 +131,7 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		states:  states,
 		csrfKey: mac.Sum(nil),
 		touches: make(chan touchReq, 1024),
+		refresh: newRefresher(),
 	}, nil
 }
 
@@ -139,7 +144,7 @@ func (rt *Runtime) Store() session.Store { return rt.store }
 // Start runs the background workers until Close.
 func (rt *Runtime) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
-	rt.stop = cancel
+	rt.bg, rt.stop = ctx, cancel
 	rt.wg.Add(5)
 	go func() {
 		defer rt.wg.Done()
@@ -174,6 +179,7 @@ func (rt *Runtime) Close() {
 		rt.stop()
 		rt.wg.Wait()
 	}
+	rt.refresh.close()
 }
 
 // subscribe keeps the cache in step with ends published by any instance;
@@ -216,6 +222,7 @@ func (rt *Runtime) every(ctx context.Context, d time.Duration, f func(context.Co
 
 func (rt *Runtime) trim(ctx context.Context) {
 	rt.cache.Prune()
+	rt.refresh.prune(rt.cfg.Now())
 	if err := rt.events.Trim(ctx, rt.cfg.Now().Add(-rt.cfg.Retention)); err != nil {
 		rt.cfg.OnError(fmt.Errorf("trimming events: %w", err))
 	}

@@ -33,7 +33,39 @@ var (
 	// ErrTokenInvalid means a token failed a check: signature, issuer,
 	// audience, expiry, nonce or a required claim.
 	ErrTokenInvalid = errors.New("invalid token")
+	// ErrRefreshRefused means the provider answered a refresh with an
+	// OAuth 2.0 error saying the grant is gone (invalid_grant: expired,
+	// revoked or already used; the user disabled; consent withdrawn):
+	// trying again cannot help, and the caller ends the session. Errors
+	// that wrap only ErrProvider (the provider unreachable, a 5xx, an
+	// answer that is not an OAuth error) are worth retrying. It wraps
+	// ErrProvider too.
+	ErrRefreshRefused = fmt.Errorf("%w: refresh refused", ErrProvider)
 )
+
+// refusals are the OAuth 2.0 error codes (RFC 6749 5.2, OIDC Core 3.1.2.6)
+// with which a token endpoint says a refresh token will never work again.
+// invalid_client is not one: it means this client's own credentials are
+// wrong, a configuration mistake that must not end every user's session.
+var refusals = map[string]bool{
+	"invalid_grant":        true,
+	"unauthorized_client":  true,
+	"access_denied":        true,
+	"consent_required":     true,
+	"login_required":       true,
+	"interaction_required": true,
+}
+
+// refused tells whether err is a token endpoint's definite refusal: a 4xx
+// answer carrying one of the refusals codes. A 5xx is an outage, whatever
+// its body says.
+func refused(err error) bool {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || !refusals[re.ErrorCode] {
+		return false
+	}
+	return re.Response == nil || (re.Response.StatusCode >= 400 && re.Response.StatusCode < 500)
+}
 
 // Config describes the relying party.
 type Config struct {
@@ -278,11 +310,17 @@ type Identity struct {
 
 // Result is the outcome of a code exchange or a refresh.
 type Result struct {
-	Identity     Identity
-	IDToken      string
-	AccessToken  string
+	Identity Identity
+	// IDToken is empty after a refresh whose answer had none (OIDC Core
+	// 12.2 allows it); Identity is then empty too.
+	IDToken     string
+	AccessToken string
+	// RefreshToken is empty when the provider issued none; after a
+	// refresh, when it did not rotate the one used.
 	RefreshToken string
-	Expiry       time.Time
+	// Expiry is when the access token expires, by Config.Now (from the
+	// answer's expires_in); zero when the provider did not say.
+	Expiry time.Time
 }
 
 type claims struct {
@@ -317,7 +355,9 @@ func (c *Client) Exchange(ctx context.Context, redirectURL, code string, st Stat
 }
 
 // Refresh trades a refresh token for fresh tokens. A provider that refuses
-// it has ended the user's grant; the caller ends the session.
+// it has ended the user's grant: the error wraps ErrRefreshRefused and the
+// caller ends the session. Any other error (ErrProvider alone, or
+// ErrTokenInvalid for a bad refreshed ID token) may pass with a retry.
 func (c *Client) Refresh(ctx context.Context, refreshToken string) (*Result, error) {
 	d, err := c.discover(ctx)
 	if err != nil {
@@ -326,14 +366,31 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (*Result, err
 	src := c.oauth2Config(d, "").TokenSource(c.ctx(ctx), &oauth2.Token{RefreshToken: refreshToken})
 	tok, err := src.Token()
 	if err != nil {
+		if refused(err) {
+			return nil, fmt.Errorf("%w: %w", ErrRefreshRefused, err)
+		}
 		return nil, fmt.Errorf("%w: refreshing: %w", ErrProvider, err)
+	}
+	if tok.RefreshToken == refreshToken {
+		// Not rotated; x/oauth2 copies the old one in when the answer
+		// has none.
+		tok.RefreshToken = ""
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
 		// Providers may omit the ID token on refresh (OIDC Core 12.2).
-		return &Result{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, Expiry: tok.Expiry}, nil
+		return &Result{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, Expiry: c.expiry(tok)}, nil
 	}
 	return c.verify(ctx, d, raw, tok, "")
+}
+
+// expiry is when tok's access token expires by our clock: x/oauth2 adds
+// expires_in to the real time, which an injected clock need not be.
+func (c *Client) expiry(tok *oauth2.Token) time.Time {
+	if tok.ExpiresIn > 0 {
+		return c.cfg.Now().Add(time.Duration(tok.ExpiresIn) * time.Second)
+	}
+	return tok.Expiry
 }
 
 func (c *Client) verify(ctx context.Context, d *discovery, raw string, tok *oauth2.Token, nonce string) (*Result, error) {
@@ -385,7 +442,7 @@ func (c *Client) verify(ctx context.Context, d *discovery, raw string, tok *oaut
 		IDToken:      raw,
 		AccessToken:  tok.AccessToken,
 		RefreshToken: tok.RefreshToken,
-		Expiry:       tok.Expiry,
+		Expiry:       c.expiry(tok),
 	}, nil
 }
 

@@ -109,8 +109,9 @@ type Session struct {
 	// for sessions from before it was recorded, which every site takes.
 	IssuerKey string `json:"-"`
 	// Tokens is an opaque, sealed (see Sealer) token blob a store keeps for
-	// the session. The gateway writes none today: the only token it uses,
-	// the ID token for sign-out, stays in the browser.
+	// the session: the refresh and access tokens of a site with refresh on
+	// (its layout is the gateway's). Sessions of other sites have none:
+	// the ID token for sign-out stays in the browser.
 	Tokens []byte `json:"-"`
 }
 

@@ -24,7 +24,7 @@
 //
 //	key                   type    TTL                   holds
 //	{gh}:s:<id>           hash    deadline+grace        the session (fields below)
-//	{gh}:k:<id>           string  deadline+grace        the sealed Tokens blob; nothing writes it today (below)
+//	{gh}:k:<id>           string  deadline+grace        the sealed Tokens blob of a refresh-on site (below)
 //	{gh}:d:<ref>          string  its longest session   an interned device summary (below)
 //	{gh}:u:<user>         hash    ≥ UserTTL (90d)       the user's summary and session list (below)
 //	{gh}:i:la             index   none (cleaned)        session id → last access, for List
@@ -85,8 +85,8 @@
 // 64-byte chunks stored as f, f1, f2, ...; readers join them, the Lua
 // scripts included (Touch and Delete name the user's hash by the joined
 // subject). Empty values are not
-// stored. A Tokens blob (a sealed token set is 1.5 KB or more) would
-// live in its own string key for the same reason. Redis finds a field of a listpack hash by scanning
+// stored. A Tokens blob (a sealed token set, often 1 KB or more) lives
+// in its own string key for the same reason. Redis finds a field of a listpack hash by scanning
 // from the start, so Create writes the fields that Touch and the filtered
 // listings read first: l c x t u i j k s, then the rest.
 //
@@ -205,12 +205,17 @@
 // hash table buckets). Before the bucketed indexes and device summaries
 // the same test measured 1,308 bytes.
 //
-// Nothing writes tokens today: the gateway keeps no provider tokens (the
-// ID token it needs for sign-out stays in the browser), so the figures
-// above are a session's whole cost. SetTokens and the {gh}:k:<id> key
-// remain for refresh tokens, which a later change may keep; a sealed
-// token set, AES-GCM ciphertext that does not compress, would then come
-// on top of the budget at about its length plus 150 bytes.
+// Only sites with `refresh on` write tokens: the gateway seals the
+// refresh and access tokens (AES-GCM under the app secret, bound to the
+// session id) behind a 25-byte clear header saying when the access token
+// expires (gateway/refresh.go), writes them with Create and replaces them
+// with SetTokens after each refresh. Without refresh the figures above are
+// a session's whole cost (the ID token for sign-out stays in the
+// browser); with it the sealed set, ciphertext that does not compress,
+// comes on top at about its length plus 150 bytes: opaque provider tokens
+// are small, JWT access tokens often 1 KB or more. A refresh costs three
+// round trips: the per-token lock (ClaimOnce, a {gh}:c: key), a Get and
+// SetTokens.
 //
 // The event stream costs about 220 bytes an event (TestMemoryPerEvent:
 // realistic fields, mostly the values themselves, as the field names are
