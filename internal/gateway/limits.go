@@ -72,7 +72,9 @@ func (g *Gateway) limitSessions(r *http.Request, s *session.Session) {
 	if g.cfg.MaxSessions <= 0 {
 		return
 	}
-	ended, err := g.rt.store.LimitSessions(r.Context(), s.User, g.cfg.MaxSessions)
+	ended, err := g.rt.store.LimitSessions(r.Context(), session.Limit{
+		User: s.User, IssuerKey: g.issuerKey, Keep: s.ID, Max: g.cfg.MaxSessions,
+	})
 	if err != nil {
 		g.rt.cfg.OnError(fmt.Errorf("limiting sessions of %q: %w", s.User, err))
 	}

@@ -319,12 +319,11 @@ type Store interface {
 	// ended session: it returns ErrNotFound when the session is gone or
 	// past its deadline.
 	SetTokens(ctx context.Context, id string, tokens []byte) error
-	// LimitSessions ends, as Delete does (recording and publishing each end), the
-	// least recently used sessions of user beyond the keep most recently
-	// used, atomically, so that concurrent sign-ins on several instances
-	// leave exactly keep sessions; it returns the ended sessions as they
-	// were. keep <= 0 ends nothing.
-	LimitSessions(ctx context.Context, user string, keep int) ([]*Session, error)
+	// LimitSessions ends, as Delete does (recording and publishing each
+	// end), the least recently used sessions of l.User beyond l.Max,
+	// atomically, so that concurrent sign-ins on several instances leave
+	// exactly l.Max sessions; it returns the ended sessions as they were.
+	LimitSessions(ctx context.Context, l Limit) ([]*Session, error)
 	// Delete ends a session, records the end on the user's summary,
 	// publishes the id to every subscriber and returns the session as it
 	// was. It returns ErrNotFound when the session was already gone, so
@@ -366,6 +365,21 @@ type Store interface {
 	// SiteScopes returns every recorded site with the scopes of the
 	// gateways that serve it (at most MaxSites sites).
 	SiteScopes(ctx context.Context) (map[string][]string, error)
+}
+
+// Limit says which sessions LimitSessions keeps.
+type Limit struct {
+	User string
+	// IssuerKey, when set, counts only the user's sessions of that
+	// issuer: subjects are unique per issuer only, and another provider's
+	// user of the same subject is someone else.
+	IssuerKey string
+	// Keep is a session that stays whatever its last access (the sign-in
+	// that asks: a clock ahead on another instance must not make it the
+	// least recently used); it counts towards Max.
+	Keep string
+	// Max is how many sessions stay; 0 or less ends nothing.
+	Max int
 }
 
 // MaxSites bounds the site registry (Store.AddSite): site names come from

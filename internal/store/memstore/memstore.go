@@ -780,13 +780,14 @@ var (
 // neither count nor end here: they are over already, and the sweep
 // records how they ended. Of live sessions the most recently used stay
 // (ties: the later created, then the greater id, as List orders).
-func (m *Store) LimitSessions(_ context.Context, user string, keep int) ([]*session.Session, error) {
+func (m *Store) LimitSessions(_ context.Context, l session.Limit) ([]*session.Session, error) {
+	keep := l.Max
 	if keep <= 0 {
 		return nil, nil
 	}
 	now := m.now()
 	m.mu.Lock()
-	u := m.users[user]
+	u := m.users[l.User]
 	if u == nil || len(u.sessions) <= keep {
 		m.mu.Unlock()
 		return nil, nil
@@ -800,7 +801,18 @@ func (m *Store) LimitSessions(_ context.Context, user string, keep int) ([]*sess
 		if d := s.Deadline(); !d.IsZero() && !now.Before(d) {
 			continue
 		}
+		if l.IssuerKey != "" && s.IssuerKey != l.IssuerKey {
+			continue
+		}
+		if s.ID == l.Keep {
+			// Counts, stays: it leads the order below.
+			keep--
+			continue
+		}
 		live = append(live, s)
+	}
+	if keep < 0 {
+		keep = 0
 	}
 	if len(live) <= keep {
 		m.mu.Unlock()

@@ -851,12 +851,15 @@ return 1
 // deadline neither count nor end: the sweep records their expiry. Fields
 // of sessions that vanished by TTL are dropped. KEYS user, by-last-access,
 // by-created, by-deadline. ARGV keep, now ms, session key prefix, tokens
-// key prefix, channel, user ttl ms, device key prefix. Returns a flat
-// list of id, hash, tokens, device per ended session.
+// key prefix, channel, user ttl ms, device key prefix, issuer key (only
+// sessions of that issuer count; "" for all), the id of a session that
+// stays and counts (the new sign-in; "" for none). Returns a flat list of
+// id, hash, tokens, device per ended session.
 var limitScript = redis.NewScript(luaLib + `
 local u = KEYS[1]
 local keep, now = tonumber(ARGV[1]), tonumber(ARGV[2])
 local sp, kp, ch, userttl, dp = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local iss, stay = ARGV[8], ARGV[9]
 local h = redis.call('HGETALL', u)
 local live = {}
 for i = 1, #h, 2 do
@@ -869,12 +872,17 @@ for i = 1, #h, 2 do
       local m = tomap(flat)
       local last, created = tonumber(m['l'] or '0'), tonumber(m['c'] or '0')
       local dl = deadline(last, tonumber(m['x'] or '0'), tonumber(m['t'] or '0'))
-      if dl == 0 or now < dl then
-        live[#live + 1] = {id = id, flat = flat, m = m, last = last, created = created, dl = dl}
+      if (dl == 0 or now < dl) and (iss == '' or (m['o'] or '') == iss) then
+        if id == stay then
+          keep = keep - 1
+        else
+          live[#live + 1] = {id = id, flat = flat, m = m, last = last, created = created, dl = dl}
+        end
       end
     end
   end
 end
+if keep < 0 then keep = 0 end
 if #live <= keep then return {} end
 table.sort(live, function(a, b)
   if a.last ~= b.last then return a.last > b.last end

@@ -568,13 +568,14 @@ func (s *Store) listen(ctx context.Context, ended func(id string)) (connected bo
 
 // LimitSessions implements session.Store in one script (limitScript),
 // which publishes each ended id as Delete does.
-func (s *Store) LimitSessions(ctx context.Context, user string, keep int) ([]*session.Session, error) {
+func (s *Store) LimitSessions(ctx context.Context, l session.Limit) ([]*session.Session, error) {
+	keep, user := l.Max, l.User
 	if keep <= 0 || user == "" {
 		return nil, nil
 	}
 	keys := []string{s.userKey(user), s.byLast, s.byCreated, s.byDeadline}
 	args := []any{keep, ms(s.now()), s.sessionPrefix, s.tokensPrefix, s.endedChannel,
-		s.userTTL.Milliseconds(), s.devicePrefix}
+		s.userTTL.Milliseconds(), s.devicePrefix, l.IssuerKey, l.Keep}
 	r, err := limitScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
 		return nil, fail("limiting sessions", err)

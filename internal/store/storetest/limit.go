@@ -48,7 +48,7 @@ func testLimitSessions(t *testing.T, open SessionOpener) {
 		must(t, "Touch", a.Touch(ctx, made[0].ID, session.Access{At: T0.Add(20 * time.Minute)}))
 		// Equal last access: the later created stays.
 		must(t, "Touch", a.Touch(ctx, made[1].ID, session.Access{At: T0.Add(3 * time.Minute)}))
-		ended, err := b.LimitSessions(ctx, "alice", 2)
+		ended, err := b.LimitSessions(ctx, session.Limit{User: "alice", Max: 2})
 		must(t, "LimitSessions", err)
 		if got, want := sorted(ids(ended)...), sorted(made[1].ID, made[2].ID, made[3].ID); !slices.Equal(got, want) {
 			t.Fatalf("LimitSessions(alice, 2) ended %v, want %v", got, want)
@@ -82,7 +82,7 @@ func testLimitSessions(t *testing.T, open SessionOpener) {
 			t.Fatalf("Users after LimitSessions = %+v, want alice with 2 active and a last logout", up.Items)
 		}
 		// Within the limit: nothing more ends.
-		ended, err = a.LimitSessions(ctx, "alice", 2)
+		ended, err = a.LimitSessions(ctx, session.Limit{User: "alice", Max: 2})
 		must(t, "LimitSessions", err)
 		if len(ended) != 0 {
 			t.Fatalf("second LimitSessions(alice, 2) ended %v, want none", ids(ended))
@@ -95,7 +95,7 @@ func testLimitSessions(t *testing.T, open SessionOpener) {
 			must(t, "Create", a.Create(ctx, Session(i, "alice", T0.Add(time.Duration(i)*time.Minute))))
 		}
 		for _, keep := range []int{0, -1, 3, 10} {
-			ended, err := a.LimitSessions(ctx, "alice", keep)
+			ended, err := a.LimitSessions(ctx, session.Limit{User: "alice", Max: keep})
 			must(t, "LimitSessions", err)
 			if len(ended) != 0 {
 				t.Fatalf("LimitSessions(alice, %d) ended %v, want none", keep, ids(ended))
@@ -104,10 +104,38 @@ func testLimitSessions(t *testing.T, open SessionOpener) {
 		if got := userIDs(t, a, "alice"); len(got) != 3 {
 			t.Fatalf("sessions left = %v, want all 3", got)
 		}
-		ended, err := a.LimitSessions(ctx, "nobody", 1)
+		ended, err := a.LimitSessions(ctx, session.Limit{User: "nobody", Max: 1})
 		must(t, "LimitSessions", err)
 		if len(ended) != 0 {
 			t.Fatalf("LimitSessions of an unknown user ended %v", ids(ended))
+		}
+	})
+
+	// Review of issue 7: another provider's user of the same subject is
+	// someone else, and the sign-in that asks must never end itself.
+	t.Run("IssuerAndKeep", func(t *testing.T) {
+		_, a, b := setup(t)
+		var mine []*session.Session
+		for i := range 3 {
+			s := Session(i, "bob", T0.Add(time.Duration(i)*time.Minute))
+			s.IssuerKey = "issuer-a"
+			must(t, "Create", a.Create(ctx, s))
+			mine = append(mine, s)
+		}
+		other := Session(9, "bob", T0.Add(5*time.Minute))
+		other.IssuerKey = "issuer-b"
+		must(t, "Create", a.Create(ctx, other))
+		// The new sign-in (mine[0]) looks least recently used: another
+		// instance's clock ran ahead when it touched the others.
+		must(t, "Touch", a.Touch(ctx, mine[1].ID, session.Access{At: T0.Add(9 * time.Minute)}))
+		must(t, "Touch", a.Touch(ctx, mine[2].ID, session.Access{At: T0.Add(8 * time.Minute)}))
+		ended, err := b.LimitSessions(ctx, session.Limit{User: "bob", IssuerKey: "issuer-a", Keep: mine[0].ID, Max: 2})
+		must(t, "LimitSessions", err)
+		if got, want := ids(ended), []string{mine[2].ID}; !slices.Equal(got, want) {
+			t.Fatalf("LimitSessions ended %v, want %v (the other issuer's bob and the new sign-in stay)", got, want)
+		}
+		if got, want := userIDs(t, a, "bob"), sorted(mine[0].ID, mine[1].ID, other.ID); !slices.Equal(got, want) {
+			t.Fatalf("bob's sessions = %v, want %v", got, want)
 		}
 	})
 
@@ -120,7 +148,7 @@ func testLimitSessions(t *testing.T, open SessionOpener) {
 			must(t, "Create", a.Create(ctx, s))
 			bobs = append(bobs, s.ID)
 		}
-		ended, err := b.LimitSessions(ctx, "alice", 1)
+		ended, err := b.LimitSessions(ctx, session.Limit{User: "alice", Max: 1})
 		must(t, "LimitSessions", err)
 		if len(ended) != 2 {
 			t.Fatalf("LimitSessions(alice, 1) ended %v, want 2", ids(ended))
@@ -145,7 +173,7 @@ func testLimitSessions(t *testing.T, open SessionOpener) {
 		for i := 2; i <= 3; i++ {
 			must(t, "Create", a.Create(ctx, Session(i, "alice", c.Now().Add(-time.Duration(i)*time.Minute))))
 		}
-		ended, err := a.LimitSessions(ctx, "alice", 2)
+		ended, err := a.LimitSessions(ctx, session.Limit{User: "alice", Max: 2})
 		must(t, "LimitSessions", err)
 		if len(ended) != 0 {
 			t.Fatalf("LimitSessions(alice, 2) with 2 live and 1 expired ended %v, want none", ids(ended))
@@ -175,7 +203,7 @@ func testLimitSessions(t *testing.T, open SessionOpener) {
 		for i := range 4 {
 			must(t, "Create", a.Create(ctx, Session(i, "alice", T0.Add(time.Duration(i)*time.Minute))))
 		}
-		ended, err := a.LimitSessions(ctx, "alice", 1)
+		ended, err := a.LimitSessions(ctx, session.Limit{User: "alice", Max: 1})
 		must(t, "LimitSessions", err)
 		want := sorted(ids(ended)...)
 		var heard []string
@@ -213,7 +241,7 @@ func testLimitSessions(t *testing.T, open SessionOpener) {
 					t.Errorf("Create: %v", err)
 					return
 				}
-				ended, err := st.LimitSessions(ctx, "alice", keep)
+				ended, err := st.LimitSessions(ctx, session.Limit{User: "alice", Max: keep})
 				if err != nil {
 					t.Errorf("LimitSessions: %v", err)
 					return
