@@ -226,7 +226,7 @@ func peerIP(r *http.Request) netip.Addr {
 		host = r.RemoteAddr
 	}
 	a, _ := netip.ParseAddr(host)
-	return a.Unmap()
+	return a.Unmap().WithZone("")
 }
 
 // Config returns the effective configuration.

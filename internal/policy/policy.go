@@ -86,7 +86,9 @@ func (n *Network) NeedsCountry() bool {
 // refused, and so is an unknown country when an allow list of countries is
 // set (fail closed).
 func (n *Network) Decide(ip netip.Addr, country string) Decision {
-	ip = ip.Unmap()
+	// Prefix.Contains is false for any address with a zone (fe80::1%eth0):
+	// the zone says which link, not which address.
+	ip = ip.Unmap().WithZone("")
 	for _, p := range n.DenyIP {
 		if p.Contains(ip) {
 			return Decision{Reason: ReasonIP}
