@@ -403,7 +403,7 @@ func sessionFor(ctx context.Context, b Backend, c caller, id string, mine bool) 
 	if err != nil {
 		return nil, fmt.Errorf("loading session: %w", err)
 	}
-	if mine && s.User != c.self.User || !mine && !c.reaches(s.Site) {
+	if mine && !owns(c.self, s) || !mine && !c.reaches(s.Site) {
 		return nil, session.ErrNotFound
 	}
 	return s, nil
@@ -516,6 +516,7 @@ func (a *api) mySessions(w http.ResponseWriter, r *http.Request, c caller) {
 		a.fail(w, fmt.Errorf("listing own sessions: %w", err))
 		return
 	}
+	page.Items = slices.DeleteFunc(page.Items, func(s *session.Session) bool { return !owns(c.self, s) })
 	a.writeSessions(w, page, c.self)
 }
 
@@ -527,7 +528,7 @@ func (a *api) endOthers(w http.ResponseWriter, r *http.Request, c caller) {
 		a.fail(w, badf("only others=true is supported; use %s to end this session", "logout"))
 		return
 	}
-	if _, err := endAll(r.Context(), a.b, c.self.User, c.self.ID, session.EndOthers, c.actor, nil); err != nil {
+	if _, err := endAll(r.Context(), a.b, c.self.User, c.self.IssuerKey, c.self.ID, session.EndOthers, c.actor, nil); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -543,7 +544,7 @@ func (a *api) endUser(w http.ResponseWriter, r *http.Request, c caller, user str
 		a.fail(w, err)
 		return
 	}
-	if _, err := endAll(r.Context(), a.b, sub, "", session.EndRevoked, c.actor, c.sites); err != nil {
+	if _, err := endAll(r.Context(), a.b, sub, "", "", session.EndRevoked, c.actor, c.sites); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -551,11 +552,25 @@ func (a *api) endUser(w http.ResponseWriter, r *http.Request, c caller, user str
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// endAll ends every session of user on sites (nil: every site) except
+// owns reports whether s is one of self's own sessions: the same subject
+// at the same provider (subjects are unique per issuer only: another
+// provider's user of the same subject is someone else). Sessions from
+// before issuers were recorded count for every issuer, as on the request
+// path.
+func owns(self, s *session.Session) bool {
+	return s.User == self.User && sameIssuer(self.IssuerKey, s.IssuerKey)
+}
+
+// sameIssuer compares issuer keys; "" matches any (a session from before
+// issuers were recorded, or no restriction).
+func sameIssuer(a, b string) bool { return a == "" || b == "" || a == b }
+
+// endAll ends every session of user (at issuer; "": any) on sites (nil:
+// every site) except
 // keep, for reason, and returns how many it ended. It collects the ids
 // before ending any, because ending sessions while walking the list could
 // make a cursor skip some.
-func endAll(ctx context.Context, b Backend, user, keep, reason, actor string, sites []string) (int, error) {
+func endAll(ctx context.Context, b Backend, user, issuer, keep, reason, actor string, sites []string) (int, error) {
 	if user == "" {
 		return 0, badf("no user given")
 	}
@@ -569,7 +584,7 @@ func endAll(ctx context.Context, b Backend, user, keep, reason, actor string, si
 		// nothing and guards the one thing that must never happen.
 		// An expired session is left to the sweep, which records the
 		// real reason it ended.
-		if s.User == user && (sites == nil || slices.Contains(sites, s.Site)) && s.ID != keep && !over(s, now) {
+		if s.User == user && sameIssuer(issuer, s.IssuerKey) && (sites == nil || slices.Contains(sites, s.Site)) && s.ID != keep && !over(s, now) {
 			ids = append(ids, s.ID)
 		}
 		return true

@@ -414,7 +414,7 @@ type meData struct {
 func (p *pages) me(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string) {
 	ctx := r.Context()
 	now := p.b.Now()
-	own, err := ownSessions(ctx, p.b, v.Session.User)
+	own, err := ownSessions(ctx, p.b, v.Session)
 	if err != nil {
 		p.failErr(w, r, v, prefix, err)
 		return
@@ -453,10 +453,10 @@ func (p *pages) me(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix
 
 // ownSessions lists every session of user (bounded by maxOwnSessions).
 // They are the viewer's own, so no admin reach applies.
-func ownSessions(ctx context.Context, b Backend, user string) ([]*session.Session, error) {
+func ownSessions(ctx context.Context, b Backend, self *session.Session) ([]*session.Session, error) {
 	var out []*session.Session
-	err := eachSession(ctx, b, session.Query{User: user, Limit: activity.MaxLimit}, func(s *session.Session) bool {
-		if s.User == user {
+	err := eachSession(ctx, b, session.Query{User: self.User, Limit: activity.MaxLimit}, func(s *session.Session) bool {
+		if owns(self, s) {
 			out = append(out, s)
 		}
 		return len(out) < maxOwnSessions
@@ -489,7 +489,7 @@ func (p *pages) afterRevoke(w http.ResponseWriter, r *http.Request, v *web.Viewe
 }
 
 func (p *pages) revokeOthers(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string) {
-	n, err := endAll(r.Context(), p.b, v.Session.User, v.Session.ID, session.EndOthers, actorOf(v.Session), nil)
+	n, err := endAll(r.Context(), p.b, v.Session.User, v.Session.IssuerKey, v.Session.ID, session.EndOthers, actorOf(v.Session), nil)
 	if err != nil {
 		p.failErr(w, r, v, prefix, err)
 		return
@@ -512,7 +512,7 @@ func (p *pages) adminRevokeUser(w http.ResponseWriter, r *http.Request, v *web.V
 		p.failErr(w, r, v, prefix, err)
 		return
 	}
-	n, err := endAll(r.Context(), p.b, sub, "", session.EndRevoked, c.actor, c.sites)
+	n, err := endAll(r.Context(), p.b, sub, "", "", session.EndRevoked, c.actor, c.sites)
 	if err != nil {
 		p.failErr(w, r, v, prefix, err)
 		return
