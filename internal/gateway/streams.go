@@ -236,9 +236,39 @@ func (g *Gateway) Track(w http.ResponseWriter, r *http.Request, s *session.Sessi
 		return t, r, t.finishFn
 	}
 	t := trackedPool.Get().(*trackedWriter)
-	t.w, t.r, t.rt, t.id, t.start, t.pooled = w, r, g.rt, s.ID, time.Now(), true
+	t.w, t.r, t.rt, t.id, t.start = w, r, g.rt, s.ID, time.Now()
+	t.pooled.Store(true)
+	if r.Body != nil && r.Body != http.NoBody {
+		// A request body still streaming after a second makes the
+		// exchange long-lived too (an upload, client-streaming gRPC, a
+		// full-duplex call), even before the response says anything: it
+		// must stop when the session ends (issue 7 review).
+		t.body = trackedBody{t: t, rc: r.Body}
+		r.Body = &t.body
+	}
 	return t, r, t.finishFn
 }
+
+// trackedBody is a request body that tracks its exchange once it has been
+// read from for longer than longLivedAfter. It lives inside its pooled
+// trackedWriter, so wrapping costs no allocation.
+type trackedBody struct {
+	t  *trackedWriter
+	rc io.ReadCloser
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	t := b.t
+	if t.st.Load() == nil {
+		t.lazy()
+	}
+	if st := t.st.Load(); st != nil && st.dead.Load() {
+		return 0, errStreamClosed
+	}
+	return b.rc.Read(p)
+}
+
+func (b *trackedBody) Close() error { return b.rc.Close() }
 
 // streamRequest tells, from the request alone, that its response is
 // meant to stay open.
@@ -279,9 +309,11 @@ type trackedWriter struct {
 	id    string
 	start time.Time
 	// st is set once the response is tracked.
-	st       *stream
-	pooled   bool
+	st       atomic.Pointer[stream]
+	pooled   atomic.Bool
 	finishFn func()
+	// body wraps the request body of a plain request (see Track).
+	body trackedBody
 }
 
 // register tracks the response, then looks the session up: an end that
@@ -289,8 +321,13 @@ type trackedWriter struct {
 // the cache, invalidated by then, sends the lookup to the store.
 func (t *trackedWriter) register(cancel context.CancelFunc) {
 	st := &stream{w: t.w, cancel: cancel}
-	t.st = st
-	t.pooled = false
+	// The request body may be read on another goroutine (the proxy's
+	// transport) than the one writing the response: the first to
+	// register wins.
+	if !t.st.CompareAndSwap(nil, st) {
+		return
+	}
+	t.pooled.Store(false)
 	t.rt.streams.add(t.id, st)
 	if _, err := t.rt.cache.Get(t.r.Context(), t.id); errors.Is(err, session.ErrNotFound) {
 		st.close()
@@ -305,7 +342,7 @@ func (t *trackedWriter) lazy() {
 }
 
 func (t *trackedWriter) finish() {
-	if st := t.st; st != nil {
+	if st := t.st.Load(); st != nil {
 		st.mu.Lock()
 		st.done = true
 		st.mu.Unlock()
@@ -314,7 +351,7 @@ func (t *trackedWriter) finish() {
 			st.cancel()
 		}
 	}
-	if t.pooled {
+	if t.pooled.Load() {
 		*t = trackedWriter{finishFn: t.finishFn}
 		trackedPool.Put(t)
 	}
@@ -323,7 +360,7 @@ func (t *trackedWriter) finish() {
 func (t *trackedWriter) Header() http.Header { return t.w.Header() }
 
 func (t *trackedWriter) WriteHeader(code int) {
-	if t.st == nil && (code == http.StatusSwitchingProtocols || eventStream(t.w.Header())) {
+	if t.st.Load() == nil && (code == http.StatusSwitchingProtocols || eventStream(t.w.Header())) {
 		t.register(nil)
 	}
 	t.w.WriteHeader(code)
@@ -335,10 +372,10 @@ func eventStream(h http.Header) bool {
 }
 
 func (t *trackedWriter) Write(p []byte) (int, error) {
-	if t.st == nil {
+	if t.st.Load() == nil {
 		t.lazy()
 	}
-	if t.st != nil && t.st.dead.Load() {
+	if st := t.st.Load(); st != nil && st.dead.Load() {
 		return 0, errStreamClosed
 	}
 	return t.w.Write(p)
@@ -346,10 +383,10 @@ func (t *trackedWriter) Write(p []byte) (int, error) {
 
 // FlushError is what http.ResponseController.Flush calls.
 func (t *trackedWriter) FlushError() error {
-	if t.st == nil {
+	if t.st.Load() == nil {
 		t.lazy()
 	}
-	if t.st != nil && t.st.dead.Load() {
+	if st := t.st.Load(); st != nil && st.dead.Load() {
 		return errStreamClosed
 	}
 	return http.NewResponseController(t.w).Flush()
@@ -364,10 +401,10 @@ func (t *trackedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return conn, brw, err
 	}
-	if t.st == nil {
+	if t.st.Load() == nil {
 		t.register(nil)
 	}
-	st := t.st
+	st := t.st.Load()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.closed {
@@ -380,10 +417,10 @@ func (t *trackedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // ReadFrom keeps sendfile and friends for plain responses.
 func (t *trackedWriter) ReadFrom(src io.Reader) (int64, error) {
-	if t.st == nil {
+	if t.st.Load() == nil {
 		t.lazy()
 	}
-	if t.st != nil && t.st.dead.Load() {
+	if st := t.st.Load(); st != nil && st.dead.Load() {
 		return 0, errStreamClosed
 	}
 	if rf, ok := t.w.(io.ReaderFrom); ok {
