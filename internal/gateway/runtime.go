@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/alerts"
 	"github.com/gatehouse-proxy/gatehouse/internal/policy"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
 )
@@ -50,6 +51,16 @@ type RuntimeConfig struct {
 	// Keys keeps the signing keys of jwt_header. Default: Store, when it
 	// implements KeyStore (both stores do).
 	Keys KeyStore
+	// Alerts are the anomaly rules applied, in the background, to every
+	// stored login_succeeded and login_failed. The zero value turns them
+	// all off; caddymodule starts from alerts.Defaults.
+	Alerts alerts.Rules
+	// Webhook, when its URL is set, receives anomalies and the AlertOn
+	// types. Claims defaults to Store, OnError to OnError.
+	Webhook alerts.WebhookConfig
+	// AlertOn lists the event types posted to the webhook besides
+	// anomalies.
+	AlertOn []string
 }
 
 // Runtime holds the shared parts: store, cache, event log, keys and the
@@ -74,6 +85,8 @@ type Runtime struct {
 	refresh *refresher
 
 	streams streams // open long-lived responses, by session
+
+	alerts alerter // anomaly rules and webhook
 
 	// bg is the background work's context, done at Close.
 	bg   context.Context
@@ -121,7 +134,7 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 	}
 	mac := hmac.New(sha256.New, cfg.Secret)
 	mac.Write([]byte("gatehouse csrf key"))
-	return &Runtime{
+	rt := &Runtime{
 		jwt:     jwt,
 		cfg:     cfg,
 		store:   cfg.Store,
@@ -132,7 +145,9 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		csrfKey: mac.Sum(nil),
 		touches: make(chan touchReq, 1024),
 		refresh: newRefresher(),
-	}, nil
+	}
+	rt.initAlerts()
+	return rt, nil
 }
 
 // Cache returns the session cache.
@@ -171,6 +186,7 @@ func (rt *Runtime) Start() {
 		defer rt.wg.Done()
 		rt.every(ctx, keyCheckEvery, rt.maintainKeys)
 	}()
+	rt.startAlerts(ctx)
 }
 
 // Close stops the background workers and waits for them.
@@ -380,6 +396,7 @@ func (rt *Runtime) Record(ctx context.Context, e activity.Event) {
 		return
 	}
 	rt.cfg.OnEvent(e)
+	rt.observe(e)
 }
 
 // CSRFToken is the anti-forgery token for pages of a session: an HMAC of
