@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/alerts"
 	"github.com/gatehouse-proxy/gatehouse/internal/gateway"
 	"github.com/gatehouse-proxy/gatehouse/internal/geo"
 	"github.com/gatehouse-proxy/gatehouse/internal/policy"
@@ -85,6 +86,19 @@ type App struct {
 	// ip_restricted, as a site's own.
 	DenyIP []string `json:"deny_ip,omitempty"`
 
+	// AlertWebhook receives a JSON POST per alert (each anomaly, and each
+	// event of the AlertOn types): a Slack-compatible "text" and the
+	// event's fields. Delivery is in the background: a bounded queue,
+	// retries with backoff, at most once across instances. Placeholders
+	// are expanded. Default: none.
+	AlertWebhook string `json:"alert_webhook,omitempty"`
+	// AlertOn lists event types posted to AlertWebhook besides anomalies.
+	// Default: none.
+	AlertOn []string `json:"alert_on,omitempty"`
+	// Alerts configures the anomaly rules. Default: every rule on with
+	// its default threshold.
+	Alerts *AlertRules `json:"alerts,omitempty"`
+
 	rt          *gateway.Runtime
 	stores      *storeHandle
 	geo         *geo.DB
@@ -130,6 +144,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	rules, webhook, err := a.alertConfig(repl)
+	if err != nil {
+		return err
+	}
 	a.unrouteLogs = routeRedisLogs(a.logger)
 	h, err := openStore(storeURL, a.MaxEvents)
 	if err != nil {
@@ -168,6 +186,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		OnError: func(err error) {
 			a.logger.Error("gatehouse", zap.Error(err))
 		},
+		Alerts:  rules,
+		Webhook: alerts.WebhookConfig{URL: webhook},
+		AlertOn: a.AlertOn,
 	})
 	if err != nil {
 		// Cleanup, which Caddy calls after a failed Provision, releases

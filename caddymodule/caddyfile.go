@@ -37,6 +37,15 @@ func init() {
 //			max_events     <n>
 //			allow_ip       <cidr...>
 //			deny_ip        <cidr...>
+//			alert_webhook  <url>
+//			alert_on       <event type...>
+//			alerts {
+//				new_country       on | off
+//				new_device        on | off
+//				impossible_travel <km/h> | off
+//				shared_ip         <n> <window> | off
+//				failure_burst     <n> <window> | off
+//			}
 //		}
 //	}
 func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -117,6 +126,32 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			} else {
 				app.DenyIP = list
 			}
+		case "alerts":
+			r, err := parseAlertsBlock(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Alerts = r
+		case "alert_webhook":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if !strings.Contains(v, "{") {
+				if err := checkWebhookURL(v); err != nil {
+					return nil, d.Err(err.Error())
+				}
+			}
+			app.AlertWebhook = v
+		case "alert_on":
+			list, err := someArgs(d)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkAlertOn(list); err != nil {
+				return nil, d.Err(err.Error())
+			}
+			app.AlertOn = list
 		default:
 			return nil, d.Errf("unrecognized gatehouse option %q", key)
 		}
