@@ -94,6 +94,7 @@ func TestAuditorOnEveryRoute(t *testing.T) {
 		{"GET /admin/", page("/admin/?user=alice"), 200, none, none},
 		{"GET /admin/users", page("/admin/users"), 200, none, none},
 		{"GET /admin/activity", page("/admin/activity?type=login_succeeded"), 200, none, none},
+		{"GET /admin/alerts", page("/admin/alerts?user=alice"), 200, none, none},
 		{"GET /assets/{name}", page("/assets/app.css"), 200, none, none},
 
 		{"DELETE /api/sessions/{id}", func(e auditorEnv) req { return e.as("DELETE", "/api/sessions/"+e.alice.ID, xhr) }, 403, none, others},

@@ -37,7 +37,7 @@ func newPages(b Backend) *pages {
 		"span": span,
 		"kind": kindLabel,
 	}
-	for _, name := range []string{"me", "sessions", "users", "activity", "message"} {
+	for _, name := range []string{"me", "sessions", "users", "activity", "alerts", "message"} {
 		p.tmpl[name] = template.Must(template.New("layout.html").Funcs(funcs).
 			ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
@@ -108,7 +108,7 @@ func (p *pages) serve(w http.ResponseWriter, r *http.Request, v *web.Viewer, pre
 			return
 		}
 		p.notFound(w, r, v, prefix)
-	case match(segs, "admin", ""), match(segs, "admin", "users"), match(segs, "admin", "activity"):
+	case match(segs, "admin", ""), match(segs, "admin", "users"), match(segs, "admin", "activity"), match(segs, "admin", "alerts"):
 		if !p.allow(w, r, v, prefix, get, "GET, HEAD") || !p.adminOnly(w, r, v, prefix) {
 			return
 		}
@@ -117,6 +117,8 @@ func (p *pages) serve(w http.ResponseWriter, r *http.Request, v *web.Viewer, pre
 			p.adminSessions(w, r, v, prefix)
 		case "users":
 			p.adminUsers(w, r, v, prefix)
+		case "alerts":
+			p.adminAlerts(w, r, v, prefix)
 		default:
 			p.adminActivity(w, r, v, prefix)
 		}
