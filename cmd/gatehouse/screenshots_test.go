@@ -71,6 +71,11 @@ func TestScreenshotTool(t *testing.T) {
 	// A forged callback: a failed sign-in from somewhere unusual.
 	stranger := c.open(at(chromeWindows, "stranger", "192.0.2.200"))
 	stranger.navigate(d.SiteURL + "/.gatehouse/callback?state=forged&code=forged")
+	// alice again, minutes after Amsterdam, from New York: the anomaly
+	// rules flag a new country and impossible travel (the others' second
+	// devices are new devices).
+	aliceTrip := c.open(at(chromeWindows, "alice-trip", "203.0.113.210"))
+	aliceTrip.signIn(d, "/", "alice", false)
 
 	// An admin ends dave's old session.
 	alice.navigate(d.SiteURL + "/.gatehouse/admin/?user=dave")
@@ -83,6 +88,8 @@ func TestScreenshotTool(t *testing.T) {
 	alice.shot(out, "admin-users")
 	alice.navigate(d.SiteURL + "/.gatehouse/admin/activity")
 	alice.shot(out, "activity")
+	alice.navigate(d.SiteURL + "/.gatehouse/admin/alerts")
+	alice.shot(out, "alerts")
 	bobLaptop.navigate(d.SiteURL + "/.gatehouse/")
 	bobLaptop.shot(out, "my-sessions")
 	// An auditor sees the same sessions without revoke controls.
@@ -108,6 +115,8 @@ func TestScreenshotTool(t *testing.T) {
 		{alice, "/.gatehouse/admin/", "narrow-admin-sessions"},
 		{alice, "/.gatehouse/admin/users", "narrow-admin-users"},
 		{alice, "/.gatehouse/admin/activity", "narrow-activity"},
+		{alice, "/.gatehouse/admin/alerts", "narrow-alerts"},
+		{alice, "/.gatehouse/admin/alerts?user=nobody", "narrow-alerts-none"},
 		{bobLaptop, "/.gatehouse/", "narrow-my-sessions"},
 		{alice, "/.gatehouse/admin/?country=KP", "narrow-admin-no-match"},
 		{alice, "/.gatehouse/admin/users?prefix=zz", "narrow-admin-no-users"},

@@ -244,9 +244,9 @@ func (ev *Evaluator) travel(e, prev activity.Event) (activity.Event, bool) {
 		speedText = fmt.Sprintf("%.0f km/h", speed)
 	}
 	return anomaly(e, ImpossibleTravel, fmt.Sprintf(
-		"%s (%s, %.2f,%.2f) at %s, then %s (%s, %.2f,%.2f) at %s: %.0f km in %s, %s (limit %.0f km/h)",
-		place(from.City, from.Country), prev.IP, from.Latitude, from.Longitude, prev.Time.UTC().Format(time.RFC3339),
-		place(to.City, to.Country), e.IP, to.Latitude, to.Longitude, e.Time.UTC().Format(time.RFC3339),
+		"%s (%s) at %s, then %s (%s) at %s: %.0f km in %s, %s (limit %.0f km/h)",
+		place(from.City, from.Country), prev.IP, prev.Time.UTC().Format(time.RFC3339),
+		place(to.City, to.Country), e.IP, e.Time.UTC().Format(time.RFC3339),
 		km, dt.Round(time.Second), speedText, ev.Rules.TravelKmh)), true
 }
 
