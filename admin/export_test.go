@@ -185,15 +185,16 @@ func TestStatsAPI(t *testing.T) {
 	e := newEnv(t)
 	w := e.do(req{as: e.alice, method: "GET", path: "/api/stats?from=2025-03-13&to=2025-03-14T12:00:00Z&bucket=1h"})
 	st := decode[statsOut](t, w)
-	if w.Code != 200 || len(st.Buckets) != 36 {
-		t.Fatalf("stats = %d, %d buckets, want 200 and 36", w.Code, len(st.Buckets))
+	// 36 hours, and the instant of to (inclusive) starts a 37th.
+	if w.Code != 200 || len(st.Buckets) != 37 {
+		t.Fatalf("stats = %d, %d buckets, want 200 and 37", w.Code, len(st.Buckets))
 	}
 	var got []int
 	for _, b := range st.Buckets {
 		got = append(got, b.LoginSucceeded)
 	}
 	// newEnv's sign-ins: 2h, 26h, 30m, 72h (outside) and 5h before epoch.
-	want := make([]int, 36)
+	want := make([]int, 37)
 	// Bucket i starts at 00:00 on the 13th plus i hours.
 	want[24+11]++ // 30m ago: 11:30
 	want[24+10]++ // 2h ago: 10:00

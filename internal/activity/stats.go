@@ -61,7 +61,9 @@ func CountEvents(ctx context.Context, query QueryFunc, f Filter, from, to time.T
 		loc = time.UTC
 	}
 	start := alignBucket(from, bucket, loc)
-	n := int((to.Sub(start) + bucket - 1) / bucket)
+	// to is inclusive, as in Filter: when it falls on a bucket boundary,
+	// the bucket it starts holds the events of that instant.
+	n := int(to.Sub(start)/bucket) + 1
 	if n > MaxBuckets {
 		return Stats{}, fmt.Errorf("%w: %d buckets of %s; at most %d: choose a shorter range or a larger bucket", ErrStatsRange, n, bucket, MaxBuckets)
 	}
