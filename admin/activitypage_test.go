@@ -85,7 +85,7 @@ func TestActivityPage(t *testing.T) {
 	}
 	for _, want := range []string{`rel="next"`, ">Today<", ">7 days<", ">30 days<", ">90 days<",
 		`href="/.gatehouse/admin/activity?from=2025-03-08&amp;type=login_failed"`, // 7 days, filters kept
-		`<svg class="chart"`, "150 failures", "Last 7 days."} {
+		`<svg class="chart chart-narrow"`, "150 failures", "Last 7 days."} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)
 		}

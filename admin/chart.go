@@ -10,16 +10,29 @@ import (
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 )
 
-// The chart is drawn in a 420 × 200 box, the width of a small phone: at
+// The chart is drawn twice, in a 420 × 200 box for small screens (at
 // that width one SVG unit is one CSS pixel and the 11-unit labels are
-// readable; wider screens scale it up to the CSS max-width.
+// readable) and in an 840 × 260 one for wide screens; app.css shows one.
+// An SVG scales its text with its box, so one drawing cannot be readable
+// at both sizes, and without script the server cannot know the width.
 const (
-	chartW, chartH = 420, 200
-	chartLeft      = 34 // room for the y labels
-	chartRight     = 8
-	chartTop       = 26 // room for the legend
-	chartBottom    = 22 // room for the x labels
+	chartLeft   = 34 // room for the y labels
+	chartRight  = 8
+	chartTop    = 26 // room for the legend
+	chartBottom = 22 // room for the x labels
 )
+
+// chartBox is one size of the chart.
+type chartBox struct {
+	class, id string
+	w, h      int
+	xLabels   int // how many times the x axis names
+}
+
+var chartBoxes = []chartBox{
+	{"chart chart-narrow", "chart-n", 420, 200, 3},
+	{"chart chart-wide", "chart-w", 840, 260, 5},
+}
 
 // chartSeries is one line of the chart.
 type chartSeries struct {
@@ -42,6 +55,16 @@ func renderChart(st activity.Stats, loc *time.Location) template.HTML {
 	if loc == nil {
 		loc = time.UTC
 	}
+	var b strings.Builder
+	for _, box := range chartBoxes {
+		drawChart(&b, st, loc, box)
+	}
+	// Everything written is numbers, fixed words and escaped text.
+	return template.HTML(b.String())
+}
+
+func drawChart(b *strings.Builder, st activity.Stats, loc *time.Location, box chartBox) {
+	chartW, chartH := box.w, box.h
 	n := len(st.Buckets)
 	totals := make([]int, len(chartLines))
 	peak := 0
@@ -63,7 +86,6 @@ func renderChart(st activity.Stats, loc *time.Location) template.HTML {
 	}
 	y := func(v int) float64 { return chartTop + plotH - plotH*float64(v)/float64(top) }
 
-	var b strings.Builder
 	title := "Sign-ins, failures and denials"
 	var desc strings.Builder
 	fmt.Fprintf(&desc, "From %s to %s in buckets of %s: ", chartTime(st.From, loc, 0), chartTime(st.To, loc, 0), span(st.Bucket))
@@ -75,14 +97,15 @@ func renderChart(st activity.Stats, loc *time.Location) template.HTML {
 	}
 	fmt.Fprintf(&desc, "; at most %d in one bucket.", peak)
 
-	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" width="100%%" role="img" aria-labelledby="chart-title chart-desc" font-size="11" font-family="system-ui, sans-serif">`, chartW, chartH)
-	fmt.Fprintf(&b, `<title id="chart-title">%s</title><desc id="chart-desc">%s</desc>`, esc(title), esc(desc.String()))
+	fmt.Fprintf(b, `<svg class="%s" viewBox="0 0 %d %d" width="100%%" role="img" aria-labelledby="%s-title %s-desc" font-size="11" font-family="system-ui, sans-serif">`,
+		box.class, chartW, chartH, box.id, box.id)
+	fmt.Fprintf(b, `<title id="%s-title">%s</title><desc id="%s-desc">%s</desc>`, box.id, esc(title), box.id, esc(desc.String()))
 	// Legend.
 	lx := float64(chartLeft)
 	for i, s := range chartLines {
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="10" x2="%.1f" y2="10" stroke="%s" stroke-width="2.5"%s/>`, lx, lx+16, s.color, dashAttr(s.dash))
+		fmt.Fprintf(b, `<line x1="%.1f" y1="10" x2="%.1f" y2="10" stroke="%s" stroke-width="2.5"%s/>`, lx, lx+16, s.color, dashAttr(s.dash))
 		label := s.name + " " + strconv.Itoa(totals[i])
-		fmt.Fprintf(&b, `<text x="%.1f" y="14" fill="#1c2130">%s</text>`, lx+20, esc(label))
+		fmt.Fprintf(b, `<text x="%.1f" y="14" fill="#1c2130">%s</text>`, lx+20, esc(label))
 		lx += 20 + float64(len(label))*6.2 + 14
 	}
 	// Grid and y labels: 0, half, top.
@@ -90,17 +113,17 @@ func renderChart(st activity.Stats, loc *time.Location) template.HTML {
 		if v == top/2 && (top%2 != 0 || top < 2) {
 			continue
 		}
-		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#dfe3ea"/>`, chartLeft, y(v), chartW-chartRight, y(v))
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" fill="#5a6273">%d</text>`, chartLeft-4, y(v)+4, v)
+		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#dfe3ea"/>`, chartLeft, y(v), chartW-chartRight, y(v))
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end" fill="#5a6273">%d</text>`, chartLeft-4, y(v)+4, v)
 	}
 	// X labels: first, middle, last bucket.
 	if n > 0 {
-		idx := []int{0}
-		if n > 2 {
-			idx = append(idx, (n-1)/2)
-		}
-		if n > 1 {
-			idx = append(idx, n-1)
+		var idx []int
+		for k := range box.xLabels {
+			i := k * (n - 1) / max(box.xLabels-1, 1)
+			if len(idx) == 0 || idx[len(idx)-1] != i {
+				idx = append(idx, i)
+			}
 		}
 		anchors := map[int]string{0: "start", n - 1: "end"}
 		for _, i := range idx {
@@ -108,7 +131,7 @@ func renderChart(st activity.Stats, loc *time.Location) template.HTML {
 			if a == "" {
 				a = "middle"
 			}
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="%s" fill="#5a6273">%s</text>`, x(i), chartH-6, a,
+			fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="%s" fill="#5a6273">%s</text>`, x(i), chartH-6, a,
 				esc(chartTime(st.Buckets[i].Start, loc, st.Bucket)))
 		}
 	}
@@ -119,12 +142,10 @@ func renderChart(st activity.Stats, loc *time.Location) template.HTML {
 		for j, c := range st.Buckets {
 			fmt.Fprintf(&pts, "%.1f,%.1f ", x(j), y(s.value(c)))
 		}
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" stroke-linejoin="round"%s points="%s"><title>%s</title></polyline>`,
+		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="2" stroke-linejoin="round"%s points="%s"><title>%s</title></polyline>`,
 			s.color, dashAttr(s.dash), strings.TrimSpace(pts.String()), esc(s.name))
 	}
 	b.WriteString(`</svg>`)
-	// Everything written above is numbers, fixed words and escaped text.
-	return template.HTML(b.String())
 }
 
 func dashAttr(d string) string {

@@ -25,7 +25,7 @@ func TestRenderChart(t *testing.T) {
 	svg := string(renderChart(st, ams))
 
 	// Well-formed XML, so every browser draws it.
-	dec := xml.NewDecoder(strings.NewReader(svg))
+	dec := xml.NewDecoder(strings.NewReader("<div>" + svg + "</div>"))
 	for {
 		if _, err := dec.Token(); err == io.EOF {
 			break
@@ -34,8 +34,9 @@ func TestRenderChart(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		`viewBox="0 0 420 200"`, `role="img"`, `aria-labelledby="chart-title chart-desc"`,
-		`<title id="chart-title">Sign-ins, failures and denials</title>`,
+		`class="chart chart-narrow" viewBox="0 0 420 200"`, `class="chart chart-wide" viewBox="0 0 840 260"`,
+		`role="img"`, `aria-labelledby="chart-n-title chart-n-desc"`,
+		`<title id="chart-n-title">Sign-ins, failures and denials</title>`,
 		"4 sign-ins, 7 failures, 3 denials; at most 7 in one bucket.",
 		"Sign-ins 4", "Failures 7", "Denials 3",
 		"1 May 02:00", // the first bucket, in Amsterdam (CEST)
@@ -48,8 +49,8 @@ func TestRenderChart(t *testing.T) {
 	if strings.Contains(svg, "<script") || strings.Contains(svg, "style=") {
 		t.Error("the chart needs neither script nor inline style (CSP)")
 	}
-	if n := strings.Count(svg, "<polyline"); n != 3 {
-		t.Errorf("%d lines, want 3", n)
+	if n := strings.Count(svg, "<polyline"); n != 6 {
+		t.Errorf("%d lines, want 3 in each of 2 sizes", n)
 	}
 	// The peak (7 failures, bucket 1 of 4) on a scale to 10:
 	// x = 34 + 378/3 = 160, y = 26 + 152 - 152*7/10 = 71.6.

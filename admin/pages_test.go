@@ -54,7 +54,7 @@ func TestPagesRender(t *testing.T) {
 		{"admin users search", e.alice, "/admin/users?prefix=bo", 200, []string{"bob@example.com"}, []string{">alice@example.com<"}},
 		{"admin activity", e.alice, "/admin/activity", 200,
 			[]string{"Signed in", "Sign-in failed", "bob@example.com", "192.0.2.20", "London, GB",
-				`<svg class="chart"`, "Export CSV", `href="/.gatehouse/api/events.csv?"`, "Times in UTC."}, nil},
+				`<svg class="chart chart-narrow"`, "Export CSV", `href="/.gatehouse/api/events.csv?"`, "Times in UTC."}, nil},
 		{"admin activity filtered", e.alice, "/admin/activity?type=login_failed&user=bob", 200,
 			[]string{"Sign-in failed", `value="login_failed" checked`, `href="/.gatehouse/api/events.csv?type=login_failed&amp;user=bob"`},
 			[]string{">Signed in<", `value="logout" checked`}},
