@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
+	"hash"
 	"io"
 	"net/netip"
 	"regexp"
@@ -90,14 +91,21 @@ func NeutraliseCell(v string) string {
 // become a keyed hash (the same email, the same hash, within one key, so
 // rows still correlate; without the key, no dictionary of likely emails
 // reverses it), and IP addresses are cut to their /24 or /48 network.
+// A Mask is not safe for concurrent use: it remembers the values it
+// hashed, since an export names the same few users again and again.
 type Mask struct {
-	key []byte
+	key  []byte
+	mac  hash.Hash
+	seen map[string]string
 }
+
+// maskMemo bounds what a Mask remembers.
+const maskMemo = 4096
 
 // NewMask returns a Mask keyed by key, which should be secret and stable
 // (derived from the app secret) so that two exports correlate.
 func NewMask(key []byte) *Mask {
-	return &Mask{key: key}
+	return &Mask{key: key, mac: hmac.New(sha256.New, key), seen: make(map[string]string)}
 }
 
 // maskPrefix marks a hashed value, so no one mistakes it for a real name.
@@ -106,9 +114,17 @@ const maskPrefix = "anon-"
 // hash is the keyed hash of v: 64 bits of HMAC-SHA256 are plenty to tell
 // the users of one export apart, and short enough to read.
 func (m *Mask) hash(v string) string {
-	mac := hmac.New(sha256.New, m.key)
-	mac.Write([]byte(strings.ToLower(v)))
-	return maskPrefix + hex.EncodeToString(mac.Sum(nil)[:8])
+	if h, ok := m.seen[v]; ok {
+		return h
+	}
+	m.mac.Reset()
+	m.mac.Write([]byte(strings.ToLower(v)))
+	h := maskPrefix + hex.EncodeToString(m.mac.Sum(nil)[:8])
+	if len(m.seen) >= maskMemo {
+		clear(m.seen)
+	}
+	m.seen[v] = h
+	return h
 }
 
 // Email hashes an email (or a subject); empty stays empty.
@@ -153,6 +169,14 @@ var (
 func (m *Mask) Text(v string) string {
 	if v == "" || !strings.ContainsAny(v, "@.:") {
 		return v
+	}
+	if h, ok := m.seen[v]; ok {
+		// An actor or subject seen before, hashed whole.
+		return h
+	}
+	if !strings.ContainsAny(v, " \t\n,;<>()[]\"'") && strings.Count(v, "@") == 1 {
+		// One email alone, as actors are: the regexp would find just it.
+		return m.hash(v)
 	}
 	v = emailLike.ReplaceAllStringFunc(v, m.hash)
 	return ipLike.ReplaceAllStringFunc(v, func(s string) string {
