@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -218,4 +219,40 @@ type statsOut struct {
 	From, To time.Time
 	Bucket   string
 	Buckets  []activity.Counts `json:"items"`
+}
+
+// failAfter is the test backend whose event queries fail after the first.
+type failAfter struct {
+	*backend
+	calls int
+}
+
+func (f *failAfter) Events(ctx context.Context, fl activity.Filter) (activity.Page, error) {
+	f.calls++
+	if f.calls > 1 {
+		return activity.Page{}, fmt.Errorf("dialing: %w", context.DeadlineExceeded)
+	}
+	return f.backend.Events(ctx, fl)
+}
+
+// A store failure after the first rows have gone out must not leave a
+// file that looks complete: the handler breaks the connection
+// (http.ErrAbortHandler), the only signal left once the status is sent.
+func TestEventsCSVAbortsMidway(t *testing.T) {
+	e := newEnv(t)
+	for i := range activity.MaxLimit + 1 {
+		e.rt.Record(context.Background(), activity.Event{Time: epoch.Add(-time.Duration(i) * time.Second), Type: activity.AccessDenied, Site: siteA})
+	}
+	api := NewAPI(&failAfter{backend: e.b}, "/gatehouse")
+	w := httptest.NewRecorder()
+	defer func() {
+		if r := recover(); r != http.ErrAbortHandler {
+			t.Fatalf("recovered %v, want http.ErrAbortHandler", r)
+		}
+		if w.Code != 200 || !strings.Contains(w.Body.String(), "access_denied") {
+			t.Errorf("first page not sent: %d", w.Code)
+		}
+	}()
+	api.ServeHTTP(w, httptest.NewRequest("GET", "/gatehouse/events.csv?type=access_denied", nil))
+	t.Fatal("the export ended normally")
 }
