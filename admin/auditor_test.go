@@ -88,6 +88,8 @@ func TestAuditorOnEveryRoute(t *testing.T) {
 		{"GET /api/users", get("/api/users"), 200, none, none},
 		{"GET /api/users/{user}/sessions", get("/api/users/alice%40example.com/sessions"), 200, none, none},
 		{"GET /api/events", get("/api/events?type=login_succeeded"), 200, none, none},
+		{"GET /api/events.csv", get("/api/events.csv?type=login_succeeded&mask=true"), 200, none, none},
+		{"GET /api/stats", get("/api/stats?bucket=1h"), 200, none, none},
 		{"GET /api/me/sessions", get("/api/me/sessions"), 200, none, none},
 		{"GET /api/me/sessions/{id}", func(e auditorEnv) req { return e.as("GET", "/api/me/sessions/"+e.bobMac.ID, nil) }, 200, none, none},
 		{"GET /", page("/"), 200, none, none},

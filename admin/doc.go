@@ -21,6 +21,8 @@
 //	GET    {prefix}/api/users/{user}/sessions?cursor=&limit=
 //	DELETE {prefix}/api/users/{user}/sessions
 //	GET    {prefix}/api/events?from=&to=&user=&ip=&type=&site=&cursor=&limit=
+//	GET    {prefix}/api/events.csv?from=&to=&user=&ip=&type=&site=&mask=
+//	GET    {prefix}/api/stats?from=&to=&bucket=&site=&user=&ip=
 //	GET    {prefix}/api/me/sessions
 //	GET    {prefix}/api/me/sessions/{id}
 //	DELETE {prefix}/api/me/sessions/{id}
@@ -78,6 +80,19 @@
 // (Viewer.CSRF) in the X-Gatehouse-CSRF header or, for forms, the csrf
 // field. When an Origin header is present it must be the site's own, and a
 // browser's Sec-Fetch-Site: cross-site is refused outright.
+//
+// # Exports and stats
+//
+// events.csv streams every event the filters of /api/events match (limit
+// is ignored), within the caller's reach, newest first, as CSV whose
+// columns begin as SPEC fixes them (activity.CSVColumns); cells a
+// spreadsheet would run as a formula get a leading quote. mask=true
+// replaces users and emails by a keyed hash and cuts addresses to /24 or
+// /48 (Masker). Every export first writes an admin_export event with the
+// actor and, in detail, the filter. stats counts login_succeeded,
+// login_failed, access_denied and anomaly events per bucket (5m to 1d,
+// default 1h; from defaults to a week before to, to to now; at most
+// activity.MaxBuckets buckets), what the Activity tab's chart draws.
 //
 // # Caddy admin endpoint
 //

@@ -9,7 +9,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,8 +30,10 @@ type pages struct {
 
 func newPages(b Backend) *pages {
 	p := &pages{b: b, tmpl: make(map[string]*template.Template), assets: loadAssets()}
+	loc := location(b)
 	funcs := template.FuncMap{
-		"abs":  absTime,
+		// Pages show times in the configured zone, named (issue 8).
+		"abs":  func(t time.Time) string { return absTimeIn(t, loc) },
 		"iso":  isoTime,
 		"span": span,
 		"kind": kindLabel,
@@ -669,76 +670,4 @@ func (p *pages) adminUsers(w http.ResponseWriter, r *http.Request, v *web.Viewer
 	}
 	d.NextURL, d.FirstURL = pageLinks(r.URL, page.Next)
 	p.render(w, r, http.StatusOK, "users", vw)
-}
-
-// typeOption is one choice of the activity type filter; a value may be a
-// comma list, which the API accepts.
-type typeOption struct {
-	Value, Label string
-	Selected     bool
-}
-
-type adminActivityData struct {
-	From, To, User, IP, Site string
-	Types                    []typeOption
-	Rows                     []eventRow
-	NextURL                  string
-	FirstURL                 string
-}
-
-func typeOptions(selected string) []typeOption {
-	opts := []typeOption{
-		{Value: "", Label: "All events"},
-		{Value: activity.LoginSucceeded + "," + activity.LoginFailed, Label: "Sign-ins and failures"},
-		{Value: strings.Join([]string{activity.Logout, activity.SessionRevoked, activity.RevokedOthers,
-			activity.ExpiredIdle, activity.ExpiredLifetime, activity.EndedNewLogin, activity.IPConflict,
-			activity.RefreshFailed, activity.BackchannelLogout}, ","), Label: "Session ends"},
-		{Value: activity.LoginFailed + "," + activity.AccessDenied + "," + activity.Anomaly, Label: "Problems"},
-	}
-	for _, t := range activity.Types {
-		opts = append(opts, typeOption{Value: t, Label: eventLabel(t) + " (" + t + ")"})
-	}
-	found := false
-	for i := range opts {
-		if opts[i].Value == selected {
-			opts[i].Selected, found = true, true
-		}
-	}
-	if !found {
-		// A hand-made list from a link: keep it visible and selected.
-		opts = append(opts, typeOption{Value: selected, Label: selected, Selected: true})
-	}
-	return opts
-}
-
-func (p *pages) adminActivity(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix string) {
-	vw := p.newView(r, v, prefix, "Activity")
-	vw.Nav, vw.Tab = "admin", "activity"
-	qv := r.URL.Query()
-	d := &adminActivityData{
-		From: qv.Get("from"),
-		To:   qv.Get("to"),
-		User: qv.Get("user"),
-		IP:   qv.Get("ip"),
-		Site: qv.Get("site"),
-	}
-	vw.Data = d
-	f, err := eventFilter(qv)
-	d.Types = typeOptions(strings.Join(slices.DeleteFunc(qv["type"], func(s string) bool { return s == "" }), ","))
-	if err != nil {
-		vw.Error = err.Error()
-		p.render(w, r, http.StatusBadRequest, "activity", vw)
-		return
-	}
-	if qv.Get("limit") == "" {
-		f.Limit = adminPageSize
-	}
-	page, err := eventsInReach(r.Context(), p.b, callerFor(v), f)
-	if err != nil {
-		p.failErr(w, r, v, prefix, fmt.Errorf("querying events: %w", err))
-		return
-	}
-	d.Rows = eventRows(page.Items, p.b.Now())
-	d.NextURL, d.FirstURL = pageLinks(r.URL, page.Next)
-	p.render(w, r, http.StatusOK, "activity", vw)
 }

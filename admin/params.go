@@ -106,12 +106,18 @@ func userQuery(q url.Values) (session.UserQuery, error) {
 // may be a comma list, so that both scripts (type=a,b) and forms (a select
 // whose options are lists) work.
 func eventFilter(q url.Values) (activity.Filter, error) {
+	return eventFilterIn(q, time.UTC)
+}
+
+// eventFilterIn is eventFilter with YYYY-MM-DD dates read as days in loc:
+// the pages' date inputs mean the days of the time zone they show.
+func eventFilterIn(q url.Values, loc *time.Location) (activity.Filter, error) {
 	var f activity.Filter
 	var err error
-	if f.From, err = parseTime(q, "from", false); err != nil {
+	if f.From, err = parseTimeIn(q, "from", false, loc); err != nil {
 		return f, err
 	}
-	if f.To, err = parseTime(q, "to", true); err != nil {
+	if f.To, err = parseTimeIn(q, "to", true, loc); err != nil {
 		return f, err
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && f.To.Before(f.From) {
@@ -167,6 +173,11 @@ const dateLayout = "2006-01-02"
 // the upper bound means the end of that day, since "to 2024-05-01" reads
 // as including the 1st.
 func parseTime(q url.Values, name string, end bool) (time.Time, error) {
+	return parseTimeIn(q, name, end, time.UTC)
+}
+
+// parseTimeIn is parseTime with dates as days in loc; the result is UTC.
+func parseTimeIn(q url.Values, name string, end bool, loc *time.Location) (time.Time, error) {
 	v := strings.TrimSpace(q.Get(name))
 	if v == "" {
 		return time.Time{}, nil
@@ -174,7 +185,7 @@ func parseTime(q url.Values, name string, end bool) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t.UTC(), nil
 	}
-	d, err := time.Parse(dateLayout, v)
+	d, err := time.ParseInLocation(dateLayout, v, loc)
 	if err != nil {
 		if len(v) > 40 {
 			v = v[:40] + "…"
@@ -184,5 +195,5 @@ func parseTime(q url.Values, name string, end bool) (time.Time, error) {
 	if end {
 		d = d.AddDate(0, 0, 1).Add(-time.Nanosecond)
 	}
-	return d, nil
+	return d.UTC(), nil
 }

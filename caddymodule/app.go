@@ -65,6 +65,11 @@ type App struct {
 	// Retention is how long activity events are kept. Default: 90d.
 	Retention caddy.Duration `json:"retention,omitempty"`
 
+	// Timezone is the IANA name of the zone the pages show times in
+	// ("Europe/Amsterdam"), named on the page; the API and the CSV are
+	// always UTC. Default: UTC.
+	Timezone string `json:"timezone,omitempty"`
+
 	// MaxEvents is a hard cap on the number of activity events kept, in
 	// events, whatever their age: a safety net behind retention, so that
 	// a flood cannot fill the store. Redis trims the stream
@@ -148,6 +153,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	zone, err := loadZone(a.Timezone)
+	if err != nil {
+		return fmt.Errorf("gatehouse: timezone: %w", err)
+	}
 	a.unrouteLogs = routeRedisLogs(a.logger)
 	h, err := openStore(storeURL, a.MaxEvents)
 	if err != nil {
@@ -180,6 +189,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		CacheTTL:  time.Duration(a.CacheTTL),
 		Retention: time.Duration(a.Retention),
 		Network:   network,
+		Location:  zone,
 		Locate:    locate,
 		Describe:  geo.ParseUserAgent,
 		OnEvent:   func(e activity.Event) { logEvent(activityLog, e) },

@@ -34,6 +34,7 @@ func init() {
 //			cache_ttl      5s
 //			touch_interval 30s
 //			retention      90d
+//			timezone       Europe/Amsterdam
 //			max_events     <n>
 //			allow_ip       <cidr...>
 //			deny_ip        <cidr...>
@@ -103,6 +104,15 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			if err := durationArg(d, &app.Retention); err != nil {
 				return nil, err
 			}
+		case "timezone":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := loadZone(v); err != nil {
+				return nil, d.Errf("timezone: %v", err)
+			}
+			app.Timezone = v
 		case "max_events":
 			v, err := oneArg(d)
 			if err != nil {

@@ -55,17 +55,22 @@ which ends the flags, and the flags before it:
 	})
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "events",
-		Usage: "[--since <duration>] [--type <types>] [--user <user>] [--address <admin-api-address>]",
+		Usage: "[--since <duration>] [--type <types>] [--user <user>] [--csv [--mask]] [--address <admin-api-address>]",
 		Short: "Prints the gatehouse activity log",
 		Long: `
 Prints activity events, newest first, from Caddy's admin endpoint.
 --since takes a duration such as 7d or 12h (default 7d); --type a comma list
-of event types; --user a subject or email.`,
+of event types; --user a subject or email. --csv prints every matching
+event as CSV (streamed from /gatehouse/events.csv; the export is recorded
+as an admin_export event), and --mask with it hashes emails and cuts IP
+addresses to their /24 or /48.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			addAdminFlags(cmd)
 			cmd.Flags().String("since", "7d", "how far back")
 			cmd.Flags().String("type", "", "event types, comma separated")
 			cmd.Flags().String("user", "", "only this user (subject or email)")
+			cmd.Flags().Bool("csv", false, "print CSV: every matching event")
+			cmd.Flags().Bool("mask", false, "with --csv: hash emails, cut IP addresses")
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(cmdEvents)
 		},
 	})
@@ -200,6 +205,18 @@ func cmdEvents(fl caddycmd.Flags) (int, error) {
 	}
 	if u := fl.String("user"); u != "" {
 		q.Set("user", u)
+	}
+	if fl.Bool("csv") {
+		if fl.Bool("mask") {
+			q.Set("mask", "true")
+		}
+		if err := adminStream(fl, "/gatehouse/events.csv?"+q.Encode(), os.Stdout); err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
+		return caddy.ExitCodeSuccess, nil
+	}
+	if fl.Bool("mask") {
+		return caddy.ExitCodeFailedStartup, errors.New("--mask goes with --csv")
 	}
 	q.Set("limit", "1000")
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)

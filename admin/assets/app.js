@@ -10,7 +10,8 @@
     }
   });
 
-  // Show absolute times in the reader's own time zone; the page says UTC.
+  // The page shows times in the configured time zone, named; the reader's
+  // own zone goes in the tooltip.
   var fmt;
   try {
     fmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
@@ -21,14 +22,7 @@
     document.querySelectorAll("time[data-local]").forEach(function (el) {
       var d = new Date(el.getAttribute("datetime"));
       if (!isNaN(d)) {
-        el.title = el.textContent;
-        el.textContent = fmt.format(d);
-      }
-    });
-    document.querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {
-      var d = new Date(el.getAttribute("datetime"));
-      if (!isNaN(d)) {
-        el.title = fmt.format(d);
+        el.title = "Your time: " + fmt.format(d);
       }
     });
   }

@@ -124,6 +124,11 @@ func TestScreenshotTool(t *testing.T) {
 		p.tb.navigate(d.SiteURL + p.path)
 		p.tb.screenshot(p.name)
 	}
+	// The Activity tab at 420 px, for the README: filters, chart, rows.
+	alice.navigate(d.SiteURL + "/.gatehouse/admin/activity")
+	alice.shot(out, "activity-narrow")
+	alice.navigate(d.SiteURL + "/.gatehouse/admin/activity?type=login_failed")
+	alice.screenshot("narrow-activity-failures")
 }
 
 // shot saves the viewport (not the full page) as dir/name.png.
@@ -224,6 +229,10 @@ func startScreenshotDemo(t *testing.T) *demo {
 	srv["trusted_proxies"] = map[string]any{"source": "static", "ranges": []string{"127.0.0.1/32", "::1/128"}}
 	// Sam audits: the read-only admin pages.
 	setGatehouse(srv, "auditor_groups", []string{"security"})
+	// The pages show times in the zone of the demo's people, named.
+	if g, ok := m["apps"].(map[string]any)["gatehouse"].(map[string]any); ok {
+		g["timezone"] = "Europe/Amsterdam"
+	}
 	if cfg, err = json.Marshal(m); err != nil {
 		t.Fatal(err)
 	}

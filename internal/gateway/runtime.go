@@ -36,6 +36,8 @@ type RuntimeConfig struct {
 	Retention time.Duration
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
+	// Location is the time zone the pages show times in. Default: UTC.
+	Location *time.Location
 	// Network holds the IP rules of the app (allow_ip, deny_ip of the
 	// global options), applied on every site before its own.
 	Network policy.Network

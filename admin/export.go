@@ -1,0 +1,246 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/web"
+)
+
+// Recorder may be implemented by a Backend to write events the pages and
+// API cause themselves (admin_export); *gateway.Runtime does. Without it
+// exports are refused: SPEC wants every export in the log.
+type Recorder interface {
+	Record(ctx context.Context, e activity.Event)
+}
+
+// Masker may be implemented by a Backend to pseudonymise exports with
+// mask=true; *gateway.Runtime does, keyed from the app secret. Without it
+// mask=true is refused rather than answered unmasked.
+type Masker interface {
+	Masker() *activity.Mask
+}
+
+// Locator may be implemented by a Backend to set the time zone the pages
+// show times in (the global timezone option); the API is always UTC.
+// Without it, or when it returns nil, pages use UTC.
+type Locator interface {
+	Location() *time.Location
+}
+
+// location is b's page time zone.
+func location(b Backend) *time.Location {
+	if l, ok := b.(Locator); ok {
+		if loc := l.Location(); loc != nil {
+			return loc
+		}
+	}
+	return time.UTC
+}
+
+// eventsCSV is GET /events.csv: every event matching the filters (limit
+// is ignored) within c's reach, newest first, streamed page by page so an
+// export of millions of rows needs the memory of one page.
+func (a *api) eventsCSV(w http.ResponseWriter, r *http.Request, c caller) {
+	qv := r.URL.Query()
+	f, err := eventFilter(qv)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	var mask *activity.Mask
+	switch qv.Get("mask") {
+	case "", "false":
+	case "true":
+		m, ok := a.b.(Masker)
+		if !ok {
+			a.fail(w, badf("mask=true is not available here"))
+			return
+		}
+		mask = m.Masker()
+	default:
+		a.fail(w, badf("mask must be true or false"))
+		return
+	}
+	rec, ok := a.b.(Recorder)
+	if !ok {
+		a.fail(w, errors.New("exports need a backend that records events"))
+		return
+	}
+	f.Limit = activity.MaxLimit
+	ctx := r.Context()
+	// The first page comes before any byte is sent, so that a bad cursor
+	// or an unreachable store still gets its status code.
+	page, err := eventsInReach(ctx, a.b, c, f)
+	if err != nil {
+		a.fail(w, fmt.Errorf("exporting events: %w", err))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Content-Disposition", `attachment; filename="gatehouse-events-`+a.b.Now().UTC().Format("20060102T150405Z")+`.csv"`)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	// Recorded before the rows, so that a download cut short is in the
+	// log too.
+	rec.Record(ctx, exportEvent(r, c, f, mask != nil))
+	cw := activity.NewCSVWriter(w, mask)
+	flush := http.NewResponseController(w)
+	if err := cw.WriteHeader(); err != nil {
+		return
+	}
+	for {
+		for i := range page.Items {
+			if err := cw.Write(&page.Items[i]); err != nil {
+				return // the client has gone
+			}
+		}
+		if err := cw.Flush(); err != nil {
+			return
+		}
+		_ = flush.Flush()
+		if page.Next == "" || page.Next == f.Cursor {
+			return
+		}
+		f.Cursor = page.Next
+		if page, err = eventsInReach(ctx, a.b, c, f); err != nil {
+			if ctx.Err() == nil {
+				reportError(a.b, fmt.Errorf("exporting events: %w", err))
+			}
+			// The status is sent: breaking the connection is the only way
+			// left to tell the client that the file is incomplete, rather
+			// than handing it a file that looks whole.
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// exportEvent is the admin_export event of an export: who, from where,
+// and in Detail the filter as a query string.
+func exportEvent(r *http.Request, c caller, f activity.Filter, masked bool) activity.Event {
+	e := activity.Event{Type: activity.AdminExport, Actor: c.actor, Detail: "events.csv?" + filterQuery(f, masked)}
+	if c.self != nil {
+		e.User, e.Email, e.SessionID = c.self.User, c.self.Email, c.self.ID
+		e.Device, e.City, e.Country = c.self.Device.Label(), c.self.City, c.self.Country
+	}
+	if v := web.ViewerFrom(r.Context()); v != nil {
+		// The site the export was made on, so that its admins see it.
+		if u, err := url.Parse(v.Origin); err == nil {
+			e.Site = strings.ToLower(u.Hostname())
+			if p := u.Port(); p != "" && !(u.Scheme == "https" && p == "443" || u.Scheme == "http" && p == "80") {
+				e.Site += ":" + p
+			}
+		}
+	}
+	return e
+}
+
+// filterQuery writes f back as the query that selects it, for the log.
+func filterQuery(f activity.Filter, masked bool) string {
+	q := url.Values{}
+	set := func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if !f.From.IsZero() {
+		set("from", f.From.UTC().Format(time.RFC3339))
+	}
+	if !f.To.IsZero() {
+		set("to", f.To.UTC().Format(time.RFC3339))
+	}
+	set("user", f.User)
+	set("ip", f.IPPrefix)
+	set("type", strings.Join(f.Types, ","))
+	set("site", f.Site)
+	set("cursor", f.Cursor)
+	if masked {
+		q.Set("mask", "true")
+	}
+	return q.Encode()
+}
+
+// Stats defaults: a week in hours, what the chart opens on.
+const (
+	defaultBucket     = time.Hour
+	defaultStatsRange = 7 * 24 * time.Hour
+)
+
+// statsJSON is GET /stats.
+type statsJSON struct {
+	From    jsonTime          `json:"from"`
+	To      jsonTime          `json:"to"`
+	Bucket  string            `json:"bucket"`
+	Buckets []activity.Counts `json:"items"`
+}
+
+// stats is GET /stats?from=&to=&bucket=&site=: counts per bucket of the
+// events the chart draws, within c's reach.
+func (a *api) stats(w http.ResponseWriter, r *http.Request, c caller) {
+	st, err := statsFor(r.Context(), a.b, c, r.URL.Query(), time.UTC)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	out := statsJSON{From: jsonTime(st.From), To: jsonTime(st.To), Bucket: st.Bucket.String(), Buckets: st.Buckets}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// statsFor reads the stats parameters (the user, ip and type filters of
+// the activity tab apply too, except that the types are always the
+// chart's) and counts, with buckets aligned in loc.
+func statsFor(ctx context.Context, b Backend, c caller, qv url.Values, loc *time.Location) (activity.Stats, error) {
+	f, err := eventFilterIn(qv, loc)
+	if err != nil {
+		return activity.Stats{}, err
+	}
+	bucket := defaultBucket
+	if v := qv.Get("bucket"); v != "" {
+		if bucket, err = parseBucket(v); err != nil {
+			return activity.Stats{}, err
+		}
+	}
+	if f.To.IsZero() {
+		f.To = b.Now().UTC()
+	}
+	if f.From.IsZero() {
+		f.From = f.To.Add(-defaultStatsRange)
+	}
+	f.Cursor = ""
+	query := func(ctx context.Context, f activity.Filter) (activity.Page, error) {
+		return eventsInReach(ctx, b, c, f)
+	}
+	st, err := activity.CountEvents(ctx, query, f, f.From, f.To, bucket, loc)
+	if errors.Is(err, activity.ErrStatsRange) {
+		return st, badf("%s", err.Error())
+	}
+	if err != nil {
+		return st, fmt.Errorf("counting events: %w", err)
+	}
+	return st, nil
+}
+
+// parseBucket reads a bucket size: a Go duration, or whole days as "1d".
+func parseBucket(v string) (time.Duration, error) {
+	var d time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(v, "d"); ok && days == "1" {
+		d = 24 * time.Hour
+	} else if d, err = time.ParseDuration(v); err != nil || d%time.Minute != 0 {
+		return 0, badf("bucket must be a duration such as 5m, 1h or 1d")
+	}
+	if d < activity.MinBucket || d > activity.MaxBucket {
+		return 0, badf("bucket must be from 5m to 1d")
+	}
+	return d, nil
+}
