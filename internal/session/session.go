@@ -374,9 +374,11 @@ type Limit struct {
 	// issuer: subjects are unique per issuer only, and another provider's
 	// user of the same subject is someone else.
 	IssuerKey string
-	// Keep is a session that stays whatever its last access (the sign-in
-	// that asks: a clock ahead on another instance must not make it the
-	// least recently used); it counts towards Max.
+	// Keep is the sign-in that asks. A last access after now (another
+	// instance's clock ahead) ranks as now, and equal ranks go by creation
+	// (then Keep first), so skew cannot make the new session the least
+	// recently used, while concurrent sign-ins still leave the Max most
+	// recently used.
 	Keep string
 	// Max is how many sessions stay; 0 or less ends nothing.
 	Max int

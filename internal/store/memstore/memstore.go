@@ -804,26 +804,33 @@ func (m *Store) LimitSessions(_ context.Context, l session.Limit) ([]*session.Se
 		if l.IssuerKey != "" && s.IssuerKey != l.IssuerKey {
 			continue
 		}
-		if s.ID == l.Keep {
-			// Counts, stays: it leads the order below.
-			keep--
-			continue
-		}
 		live = append(live, s)
-	}
-	if keep < 0 {
-		keep = 0
 	}
 	if len(live) <= keep {
 		m.mu.Unlock()
 		return nil, nil
 	}
+	// A last access in the future (another instance's clock ahead)
+	// ranks as now, where the new sign-in (l.Keep) wins the tie.
+	nowMS := ms(now)
+	rank := func(s *session.Session) time.Time {
+		if t := ms(s.LastAccess); t.Before(nowMS) {
+			return t
+		}
+		return nowMS
+	}
 	slices.SortFunc(live, func(a, b *session.Session) int {
-		if c := b.LastAccess.Compare(a.LastAccess); c != 0 {
+		if c := rank(b).Compare(rank(a)); c != 0 {
 			return c
 		}
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
 			return c
+		}
+		if (a.ID == l.Keep) != (b.ID == l.Keep) {
+			if a.ID == l.Keep {
+				return -1
+			}
+			return 1
 		}
 		return strings.Compare(b.ID, a.ID)
 	})

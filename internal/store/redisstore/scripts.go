@@ -852,8 +852,8 @@ return 1
 // of sessions that vanished by TTL are dropped. KEYS user, by-last-access,
 // by-created, by-deadline. ARGV keep, now ms, session key prefix, tokens
 // key prefix, channel, user ttl ms, device key prefix, issuer key (only
-// sessions of that issuer count; "" for all), the id of a session that
-// stays and counts (the new sign-in; "" for none). Returns a flat list of
+// sessions of that issuer count; "" for all), the id of the new sign-in,
+// which wins ties ("" for none); a last access after now ranks as now. Returns a flat list of
 // id, hash, tokens, device per ended session.
 var limitScript = redis.NewScript(luaLib + `
 local u = KEYS[1]
@@ -873,20 +873,19 @@ for i = 1, #h, 2 do
       local last, created = tonumber(m['l'] or '0'), tonumber(m['c'] or '0')
       local dl = deadline(last, tonumber(m['x'] or '0'), tonumber(m['t'] or '0'))
       if (dl == 0 or now < dl) and (iss == '' or (m['o'] or '') == iss) then
-        if id == stay then
-          keep = keep - 1
-        else
-          live[#live + 1] = {id = id, flat = flat, m = m, last = last, created = created, dl = dl}
-        end
+        -- A last access in the future (another instance's clock ahead)
+        -- ranks as now, where the new sign-in wins the tie.
+        live[#live + 1] = {id = id, flat = flat, m = m, last = last, rank = math.min(last, now),
+          stay = (id == stay), created = created, dl = dl}
       end
     end
   end
 end
-if keep < 0 then keep = 0 end
 if #live <= keep then return {} end
 table.sort(live, function(a, b)
-  if a.last ~= b.last then return a.last > b.last end
+  if a.rank ~= b.rank then return a.rank > b.rank end
   if a.created ~= b.created then return a.created > b.created end
+  if a.stay ~= b.stay then return a.stay end
   return before(b.id, a.id)
 end)
 local out = {}

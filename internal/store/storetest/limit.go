@@ -125,16 +125,20 @@ func testLimitSessions(t *testing.T, open SessionOpener) {
 		other := Session(9, "bob", T0.Add(5*time.Minute))
 		other.IssuerKey = "issuer-b"
 		must(t, "Create", a.Create(ctx, other))
-		// The new sign-in (mine[0]) looks least recently used: another
-		// instance's clock ran ahead when it touched the others.
-		must(t, "Touch", a.Touch(ctx, mine[1].ID, session.Access{At: T0.Add(9 * time.Minute)}))
-		must(t, "Touch", a.Touch(ctx, mine[2].ID, session.Access{At: T0.Add(8 * time.Minute)}))
-		ended, err := b.LimitSessions(ctx, session.Limit{User: "bob", IssuerKey: "issuer-a", Keep: mine[0].ID, Max: 2})
+		// The new sign-in (mine[2], the latest created) is used now;
+		// another instance, its clock ahead, touched the others "in the
+		// future". Those rank as now, and among equal ranks the later
+		// created stays: taken at face value, the new sign-in would be the
+		// least recently used and end itself.
+		must(t, "Touch", a.Touch(ctx, mine[2].ID, session.Access{At: T0.Add(10 * time.Minute)}))
+		must(t, "Touch", a.Touch(ctx, mine[0].ID, session.Access{At: T0.Add(12 * time.Minute)}))
+		must(t, "Touch", a.Touch(ctx, mine[1].ID, session.Access{At: T0.Add(11 * time.Minute)}))
+		ended, err := b.LimitSessions(ctx, session.Limit{User: "bob", IssuerKey: "issuer-a", Keep: mine[2].ID, Max: 2})
 		must(t, "LimitSessions", err)
-		if got, want := ids(ended), []string{mine[2].ID}; !slices.Equal(got, want) {
+		if got, want := ids(ended), []string{mine[0].ID}; !slices.Equal(got, want) {
 			t.Fatalf("LimitSessions ended %v, want %v (the other issuer's bob and the new sign-in stay)", got, want)
 		}
-		if got, want := userIDs(t, a, "bob"), sorted(mine[0].ID, mine[1].ID, other.ID); !slices.Equal(got, want) {
+		if got, want := userIDs(t, a, "bob"), sorted(mine[1].ID, mine[2].ID, other.ID); !slices.Equal(got, want) {
 			t.Fatalf("bob's sessions = %v, want %v", got, want)
 		}
 	})
