@@ -390,17 +390,13 @@ func eventRows(events []activity.Event, now time.Time) []eventRow {
 	return rows
 }
 
-// idleText rewrites an event's inactivity ("96h0m0s") the way the tables
-// show durations; anything unparsable is shown as stored.
-func idleText(v string) string {
-	if v == "" {
+// idleText shows an event's inactivity (seconds) the way the tables show
+// durations; "" for none.
+func idleText(secs int64) string {
+	if secs <= 0 {
 		return ""
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return v
-	}
-	return span(d)
+	return span(time.Duration(secs) * time.Second)
 }
 
 type meData struct {

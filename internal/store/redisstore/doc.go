@@ -170,10 +170,12 @@
 // field names once per stream node rather than once per entry:
 //
 //	t time  y type  u user  e email  s session id  si site  ip IP
-//	ci city  co country  d device  in inactivity  r reason  a actor
-//	dt detail  mf "1" when a login_succeeded had a second factor
+//	ci city  co country  d device  in inactivity (seconds)  r reason
+//	a actor  dt detail  mf "1" when a login_succeeded had a second factor
+//	du duration (seconds)
 //
-// New fields go at the end of this list (mf came last). An entry written before a field
+// in and du are "" on events that end no session. New fields go at the
+// end of this list (du came last). An entry written before a field
 // existed lacks it and reads it as empty; Redis stores the names of an
 // entry whose fields differ from its node's first entry with the entry,
 // so the upgrade costs a little memory only in the node being filled
