@@ -73,6 +73,8 @@ type Store struct {
 	claimsLimit int
 
 	ev eventRing
+	// hist is the login history (history.go), kept by Append.
+	hist loginHistory
 	// keys are the signing keys (keys.go), under their own lock.
 	keys signingKeys
 }
@@ -702,6 +704,7 @@ func (m *Store) Append(_ context.Context, e *activity.Event) error {
 	c := *e
 	c.Time = ms(c.Time)
 	m.ev.push(c)
+	m.hist.recordLocked(&c, m.ev.max)
 	return nil
 }
 
@@ -748,6 +751,11 @@ func (m *Store) Trim(_ context.Context, before time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.ev.drop(func(e *activity.Event) bool { return e.Time.Before(before) })
+	n := 0
+	for n < len(m.hist.rows) && m.hist.rows[n].LoginTime.Before(before) {
+		n++
+	}
+	m.hist.dropLocked(n)
 	return nil
 }
 

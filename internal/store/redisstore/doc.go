@@ -33,6 +33,9 @@
 //	{gh}:i:ul             index   none (cleaned)        user → last login, for Users
 //	{gh}:i:em             index   none (cleaned)        user → hash of verified email, for UserByEmail
 //	{gh}:ev               stream  none (Trim, MAXLEN)   activity events (fields below), capped at EventMaxLen
+//	{gh}:h:<id>           hash    none (Trim, cap)      the login history row of session <id> (below)
+//	{gh}:hx               zset    none (Trim, cap)      session id → login time: the login history, newest first
+//	{gh}:hu:<user>        zset    none (Trim, cap)      the same for one user
 //	{gh}:c:<key>          string  the claim's ttl       ClaimOnce markers (SET NX PX)
 //	{gh}:sites            hash    none (≤ MaxSites)     "<site>\x1f<scope>" → 1: which admin rules serve each site (AddSite)
 //	{gh}:jwk              hash    none (≤ 3 fields)     period → sealed signing key record of jwt_header (gateway removes old ones)
@@ -180,6 +183,27 @@
 // entry whose fields differ from its node's first entry with the entry,
 // so the upgrade costs a little memory only in the node being filled
 // when it happens.
+//
+// # Login history
+//
+// One row per session (activity.HistoryStore), kept by Append: a
+// login_succeeded event writes the row {gh}:h:<id> (u user, e email, si
+// site, ip, ci city, co country, d device, mf, lt login ms; empty fields
+// left out) and indexes it by login time in {gh}:hx and {gh}:hu:<user>;
+// the first event of that session that ends it adds et (end ms), du, in
+// (seconds) and st (its type). History walks {gh}:hu:<user> when the
+// filter names a user, else {gh}:hx, and reads each chunk's rows in one
+// pipelined round trip and, for rows not ended, the session's last access
+// in a second: a user's first page costs three round trips however long
+// the log, and no event is scanned. The alternative, joining
+// login_succeeded events with end events by session id at query time,
+// needs an index from session id to end event anyway and a stream scan
+// for the logins; the row makes the join once, at write time. Trim drops
+// rows whose login is before its bound, 500 a call; beyond EventMaxLen
+// rows each sign-in drops the oldest (up to 10 at a time). A row costs
+// about 250 bytes of hash and two sorted-set entries (about 100 bytes
+// each once the sets are skiplists); sign-ins are a small part of the
+// events, so this adds well under the stream's 220 bytes an event.
 //
 // # Memory
 //

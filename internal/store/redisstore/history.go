@@ -1,0 +1,288 @@
+package redisstore
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/store/cursor"
+)
+
+// Login history (activity.HistoryStore); doc.go, "Login history", has the
+// keys and why.
+
+// historyTag names login history cursors.
+const historyTag = "h"
+
+// historyBatch bounds the rows one script call drops (cap and Trim), so no
+// call blocks Redis for long.
+const historyBatch = 500
+
+func (s *Store) historyRow(id string) string    { return s.tag + ":h:" + id }
+func (s *Store) historyAll() string             { return s.tag + ":hx" }
+func (s *Store) historyUserPrefix() string      { return s.tag + ":hu:" }
+func (s *Store) historyUser(user string) string { return s.historyUserPrefix() + user }
+func (s *Store) historyRowPrefix() string       { return s.tag + ":h:" }
+
+// historyDrop is the Lua that drops the rows named in the table ids from
+// the row hashes (keys rows .. id), their user indexes (users .. user) and
+// the login index KEYS[1].
+const historyDrop = `
+local function drop(ids, users, rows)
+  for _, id in ipairs(ids) do
+    local u = redis.call('HGET', rows .. id, 'u')
+    if u then redis.call('ZREM', users .. u, id) end
+    redis.call('DEL', rows .. id)
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+`
+
+// historyBeginScript writes the row a login_succeeded event begins, once,
+// indexes it by login time overall and for its user, and drops the
+// oldest rows beyond the cap (a few per call: each login adds one).
+// KEYS login index, row, user index. ARGV login ms, session id, user
+// index prefix, row prefix, cap, then the row's field/value pairs.
+var historyBeginScript = redis.NewScript(historyDrop + `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[5])
+if over > 0 then drop(redis.call('ZRANGE', KEYS[1], 0, math.min(over, 10) - 1), ARGV[3], ARGV[4]) end
+return 1
+`)
+
+// historyEndScript completes a row with the first event that ends its
+// session; a row that is gone (trimmed) or already ended stays as it is.
+// KEYS row. ARGV end ms, duration, inactivity, status.
+var historyEndScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'st') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'et', ARGV[1], 'du', ARGV[2], 'in', ARGV[3], 'st', ARGV[4])
+return 1
+`)
+
+// historyTrimScript drops up to ARGV[4] rows whose login is before
+// ARGV[1] (ms) and returns how many it dropped. KEYS login index. ARGV
+// bound, user index prefix, row prefix, batch.
+var historyTrimScript = redis.NewScript(historyDrop + `
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[4]))
+drop(ids, ARGV[2], ARGV[3])
+return #ids
+`)
+
+// recordHistory updates the login history with the event e just
+// appended.
+func (s *Store) recordHistory(ctx context.Context, e *activity.Event) error {
+	if e.SessionID == "" {
+		return nil
+	}
+	switch {
+	case e.Type == activity.LoginSucceeded:
+		mfa := ""
+		if e.MFA {
+			mfa = "1"
+		}
+		args := []any{ms(e.Time), e.SessionID, s.historyUserPrefix(), s.historyRowPrefix(), s.maxLen}
+		// Empty fields are left out: they read as empty.
+		for _, kv := range [][2]string{{"u", e.User}, {"e", e.Email}, {"si", e.Site}, {"ip", e.IP},
+			{"ci", e.City}, {"co", e.Country}, {"d", e.Device}, {"mf", mfa}, {"lt", strconv.FormatInt(ms(e.Time), 10)}} {
+			if kv[1] != "" {
+				args = append(args, kv[0], kv[1])
+			}
+		}
+		err := historyBeginScript.Run(ctx, s.c, []string{s.historyAll(), s.historyRow(e.SessionID), s.historyUser(e.User)}, args...).Err()
+		return fail("recording login history", err)
+	case activity.EndsSession(e.Type):
+		err := historyEndScript.Run(ctx, s.c, []string{s.historyRow(e.SessionID)}, ms(e.Time), e.Duration, e.Inactivity, e.Type).Err()
+		return fail("recording end in login history", err)
+	}
+	return nil
+}
+
+// trimHistory drops the rows whose login is before before.
+func (s *Store) trimHistory(ctx context.Context, before time.Time) error {
+	for {
+		n, err := historyTrimScript.Run(ctx, s.c, []string{s.historyAll()},
+			max(before.UnixMilli(), 0), s.historyUserPrefix(), s.historyRowPrefix(), historyBatch).Int()
+		if err != nil {
+			return fail("trimming login history", err)
+		}
+		if n < historyBatch {
+			return nil
+		}
+	}
+}
+
+// History implements activity.HistoryStore. It walks the login index
+// (the user's, when the filter names one) newest first in chunks, reads
+// the rows of each chunk in one pipelined round trip, and the last access
+// of the sessions still active in another. Like Query it examines at most
+// EventMaxScan entries a call and may return a short page whose Next
+// continues; with a user, every entry it examines is a match but for the
+// time and site bounds.
+func (s *Store) History(ctx context.Context, f activity.HistoryFilter) (activity.HistoryPage, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = activity.DefaultLimit
+	}
+	limit = min(limit, activity.MaxLimit)
+	if f.Sites != nil && len(f.Sites) == 0 {
+		return activity.HistoryPage{}, nil
+	}
+	var after *cursor.Cursor
+	if f.Cursor != "" {
+		c, err := cursor.Decode(f.Cursor, historyTag)
+		if err != nil {
+			return activity.HistoryPage{}, err
+		}
+		after = &c
+	}
+	key := s.historyAll()
+	if f.User != "" {
+		key = s.historyUser(f.User)
+	}
+	top, bottom := "+inf", "-inf"
+	if !f.To.IsZero() {
+		top = strconv.FormatInt(f.To.UnixMilli(), 10)
+	}
+	if after != nil && (top == "+inf" || after.Score < f.To.UnixMilli()) {
+		top = strconv.FormatInt(after.Score, 10)
+	}
+	if !f.From.IsZero() {
+		bottom = strconv.FormatInt(f.From.UnixMilli(), 10)
+	}
+
+	now := s.now()
+	var page activity.HistoryPage
+	chunk := int64(min(max(2*limit, 100), 1000))
+	var offset int64
+	seen := 0
+	var last cursor.Cursor
+	for seen < s.evScan {
+		zs, err := s.c.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
+			Key: key, Start: top, Stop: bottom, ByScore: true, Rev: true, Offset: offset, Count: chunk,
+		}).Result()
+		if err != nil {
+			return activity.HistoryPage{}, fail("querying login history", err)
+		}
+		if offset == 0 && top == "+inf" && len(zs) > 0 {
+			// Fix the top so that logins arriving meanwhile do not
+			// shift the offsets below.
+			top = strconv.FormatInt(int64(zs[0].Score), 10)
+		}
+		offset += int64(len(zs))
+		var ids []string
+		for _, z := range zs {
+			seen++
+			id, _ := z.Member.(string)
+			last = cursor.Cursor{Score: int64(z.Score), Member: id}
+			if after != nil && !after.After(last.Score, id) {
+				continue
+			}
+			ids = append(ids, id)
+		}
+		rows, err := s.historyRows(ctx, ids, now)
+		if err != nil {
+			return activity.HistoryPage{}, err
+		}
+		for i := range rows {
+			if rows[i].SessionID == "" || !f.Match(&rows[i]) {
+				continue
+			}
+			if len(page.Items) == limit {
+				l := &page.Items[limit-1]
+				page.Next = cursor.Cursor{Score: l.LoginTime.UnixMilli(), Member: l.SessionID}.Encode(historyTag)
+				return page, nil
+			}
+			page.Items = append(page.Items, rows[i])
+		}
+		if int64(len(zs)) < chunk {
+			return page, nil
+		}
+	}
+	page.Next = last.Encode(historyTag)
+	return page, nil
+}
+
+// historyRows reads the rows of ids, in order; a row that is gone
+// (trimmed meanwhile) comes back empty.
+func (s *Store) historyRows(ctx context.Context, ids []string, now time.Time) ([]activity.Login, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.c.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, s.historyRow(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fail("reading login history", err)
+	}
+	rows := make([]activity.Login, len(ids))
+	var active []int
+	for i, c := range cmds {
+		m := c.Val()
+		if len(m) == 0 {
+			continue
+		}
+		rows[i] = decodeLogin(ids[i], m)
+		if rows[i].Status == activity.StatusActive {
+			active = append(active, i)
+		}
+	}
+	if len(active) == 0 {
+		return rows, nil
+	}
+	// Active rows: the session's last access, or its absence.
+	pipe = s.c.Pipeline()
+	lasts := make([]*redis.StringCmd, len(active))
+	for j, i := range active {
+		lasts[j] = pipe.HGet(ctx, s.sessionPrefix+ids[i], fLast)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, fail("reading sessions of login history", err)
+	}
+	n := now.UnixMilli()
+	for j, i := range active {
+		l := &rows[i]
+		v, err := lasts[j].Result()
+		if err != nil {
+			// Gone without an end event (yet).
+			l.Status = activity.StatusEnded
+			continue
+		}
+		l.Duration = max(n-l.LoginTime.UnixMilli(), 0) / 1000
+		if la, err := strconv.ParseInt(v, 10, 64); err == nil && la > 0 {
+			l.Inactivity = max(n-la, 0) / 1000
+		}
+	}
+	return rows, nil
+}
+
+func decodeLogin(id string, m map[string]string) activity.Login {
+	l := activity.Login{
+		SessionID: id, User: m["u"], Email: m["e"], Site: m["si"], IP: m["ip"], City: m["ci"],
+		Country: m["co"], Device: m["d"], MFA: m["mf"] == "1", Status: activity.StatusActive,
+	}
+	l.Browser, l.OS = activity.SplitDevice(l.Device)
+	msTime := func(k string) time.Time {
+		v, err := strconv.ParseInt(m[k], 10, 64)
+		if err != nil || v <= 0 {
+			return time.Time{}
+		}
+		return time.UnixMilli(v).UTC()
+	}
+	l.LoginTime = msTime("lt")
+	if st := m["st"]; st != "" {
+		l.Status, l.EndTime = st, msTime("et")
+		l.Duration = parseSeconds(m["du"])
+		l.Inactivity = parseSeconds(m["in"])
+	}
+	return l
+}
+
+var _ activity.HistoryStore = (*Store)(nil)
