@@ -97,6 +97,11 @@ type Event struct {
 	// MFA, on login_succeeded, tells whether the sign-in used a second
 	// factor.
 	MFA bool `json:"mfa"`
+	// IssuerKey, on login_succeeded, is the session's session.IssuerKey:
+	// it goes to the login history row only (not the log, nor JSON), so
+	// that /me/history can tell one provider's user from another's of the
+	// same subject.
+	IssuerKey string `json:"-"`
 }
 
 // Filter selects events. Zero fields match everything.

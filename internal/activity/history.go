@@ -42,6 +42,8 @@ type Login struct {
 	Inactivity int64 `json:"inactivity_duration"`
 	// Status is StatusActive, the ending event's type, or StatusEnded.
 	Status string `json:"status"`
+	// IssuerKey is the login event's; "" for logins recorded without it.
+	IssuerKey string `json:"-"`
 }
 
 // HistoryFilter selects logins. Zero fields match everything.
@@ -110,7 +112,7 @@ func LoginFrom(e *Event) Login {
 	return Login{
 		SessionID: e.SessionID, User: e.User, Email: e.Email, Site: e.Site, IP: e.IP,
 		City: e.City, Country: e.Country, Device: e.Device, Browser: b, OS: o,
-		MFA: e.MFA, LoginTime: e.Time, Status: StatusActive,
+		MFA: e.MFA, LoginTime: e.Time, Status: StatusActive, IssuerKey: e.IssuerKey,
 	}
 }
 

@@ -188,7 +188,7 @@
 //
 // One row per session (activity.HistoryStore), kept by Append: a
 // login_succeeded event writes the row {gh}:h:<id> (u user, e email, si
-// site, ip, ci city, co country, d device, mf, lt login ms; empty fields
+// site, ip, ci city, co country, d device, mf, is issuer key, lt login ms; empty fields
 // left out) and indexes it by login time in {gh}:hx and {gh}:hu:<user>;
 // the first event of that session that ends it adds et (end ms), du, in
 // (seconds) and st (its type). History walks {gh}:hu:<user> when the

@@ -89,7 +89,7 @@ func (s *Store) recordHistory(ctx context.Context, e *activity.Event) error {
 		args := []any{ms(e.Time), e.SessionID, s.historyUserPrefix(), s.historyRowPrefix(), s.maxLen}
 		// Empty fields are left out: they read as empty.
 		for _, kv := range [][2]string{{"u", e.User}, {"e", e.Email}, {"si", e.Site}, {"ip", e.IP},
-			{"ci", e.City}, {"co", e.Country}, {"d", e.Device}, {"mf", mfa}, {"lt", strconv.FormatInt(ms(e.Time), 10)}} {
+			{"ci", e.City}, {"co", e.Country}, {"d", e.Device}, {"mf", mfa}, {"is", e.IssuerKey}, {"lt", strconv.FormatInt(ms(e.Time), 10)}} {
 			if kv[1] != "" {
 				args = append(args, kv[0], kv[1])
 			}
@@ -266,7 +266,7 @@ func (s *Store) historyRows(ctx context.Context, ids []string, now time.Time) ([
 func decodeLogin(id string, m map[string]string) activity.Login {
 	l := activity.Login{
 		SessionID: id, User: m["u"], Email: m["e"], Site: m["si"], IP: m["ip"], City: m["ci"],
-		Country: m["co"], Device: m["d"], MFA: m["mf"] == "1", Status: activity.StatusActive,
+		Country: m["co"], Device: m["d"], MFA: m["mf"] == "1", Status: activity.StatusActive, IssuerKey: m["is"],
 	}
 	l.Browser, l.OS = activity.SplitDevice(l.Device)
 	msTime := func(k string) time.Time {

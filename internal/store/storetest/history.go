@@ -28,7 +28,7 @@ func loginEvent(s *session.Session) activity.Event {
 	return activity.Event{
 		Time: s.CreatedAt, Type: activity.LoginSucceeded, User: s.User, Email: s.Email, SessionID: s.ID,
 		Site: s.Site, IP: s.IP, City: s.City, Country: s.Country, Device: s.Device.Label(),
-		Actor: s.Email, MFA: s.MFA,
+		Actor: s.Email, MFA: s.MFA, IssuerKey: s.IssuerKey,
 	}
 }
 
@@ -79,15 +79,15 @@ func History(t *testing.T, open HistoryOpener) {
 		want := []activity.Login{{
 			SessionID: gone.ID, User: "bob", Email: "bob@example.com", Site: "app.example.com", IP: gone.IP,
 			City: "Amsterdam", Country: "NL", Device: "Chrome on Windows", Browser: "Chrome", OS: "Windows",
-			LoginTime: gone.CreatedAt, Status: activity.StatusEnded,
+			LoginTime: gone.CreatedAt, Status: activity.StatusEnded, IssuerKey: gone.IssuerKey,
 		}, {
 			SessionID: ended.ID, User: "alice", Email: "alice@example.com", Site: "app.example.com", IP: ended.IP,
 			City: "Amsterdam", Country: "NL", Device: "Chrome on Windows", Browser: "Chrome", OS: "Windows", MFA: true,
-			LoginTime: ended.CreatedAt, EndTime: now, Duration: 3540, Inactivity: 3540, Status: activity.Logout,
+			LoginTime: ended.CreatedAt, EndTime: now, Duration: 3540, Inactivity: 3540, Status: activity.Logout, IssuerKey: ended.IssuerKey,
 		}, {
 			SessionID: active.ID, User: "alice", Email: "alice@example.com", Site: "app.example.com", IP: active.IP,
 			City: "Amsterdam", Country: "NL", Device: "Chrome on Windows", Browser: "Chrome", OS: "Windows", MFA: true,
-			LoginTime: active.CreatedAt, Duration: 3600, Inactivity: 600, Status: activity.StatusActive,
+			LoginTime: active.CreatedAt, Duration: 3600, Inactivity: 600, Status: activity.StatusActive, IssuerKey: active.IssuerKey,
 		}}
 		if len(page.Items) != len(want) || page.Next != "" {
 			t.Fatalf("History = %d rows, next %q; want %d, none", len(page.Items), page.Next, len(want))
