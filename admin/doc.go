@@ -21,7 +21,9 @@
 //	GET    {prefix}/api/users/{user}/sessions?cursor=&limit=
 //	DELETE {prefix}/api/users/{user}/sessions
 //	GET    {prefix}/api/events?from=&to=&user=&ip=&type=&site=&cursor=&limit=
+//	GET    {prefix}/api/history?user=&from=&to=&site=&cursor=&limit=
 //	GET    {prefix}/api/me/sessions
+//	GET    {prefix}/api/me/history?from=&to=&site=&cursor=&limit=
 //	GET    {prefix}/api/me/sessions/{id}
 //	DELETE {prefix}/api/me/sessions/{id}
 //	DELETE {prefix}/api/me/sessions?others=true
