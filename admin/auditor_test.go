@@ -96,6 +96,7 @@ func TestAuditorOnEveryRoute(t *testing.T) {
 		{"GET /admin/", page("/admin/?user=alice"), 200, none, none},
 		{"GET /admin/users", page("/admin/users"), 200, none, none},
 		{"GET /admin/activity", page("/admin/activity?type=login_succeeded"), 200, none, none},
+		{"GET /admin/history", page("/admin/history?user=alice"), 200, none, none},
 		{"GET /assets/{name}", page("/assets/app.css"), 200, none, none},
 
 		{"DELETE /api/sessions/{id}", func(e auditorEnv) req { return e.as("DELETE", "/api/sessions/"+e.alice.ID, xhr) }, 403, none, others},
@@ -243,7 +244,7 @@ func TestAuditorReach(t *testing.T) {
 // revoke control; "my sessions" keeps theirs.
 func TestAuditorPagesHaveNoRevokeControls(t *testing.T) {
 	e := auditorEnv{newReachEnv(t)}
-	for _, path := range []string{"/admin/", "/admin/?user=alice", "/admin/users", "/admin/activity"} {
+	for _, path := range []string{"/admin/", "/admin/?user=alice", "/admin/users", "/admin/activity", "/admin/history"} {
 		w := e.do(e.as("GET", path, html))
 		body := w.Body.String()
 		if w.Code != 200 {

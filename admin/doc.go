@@ -40,6 +40,7 @@
 //	GET  {prefix}/admin/                    Sessions tab (filters, sort, pages)
 //	GET  {prefix}/admin/users               Users tab
 //	GET  {prefix}/admin/activity            Activity tab
+//	GET  {prefix}/admin/history             Login history tab (one row per session; ?user= from the Users tab)
 //	POST {prefix}/admin/sessions/{id}/revoke
 //	POST {prefix}/admin/users/{user}/revoke  every session of the user
 //	GET  {prefix}/assets/{name}             embedded CSS and JavaScript

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,5 +178,25 @@ func TestHistoryReachAndMine(t *testing.T) {
 	e.api.ServeHTTP(w, httptest.NewRequest("GET", "/gatehouse/me/history", nil))
 	if w.Code != 404 {
 		t.Errorf("/gatehouse/me/history = %d, want 404", w.Code)
+	}
+}
+
+// Issue 8, item 2: "my sessions" shows the viewer's own login history,
+// ended sessions with how they ended, and nobody else's.
+func TestMyPageShowsOwnHistory(t *testing.T) {
+	e := newReachEnv(t)
+	if w := e.do(req{as: e.alice, method: "DELETE", path: "/api/sessions/" + e.bobMac.ID, header: xhr}); w.Code != 204 {
+		t.Fatalf("DELETE = %d", w.Code)
+	}
+	body := e.do(req{as: e.bob, method: "GET", path: "/", header: html}).Body.String()
+	for _, want := range []string{"Sign-in history", "Session revoked", "Safari on macOS", "New York, US", "192.0.2.99", "198.51.100.51"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("my sessions lacks %q", want)
+		}
+	}
+	for _, not := range []string{"203.0.113.10", "198.51.100.50", "Amsterdam"} {
+		if strings.Contains(body, not) {
+			t.Errorf("my sessions shows another user's %q", not)
+		}
 	}
 }

@@ -37,7 +37,7 @@ func newPages(b Backend) *pages {
 		"span": span,
 		"kind": kindLabel,
 	}
-	for _, name := range []string{"me", "sessions", "users", "activity", "message"} {
+	for _, name := range []string{"me", "sessions", "users", "activity", "history", "message"} {
 		p.tmpl[name] = template.Must(template.New("layout.html").Funcs(funcs).
 			ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
@@ -108,7 +108,7 @@ func (p *pages) serve(w http.ResponseWriter, r *http.Request, v *web.Viewer, pre
 			return
 		}
 		p.notFound(w, r, v, prefix)
-	case match(segs, "admin", ""), match(segs, "admin", "users"), match(segs, "admin", "activity"):
+	case match(segs, "admin", ""), match(segs, "admin", "users"), match(segs, "admin", "activity"), match(segs, "admin", "history"):
 		if !p.allow(w, r, v, prefix, get, "GET, HEAD") || !p.adminOnly(w, r, v, prefix) {
 			return
 		}
@@ -117,6 +117,8 @@ func (p *pages) serve(w http.ResponseWriter, r *http.Request, v *web.Viewer, pre
 			p.adminSessions(w, r, v, prefix)
 		case "users":
 			p.adminUsers(w, r, v, prefix)
+		case "history":
+			p.adminHistory(w, r, v, prefix)
 		default:
 			p.adminActivity(w, r, v, prefix)
 		}
@@ -400,8 +402,13 @@ func idleText(secs int64) string {
 }
 
 type meData struct {
-	Sessions  []sessionRow
-	Others    int
+	Sessions []sessionRow
+	Others   int
+	// Logins is the viewer's login history; History their recent
+	// failed sign-ins (all their sign-in events when the store keeps no
+	// login history).
+	Logins    []loginRow
+	HasLogins bool // the store keeps a login history
 	History   []eventRow
 	LogoutURL string
 	OthersURL string
@@ -415,7 +422,17 @@ func (p *pages) me(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix
 		p.failErr(w, r, v, prefix, err)
 		return
 	}
-	hist, err := p.b.Events(ctx, activity.Filter{User: v.Session.User, Types: historyTypes, Limit: historyLen})
+	logins, err := p.ownLogins(r, v, prefix)
+	if err != nil {
+		p.failErr(w, r, v, prefix, err)
+		return
+	}
+	types := historyTypes
+	if logins != nil {
+		// The login history shows sign-ins and ends; failures remain.
+		types = []string{activity.LoginFailed}
+	}
+	hist, err := p.b.Events(ctx, activity.Filter{User: v.Session.User, Types: types, Limit: historyLen})
 	if err != nil {
 		p.failErr(w, r, v, prefix, fmt.Errorf("loading login history: %w", err))
 		return
@@ -423,6 +440,8 @@ func (p *pages) me(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix
 	d := &meData{
 		LogoutURL: prefix + "/logout",
 		OthersURL: prefix + "/sessions/revoke-others",
+		Logins:    logins,
+		HasLogins: logins != nil,
 		History:   eventRows(hist.Items, now),
 	}
 	// This device first, even if another was used more recently: it is
@@ -615,7 +634,9 @@ type userRow struct {
 	LastLogin   string
 	LastLogout  string
 	SessionsURL string
-	RevokeURL   string
+	// HistoryURL opens the user's login history (the row's link).
+	HistoryURL string
+	RevokeURL  string
 }
 
 type adminUsersData struct {
@@ -654,6 +675,7 @@ func (p *pages) adminUsers(w http.ResponseWriter, r *http.Request, v *web.Viewer
 			LastLogin:   ago(now, u.LastLogin),
 			LastLogout:  ago(now, u.LastLogout),
 			SessionsURL: prefix + "/admin/?" + url.Values{"user": {u.User}}.Encode(),
+			HistoryURL:  historyURL(prefix, u.User),
 		}
 		if v.Admin {
 			// An auditor gets no revoke controls.
