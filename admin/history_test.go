@@ -189,7 +189,7 @@ func TestMyPageShowsOwnHistory(t *testing.T) {
 		t.Fatalf("DELETE = %d", w.Code)
 	}
 	body := e.do(req{as: e.bob, method: "GET", path: "/", header: html}).Body.String()
-	for _, want := range []string{"Sign-in history", "Session revoked", "Safari on macOS", "New York, US", "192.0.2.99", "198.51.100.51"} {
+	for _, want := range []string{"Sign-in history", "Lasted", "Session revoked", "Safari on macOS", "New York, US", "192.0.2.99", "198.51.100.51"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("my sessions lacks %q", want)
 		}

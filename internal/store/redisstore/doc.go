@@ -188,8 +188,8 @@
 //
 // One row per session (activity.HistoryStore), kept by Append: a
 // login_succeeded event writes the row {gh}:h:<id> (u user, e email, si
-// site, ip, ci city, co country, d device, mf, is issuer key, lt login ms; empty fields
-// left out) and indexes it by login time in {gh}:hx and {gh}:hu:<user>;
+// site, ip, ci city, co country, d device, mf, is issuer key, lt login
+// ms; empty fields left out) and indexes it by login time in {gh}:hx and {gh}:hu:<user>;
 // the first event of that session that ends it adds et (end ms), du, in
 // (seconds) and st (its type). History walks {gh}:hu:<user> when the
 // filter names a user, else {gh}:hx, and reads each chunk's rows in one
@@ -201,9 +201,13 @@
 // for the logins; the row makes the join once, at write time. Trim drops
 // rows whose login is before its bound, 500 a call; beyond EventMaxLen
 // rows each sign-in drops the oldest (up to 10 at a time). A row costs
-// about 250 bytes of hash and two sorted-set entries (about 100 bytes
-// each once the sets are skiplists); sign-ins are a small part of the
-// events, so this adds well under the stream's 220 bytes an event.
+// about 490 bytes of Redis memory, hash and both index entries
+// (TestHistoryAtScale, 200,000 rows of 20,000 users, where first pages
+// take about 5 ms overall or by date range and under 1 ms for a user);
+// at one sign-in in five events or fewer (each session also ends, and
+// denials and failures add more) that is under 100 bytes an event beside
+// the stream's 220. A site filter without a user walks {gh}:hx within
+// EventMaxScan and may return a short page with a cursor, as Query does.
 //
 // # Memory
 //

@@ -82,25 +82,32 @@ func (s *Store) recordHistory(ctx context.Context, e *activity.Event) error {
 	}
 	switch {
 	case e.Type == activity.LoginSucceeded:
-		mfa := ""
-		if e.MFA {
-			mfa = "1"
-		}
-		args := []any{ms(e.Time), e.SessionID, s.historyUserPrefix(), s.historyRowPrefix(), s.maxLen}
-		// Empty fields are left out: they read as empty.
-		for _, kv := range [][2]string{{"u", e.User}, {"e", e.Email}, {"si", e.Site}, {"ip", e.IP},
-			{"ci", e.City}, {"co", e.Country}, {"d", e.Device}, {"mf", mfa}, {"is", e.IssuerKey}, {"lt", strconv.FormatInt(ms(e.Time), 10)}} {
-			if kv[1] != "" {
-				args = append(args, kv[0], kv[1])
-			}
-		}
-		err := historyBeginScript.Run(ctx, s.c, []string{s.historyAll(), s.historyRow(e.SessionID), s.historyUser(e.User)}, args...).Err()
+		keys, args := s.beginArgs(e)
+		err := historyBeginScript.Run(ctx, s.c, keys, args...).Err()
 		return fail("recording login history", err)
 	case activity.EndsSession(e.Type):
 		err := historyEndScript.Run(ctx, s.c, []string{s.historyRow(e.SessionID)}, ms(e.Time), e.Duration, e.Inactivity, e.Type).Err()
 		return fail("recording end in login history", err)
 	}
 	return nil
+}
+
+// beginArgs are the keys and arguments of historyBeginScript for the
+// login_succeeded event e.
+func (s *Store) beginArgs(e *activity.Event) ([]string, []any) {
+	mfa := ""
+	if e.MFA {
+		mfa = "1"
+	}
+	args := []any{ms(e.Time), e.SessionID, s.historyUserPrefix(), s.historyRowPrefix(), s.maxLen}
+	// Empty fields are left out: they read as empty.
+	for _, kv := range [][2]string{{"u", e.User}, {"e", e.Email}, {"si", e.Site}, {"ip", e.IP},
+		{"ci", e.City}, {"co", e.Country}, {"d", e.Device}, {"mf", mfa}, {"is", e.IssuerKey}, {"lt", strconv.FormatInt(ms(e.Time), 10)}} {
+		if kv[1] != "" {
+			args = append(args, kv[0], kv[1])
+		}
+	}
+	return []string{s.historyAll(), s.historyRow(e.SessionID), s.historyUser(e.User)}, args
 }
 
 // trimHistory drops the rows whose login is before before.

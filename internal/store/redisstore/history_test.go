@@ -1,0 +1,88 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/testredis"
+)
+
+// loginAt is a realistic login_succeeded event: i makes it unique, users
+// spreads it over that many users.
+func loginAt(i, users int, t0 time.Time) activity.Event {
+	return activity.Event{
+		Time: t0.Add(time.Duration(i) * time.Second), Type: activity.LoginSucceeded,
+		User: fmt.Sprintf("f:3a1b2c3d-4e5f-6a7b-8c9d-%012d:user%d", i%users, i%users), Email: fmt.Sprintf("user%d@example.com", i%users),
+		SessionID: fmt.Sprintf("sess%018d", i), Site: "app.example.com", IP: fmt.Sprintf("203.0.%d.%d", i%256, i%253),
+		City: "Amsterdam", Country: "NL", Device: "Chrome on Windows", MFA: i%2 == 0,
+		IssuerKey: "k7Hc2p", Actor: fmt.Sprintf("user%d@example.com", i%users),
+	}
+}
+
+// loadLogins writes n history rows, pipelined, as Append would.
+func loadLogins(ctx context.Context, t testing.TB, s *Store, n, users int, t0 time.Time) {
+	t.Helper()
+	if err := historyBeginScript.Load(ctx, s.c).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for from := 0; from < n; from += 1000 {
+		pipe := s.c.Pipeline()
+		for i := from; i < min(from+1000, n); i++ {
+			e := loginAt(i, users, t0)
+			keys, args := s.beginArgs(&e)
+			historyBeginScript.EvalSha(ctx, pipe, keys, args...)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatalf("loading logins %d-: %v", from, err)
+		}
+	}
+}
+
+// TestHistoryAtScale measures what a login history row costs in Redis
+// and how fast first pages are with 200,000 rows of 20,000 users (the
+// figures in doc.go, "Login history"): a user's page reads their own
+// index, so it does not grow with the log.
+func TestHistoryAtScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads 200,000 rows")
+	}
+	addr := testredis.Start(t)
+	s := newStorePrefix(t, addr, "hs", nil)
+	ctx := t.Context()
+	const n, users = 200_000, 20_000
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	before := usedMemory(t, s.c)
+	loadLogins(ctx, t, s, n, users, t0)
+	per := float64(usedMemory(t, s.c)-before) / n
+	t.Logf("%d login history rows: %.0f bytes/row in Redis", n, per)
+	if per > 600 {
+		t.Errorf("%.0f bytes a row, want at most 600", per)
+	}
+	for _, tc := range []struct {
+		name string
+		f    activity.HistoryFilter
+		want int
+	}{
+		{"everyone", activity.HistoryFilter{}, activity.DefaultLimit},
+		{"one user", activity.HistoryFilter{User: loginAt(7, users, t0).User}, n / users},
+		{"one user, a month", activity.HistoryFilter{User: loginAt(7, users, t0).User, From: t0.Add(100_000 * time.Second)}, n / users / 2},
+		{"date range", activity.HistoryFilter{From: t0.Add(50_000 * time.Second), To: t0.Add(60_000 * time.Second)}, activity.DefaultLimit},
+	} {
+		start := time.Now()
+		page, err := s.History(ctx, tc.f)
+		took := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: first page of %d rows in %v", tc.name, len(page.Items), took)
+		if len(page.Items) != tc.want {
+			t.Errorf("%s: %d rows, want %d", tc.name, len(page.Items), tc.want)
+		}
+		if took > 100*time.Millisecond {
+			t.Errorf("%s: first page took %v, want ≤ 100 ms", tc.name, took)
+		}
+	}
+}
