@@ -93,7 +93,9 @@
 // the last page. Times are RFC 3339 in UTC; a time that never happened
 // (a user's last_logout while never signed out) is null. Session items
 // carry the stored fields (never the sealed tokens) plus inactive_for and
-// duration in whole seconds, and in /me a current flag. Errors are
+// duration in whole seconds, and in /me a current flag. Login history
+// items have the SPEC's fields (HistoryColumns), with end_time "" while
+// the session lasts. Errors are
 // {"error":"code","message":"..."}: bad_request (400), forbidden (403),
 // not_found (404), method_not_allowed (405), unavailable (503 with
 // Retry-After), internal_error (500).
