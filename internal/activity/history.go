@@ -90,7 +90,7 @@ type HistoryPage struct {
 // event with a session id begins a row, the first event of that session
 // for which EndsSession is true completes it, and Trim drops rows whose
 // login is older than its bound, as it drops events; the rows are capped
-// like the events.
+// at half the events' cap (a session makes at least two events).
 type HistoryStore interface {
 	History(ctx context.Context, f HistoryFilter) (HistoryPage, error)
 }

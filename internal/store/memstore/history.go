@@ -30,6 +30,11 @@ func compareLogins(a, b *activity.Login) int {
 	return cmp.Or(cmp.Compare(as, bs), cmp.Compare(am, bm))
 }
 
+// historyMax is the cap on history rows for an event cap of eventMax:
+// each session makes at least two events (its sign-in and its end), so
+// rows beyond half the events' cap would outlive their events anyway.
+func historyMax(eventMax int) int { return max(eventMax/2, 1) }
+
 // recordLocked updates the history with the event e just appended, and
 // keeps it within max rows.
 func (h *loginHistory) recordLocked(e *activity.Event, max int) {

@@ -703,8 +703,10 @@ func (m *Store) Append(_ context.Context, e *activity.Event) error {
 	e.ID = eventID(m.ev.seq)
 	c := *e
 	c.Time = ms(c.Time)
+	m.hist.recordLocked(&c, historyMax(m.ev.max))
+	// The issuer key is for the history row only, as in Redis.
+	c.IssuerKey = ""
 	m.ev.push(c)
-	m.hist.recordLocked(&c, m.ev.max)
 	return nil
 }
 

@@ -199,8 +199,9 @@
 // login_succeeded events with end events by session id at query time,
 // needs an index from session id to end event anyway and a stream scan
 // for the logins; the row makes the join once, at write time. Trim drops
-// rows whose login is before its bound, 500 a call; beyond EventMaxLen
-// rows each sign-in drops the oldest (up to 10 at a time). A row costs
+// rows whose login is before its bound, 500 a call; beyond EventMaxLen/2
+// rows (a session makes at least two events) each sign-in drops the
+// oldest, up to 10 at a time: 2,500,000 rows, about 1.2 GiB, by default. A row costs
 // about 490 bytes of Redis memory, hash and both index entries
 // (TestHistoryAtScale, 200,000 rows of 20,000 users, where first pages
 // take about 5 ms overall or by date range and under 1 ms for a user);

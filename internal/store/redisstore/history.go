@@ -93,13 +93,15 @@ func (s *Store) recordHistory(ctx context.Context, e *activity.Event) error {
 }
 
 // beginArgs are the keys and arguments of historyBeginScript for the
-// login_succeeded event e.
+// login_succeeded event e. The rows are capped at half the events' cap:
+// each session makes at least two events (its sign-in and its end), so
+// rows beyond that would outlive their events anyway.
 func (s *Store) beginArgs(e *activity.Event) ([]string, []any) {
 	mfa := ""
 	if e.MFA {
 		mfa = "1"
 	}
-	args := []any{ms(e.Time), e.SessionID, s.historyUserPrefix(), s.historyRowPrefix(), s.maxLen}
+	args := []any{ms(e.Time), e.SessionID, s.historyUserPrefix(), s.historyRowPrefix(), max(s.maxLen/2, 1)}
 	// Empty fields are left out: they read as empty.
 	for _, kv := range [][2]string{{"u", e.User}, {"e", e.Email}, {"si", e.Site}, {"ip", e.IP},
 		{"ci", e.City}, {"co", e.Country}, {"d", e.Device}, {"mf", mfa}, {"is", e.IssuerKey}, {"lt", strconv.FormatInt(ms(e.Time), 10)}} {

@@ -217,7 +217,8 @@ func History(t *testing.T, open HistoryOpener) {
 	})
 
 	t.Run("Cap", func(t *testing.T) {
-		st := open(t, NewClock(t0.Add(24*time.Hour)).Now, 20)
+		// Rows are capped at half the events' cap.
+		st := open(t, NewClock(t0.Add(24*time.Hour)).Now, 40)
 		all := fill(t, st, 60)
 		page, err := st.History(ctx, activity.HistoryFilter{Limit: 1000})
 		must(t, "History", err)
