@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 	"github.com/gatehouse-proxy/gatehouse/internal/testredis"
 )
@@ -84,5 +86,31 @@ func TestHistoryAtScale(t *testing.T) {
 		if took > 100*time.Millisecond {
 			t.Errorf("%s: first page took %v, want ≤ 100 ms", tc.name, took)
 		}
+	}
+}
+
+// Issue 8, item 1: the inactivity field held a Go duration string before
+// it held seconds; entries written then still read, as seconds.
+func TestEventInactivityOldFormat(t *testing.T) {
+	addr := testredis.Start(t)
+	s := newStorePrefix(t, addr, "old", nil)
+	ctx := t.Context()
+	vals := encodeEvent(&activity.Event{Time: time.UnixMilli(1_700_000_000_000), Type: activity.ExpiredIdle, User: "alice"})
+	for i := 0; i < len(vals); i += 2 {
+		if vals[i] == "in" {
+			vals[i+1] = "31m0s"
+		}
+	}
+	// As written before issue 8: no du field.
+	vals = vals[:len(vals)-2]
+	if err := s.c.XAdd(ctx, &redis.XAddArgs{Stream: s.events, Values: vals}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.Query(ctx, activity.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 1 || page.Items[0].Inactivity != 31*60 || page.Items[0].Duration != 0 {
+		t.Fatalf("old entry reads as %+v, want inactivity 1860 and no duration", page.Items)
 	}
 }
