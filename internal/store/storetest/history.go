@@ -159,6 +159,10 @@ func History(t *testing.T, open HistoryOpener) {
 			{"site", activity.HistoryFilter{Site: "b.example.com"}},
 			{"sites", activity.HistoryFilter{Sites: []string{"app.example.com"}}},
 			{"no sites", activity.HistoryFilter{Sites: []string{}}},
+			{"two sites", activity.HistoryFilter{Sites: []string{"b.example.com", "app.example.com", "c.example.com"}}},
+			{"site within reach", activity.HistoryFilter{Site: "b.example.com", Sites: []string{"app.example.com", "b.example.com"}}},
+			{"site beyond reach", activity.HistoryFilter{Site: "b.example.com", Sites: []string{"app.example.com"}}},
+			{"user and reach", activity.HistoryFilter{User: "user1", Sites: []string{"b.example.com"}}},
 			{"from", activity.HistoryFilter{From: t0.Add(25 * time.Minute)}},
 			{"to", activity.HistoryFilter{To: t0.Add(10 * time.Minute)}},
 			{"combined", activity.HistoryFilter{User: "user2", Site: "b.example.com", From: t0.Add(5 * time.Minute), To: t0.Add(35 * time.Minute)}},
@@ -208,11 +212,16 @@ func History(t *testing.T, open HistoryOpener) {
 		if got, want := idsOf(page.Items), ref(all, activity.HistoryFilter{From: cut}); !slices.Equal(got, want) {
 			t.Fatalf("after Trim(%v): %v\nwant %v", cut, got, want)
 		}
-		// The user indexes lose the trimmed rows too.
-		page, err = st.History(ctx, activity.HistoryFilter{User: "user0", Limit: 1000})
-		must(t, "History", err)
-		if got, want := idsOf(page.Items), ref(all, activity.HistoryFilter{User: "user0", From: cut}); !slices.Equal(got, want) {
-			t.Fatalf("user0 after Trim: %v\nwant %v", got, want)
+		// The user and site indexes lose the trimmed rows too.
+		for _, f := range []activity.HistoryFilter{{User: "user0"}, {Site: "b.example.com"}, {Sites: []string{"app.example.com"}}} {
+			f.Limit = 1000
+			page, err = st.History(ctx, f)
+			must(t, "History", err)
+			want := f
+			want.From = cut
+			if got, want := idsOf(page.Items), ref(all, want); !slices.Equal(got, want) {
+				t.Fatalf("%+v after Trim: %v\nwant %v", f, got, want)
+			}
 		}
 	})
 
@@ -225,10 +234,13 @@ func History(t *testing.T, open HistoryOpener) {
 		if got := idsOf(page.Items); !slices.Equal(got, idsOf(all[:20])) {
 			t.Fatalf("capped at 20: %v\nwant the newest 20 %v", got, idsOf(all[:20]))
 		}
-		page, err = st.History(ctx, activity.HistoryFilter{User: "user1", Limit: 1000})
-		must(t, "History", err)
-		if got, want := idsOf(page.Items), ref(all[:20], activity.HistoryFilter{User: "user1"}); !slices.Equal(got, want) {
-			t.Fatalf("user1 capped: %v\nwant %v", got, want)
+		for _, f := range []activity.HistoryFilter{{User: "user1"}, {Site: "b.example.com"}} {
+			f.Limit = 1000
+			page, err = st.History(ctx, f)
+			must(t, "History", err)
+			if got, want := idsOf(page.Items), ref(all[:20], f); !slices.Equal(got, want) {
+				t.Fatalf("%+v capped: %v\nwant %v", f, got, want)
+			}
 		}
 	})
 
