@@ -108,6 +108,14 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request, c caller, segs []str
 		if a.method(w, r, "GET") && a.adminOnly(w, c) {
 			a.stats(w, r, c)
 		}
+	case match(segs, "history"):
+		if a.method(w, r, "GET") && a.adminOnly(w, c) {
+			a.listHistory(w, r, c, false)
+		}
+	case c.self != nil && match(segs, "me", "history"):
+		if a.method(w, r, "GET") {
+			a.listHistory(w, r, c, true)
+		}
 	case c.self != nil && match(segs, "me", "sessions"):
 		if !a.method(w, r, "GET", "DELETE") {
 			return
@@ -617,8 +625,8 @@ func endAll(ctx context.Context, b Backend, user, issuer, keep, reason, actor st
 
 // NewAPI returns the JSON API for Caddy's admin endpoint, rooted at base
 // (such as "/gatehouse"): base/sessions, base/sessions/{id},
-// base/users, base/users/{user}/sessions, base/events, base/events.csv
-// and base/stats, with the same
+// base/users, base/users/{user}/sessions, base/events, base/events.csv,
+// base/stats and base/history, with the same
 // semantics as the site API. It acts as an administrator of every site
 // with actor "system" and does no CSRF checks: Caddy's admin endpoint enforces its own
 // origin rules and is meant for scripts and the CLI.

@@ -90,13 +90,16 @@ func TestAuditorOnEveryRoute(t *testing.T) {
 		{"GET /api/events", get("/api/events?type=login_succeeded"), 200, none, none},
 		{"GET /api/events.csv", get("/api/events.csv?type=login_succeeded&mask=true"), 200, none, none},
 		{"GET /api/stats", get("/api/stats?bucket=1h"), 200, none, none},
+		{"GET /api/history", get("/api/history?user=alice"), 200, none, none},
 		{"GET /api/me/sessions", get("/api/me/sessions"), 200, none, none},
+		{"GET /api/me/history", get("/api/me/history"), 200, none, none},
 		{"GET /api/me/sessions/{id}", func(e auditorEnv) req { return e.as("GET", "/api/me/sessions/"+e.bobMac.ID, nil) }, 200, none, none},
 		{"GET /", page("/"), 200, none, none},
 		{"GET /admin/", page("/admin/?user=alice"), 200, none, none},
 		{"GET /admin/users", page("/admin/users"), 200, none, none},
 		{"GET /admin/activity", page("/admin/activity?type=login_succeeded"), 200, none, none},
 		{"GET /admin/alerts", page("/admin/alerts?user=alice"), 200, none, none},
+		{"GET /admin/history", page("/admin/history?user=alice"), 200, none, none},
 		{"GET /assets/{name}", page("/assets/app.css"), 200, none, none},
 
 		{"DELETE /api/sessions/{id}", func(e auditorEnv) req { return e.as("DELETE", "/api/sessions/"+e.alice.ID, xhr) }, 403, none, others},
@@ -244,7 +247,7 @@ func TestAuditorReach(t *testing.T) {
 // revoke control; "my sessions" keeps theirs.
 func TestAuditorPagesHaveNoRevokeControls(t *testing.T) {
 	e := auditorEnv{newReachEnv(t)}
-	for _, path := range []string{"/admin/", "/admin/?user=alice", "/admin/users", "/admin/activity"} {
+	for _, path := range []string{"/admin/", "/admin/?user=alice", "/admin/users", "/admin/activity", "/admin/history"} {
 		w := e.do(e.as("GET", path, html))
 		body := w.Body.String()
 		if w.Code != 200 {

@@ -23,7 +23,9 @@
 //	GET    {prefix}/api/events?from=&to=&user=&ip=&type=&site=&cursor=&limit=
 //	GET    {prefix}/api/events.csv?from=&to=&user=&ip=&type=&site=&mask=
 //	GET    {prefix}/api/stats?from=&to=&bucket=&site=&user=&ip=
+//	GET    {prefix}/api/history?user=&from=&to=&site=&cursor=&limit=
 //	GET    {prefix}/api/me/sessions
+//	GET    {prefix}/api/me/history?from=&to=&site=&cursor=&limit=
 //	GET    {prefix}/api/me/sessions/{id}
 //	DELETE {prefix}/api/me/sessions/{id}
 //	DELETE {prefix}/api/me/sessions?others=true
@@ -41,6 +43,7 @@
 //	GET  {prefix}/admin/users               Users tab
 //	GET  {prefix}/admin/activity            Activity tab
 //	GET  {prefix}/admin/alerts              Alerts tab: anomalies, newest first, with evidence
+//	GET  {prefix}/admin/history             Login history tab (one row per session; ?user= from the Users tab)
 //	POST {prefix}/admin/sessions/{id}/revoke
 //	POST {prefix}/admin/users/{user}/revoke  every session of the user
 //	GET  {prefix}/assets/{name}             embedded CSS and JavaScript
@@ -106,7 +109,9 @@
 // the last page. Times are RFC 3339 in UTC; a time that never happened
 // (a user's last_logout while never signed out) is null. Session items
 // carry the stored fields (never the sealed tokens) plus inactive_for and
-// duration in whole seconds, and in /me a current flag. Errors are
+// duration in whole seconds, and in /me a current flag. Login history
+// items have the SPEC's fields (HistoryColumns), with end_time "" while
+// the session lasts. Errors are
 // {"error":"code","message":"..."}: bad_request (400), forbidden (403),
 // not_found (404), method_not_allowed (405), unavailable (503 with
 // Retry-After), internal_error (500).

@@ -38,7 +38,7 @@ func newPages(b Backend) *pages {
 		"span": span,
 		"kind": kindLabel,
 	}
-	for _, name := range []string{"me", "sessions", "users", "activity", "alerts", "message"} {
+	for _, name := range []string{"me", "sessions", "users", "activity", "alerts", "history", "message"} {
 		p.tmpl[name] = template.Must(template.New("layout.html").Funcs(funcs).
 			ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
@@ -109,7 +109,7 @@ func (p *pages) serve(w http.ResponseWriter, r *http.Request, v *web.Viewer, pre
 			return
 		}
 		p.notFound(w, r, v, prefix)
-	case match(segs, "admin", ""), match(segs, "admin", "users"), match(segs, "admin", "activity"), match(segs, "admin", "alerts"):
+	case match(segs, "admin", ""), match(segs, "admin", "users"), match(segs, "admin", "activity"), match(segs, "admin", "alerts"), match(segs, "admin", "history"):
 		if !p.allow(w, r, v, prefix, get, "GET, HEAD") || !p.adminOnly(w, r, v, prefix) {
 			return
 		}
@@ -120,6 +120,8 @@ func (p *pages) serve(w http.ResponseWriter, r *http.Request, v *web.Viewer, pre
 			p.adminUsers(w, r, v, prefix)
 		case "alerts":
 			p.adminAlerts(w, r, v, prefix)
+		case "history":
+			p.adminHistory(w, r, v, prefix)
 		default:
 			p.adminActivity(w, r, v, prefix)
 		}
@@ -393,22 +395,23 @@ func eventRows(events []activity.Event, now time.Time) []eventRow {
 	return rows
 }
 
-// idleText rewrites an event's inactivity ("96h0m0s") the way the tables
-// show durations; anything unparsable is shown as stored.
-func idleText(v string) string {
-	if v == "" {
+// idleText shows an event's inactivity (seconds) the way the tables show
+// durations; "" for none.
+func idleText(secs int64) string {
+	if secs <= 0 {
 		return ""
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return v
-	}
-	return span(d)
+	return span(time.Duration(secs) * time.Second)
 }
 
 type meData struct {
-	Sessions  []sessionRow
-	Others    int
+	Sessions []sessionRow
+	Others   int
+	// Logins is the viewer's login history; History their recent
+	// failed sign-ins (all their sign-in events when the store keeps no
+	// login history).
+	Logins    []loginRow
+	HasLogins bool // the store keeps a login history
 	History   []eventRow
 	LogoutURL string
 	OthersURL string
@@ -422,7 +425,17 @@ func (p *pages) me(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix
 		p.failErr(w, r, v, prefix, err)
 		return
 	}
-	hist, err := p.b.Events(ctx, activity.Filter{User: v.Session.User, Types: historyTypes, Limit: historyLen})
+	logins, err := p.ownLogins(r, v, prefix)
+	if err != nil {
+		p.failErr(w, r, v, prefix, err)
+		return
+	}
+	types := historyTypes
+	if logins != nil {
+		// The login history shows sign-ins and ends; failures remain.
+		types = []string{activity.LoginFailed}
+	}
+	hist, err := p.b.Events(ctx, activity.Filter{User: v.Session.User, Types: types, Limit: historyLen})
 	if err != nil {
 		p.failErr(w, r, v, prefix, fmt.Errorf("loading login history: %w", err))
 		return
@@ -430,6 +443,8 @@ func (p *pages) me(w http.ResponseWriter, r *http.Request, v *web.Viewer, prefix
 	d := &meData{
 		LogoutURL: prefix + "/logout",
 		OthersURL: prefix + "/sessions/revoke-others",
+		Logins:    logins,
+		HasLogins: logins != nil,
 		History:   eventRows(hist.Items, now),
 	}
 	// This device first, even if another was used more recently: it is
@@ -622,7 +637,9 @@ type userRow struct {
 	LastLogin   string
 	LastLogout  string
 	SessionsURL string
-	RevokeURL   string
+	// HistoryURL opens the user's login history (the row's link).
+	HistoryURL string
+	RevokeURL  string
 }
 
 type adminUsersData struct {
@@ -661,6 +678,7 @@ func (p *pages) adminUsers(w http.ResponseWriter, r *http.Request, v *web.Viewer
 			LastLogin:   ago(now, u.LastLogin),
 			LastLogout:  ago(now, u.LastLogout),
 			SessionsURL: prefix + "/admin/?" + url.Values{"user": {u.User}}.Encode(),
+			HistoryURL:  historyURL(prefix, u.User),
 		}
 		if v.Admin {
 			// An auditor gets no revoke controls.

@@ -304,8 +304,8 @@ func logEvent(l *zap.Logger, e activity.Event) {
 		zap.String("reason", e.Reason),
 		zap.String("actor", e.Actor),
 	}
-	if e.Inactivity != "" {
-		fields = append(fields, zap.String("inactivity_duration", e.Inactivity))
+	if activity.EndsSession(e.Type) {
+		fields = append(fields, zap.Int64("inactivity_duration", e.Inactivity), zap.Int64("duration", e.Duration))
 	}
 	if e.Detail != "" {
 		fields = append(fields, zap.String("detail", e.Detail))

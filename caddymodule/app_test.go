@@ -24,3 +24,29 @@ func TestLogEventDetail(t *testing.T) {
 		}
 	}
 }
+
+// Issue 8, item 1: events that end a session log its final inactivity
+// and duration as numbers of seconds; other events log neither.
+func TestLogEventFinalTimes(t *testing.T) {
+	for _, tc := range []struct {
+		e    activity.Event
+		want bool
+	}{
+		{activity.Event{Type: activity.ExpiredIdle, Inactivity: 1800, Duration: 7200}, true},
+		{activity.Event{Type: activity.Logout}, true},
+		{activity.Event{Type: activity.LoginSucceeded}, false},
+	} {
+		core, logs := observer.New(zap.InfoLevel)
+		logEvent(zap.New(core), tc.e)
+		m := logs.All()[0].ContextMap()
+		in, okIn := m["inactivity_duration"]
+		du, okDu := m["duration"]
+		if okIn != tc.want || okDu != tc.want {
+			t.Errorf("%s: logged inactivity %v (%v), duration %v (%v); want them: %v", tc.e.Type, in, okIn, du, okDu, tc.want)
+			continue
+		}
+		if tc.want && (in != tc.e.Inactivity || du != tc.e.Duration) {
+			t.Errorf("%s: logged inactivity %#v, duration %#v; want int64 %d, %d", tc.e.Type, in, du, tc.e.Inactivity, tc.e.Duration)
+		}
+	}
+}

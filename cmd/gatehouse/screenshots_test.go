@@ -99,6 +99,11 @@ func TestScreenshotTool(t *testing.T) {
 	sam.shot(out, "admin-auditor")
 	sam.navigate(d.SiteURL + "/.gatehouse/admin/users")
 	sam.screenshot("review-auditor-users")
+	// Login history (issue 8): everyone's, and one user's from the Users tab.
+	alice.navigate(d.SiteURL + "/.gatehouse/admin/history")
+	alice.shot(out, "login-history")
+	alice.navigate(d.SiteURL + "/.gatehouse/admin/history?user=dave")
+	alice.screenshot("review-login-history-dave")
 
 	// Empty states and narrow windows, full pages, for review rather than
 	// the README.
@@ -118,6 +123,7 @@ func TestScreenshotTool(t *testing.T) {
 		{alice, "/.gatehouse/admin/alerts", "narrow-alerts"},
 		{alice, "/.gatehouse/admin/alerts?user=nobody", "narrow-alerts-none"},
 		{bobLaptop, "/.gatehouse/", "narrow-my-sessions"},
+		{alice, "/.gatehouse/admin/history", "narrow-login-history"},
 		{alice, "/.gatehouse/admin/?country=KP", "narrow-admin-no-match"},
 		{alice, "/.gatehouse/admin/users?prefix=zz", "narrow-admin-no-users"},
 	} {

@@ -40,6 +40,16 @@ var Types = []string{
 	RefreshFailed, BackchannelLogout, Anomaly, AdminExport,
 }
 
+// endTypes are the types of events that end a session.
+var endTypes = []string{
+	Logout, SessionRevoked, RevokedOthers, ExpiredIdle, ExpiredLifetime,
+	EndedNewLogin, IPConflict, RefreshFailed, BackchannelLogout,
+}
+
+// EndsSession reports whether events of type typ end a session: they carry
+// its final Inactivity and Duration, and complete its login history row.
+func EndsSession(typ string) bool { return slices.Contains(endTypes, typ) }
+
 // Reasons carried by login_failed and access_denied events.
 const (
 	ReasonStateMismatch   = "state_mismatch"
@@ -71,10 +81,13 @@ type Event struct {
 	City      string    `json:"city"`
 	Country   string    `json:"country"`
 	Device    string    `json:"device"`
-	// Inactivity is how long the session had been unused when it ended, as
-	// a Go duration string ("31m0s"); empty when it does not apply.
-	Inactivity string `json:"inactivity_duration"`
-	Reason     string `json:"reason"`
+	// Inactivity is how long the session had been unused when it ended,
+	// in whole seconds; 0 on events that end no session.
+	Inactivity int64 `json:"inactivity_duration"`
+	// Duration is how long the session lasted, sign-in to end, in whole
+	// seconds; 0 on events that end no session.
+	Duration int64  `json:"duration"`
+	Reason   string `json:"reason"`
 	// Actor is the email of whoever caused the event (an admin revoking a
 	// session), or "system".
 	Actor string `json:"actor"`
@@ -84,6 +97,11 @@ type Event struct {
 	// MFA, on login_succeeded, tells whether the sign-in used a second
 	// factor.
 	MFA bool `json:"mfa"`
+	// IssuerKey, on login_succeeded, is the session's session.IssuerKey:
+	// it goes to the login history row only (not the log, nor JSON), so
+	// that /me/history can tell one provider's user from another's of the
+	// same subject.
+	IssuerKey string `json:"-"`
 }
 
 // Filter selects events. Zero fields match everything.

@@ -20,7 +20,7 @@ import (
 var CSVColumns = []string{
 	"time", "type", "user", "email", "session_id", "ip", "city", "country",
 	"device", "inactivity_duration", "reason", "actor",
-	"site", "detail", "mfa", "id",
+	"site", "detail", "mfa", "id", "duration",
 }
 
 // CSVWriter writes events as CSV rows, one at a time, so an export of any
@@ -55,9 +55,15 @@ func (c *CSVWriter) Write(e *Event) error {
 	r := c.row
 	r[0] = e.Time.UTC().Format(time.RFC3339)
 	r[1], r[2], r[3], r[4], r[5] = e.Type, user, email, e.SessionID, ip
-	r[6], r[7], r[8], r[9] = e.City, e.Country, e.Device, e.Inactivity
+	inactivity, duration := "", ""
+	if EndsSession(e.Type) {
+		// Seconds, as the API gives them; empty for events that end no
+		// session, so that 0 means "ended at once".
+		inactivity, duration = strconv.FormatInt(e.Inactivity, 10), strconv.FormatInt(e.Duration, 10)
+	}
+	r[6], r[7], r[8], r[9] = e.City, e.Country, e.Device, inactivity
 	r[10], r[11], r[12], r[13] = e.Reason, actor, e.Site, detail
-	r[14], r[15] = strconv.FormatBool(e.MFA), e.ID
+	r[14], r[15], r[16] = strconv.FormatBool(e.MFA), e.ID, duration
 	for i := range r {
 		r[i] = NeutraliseCell(r[i])
 	}

@@ -398,7 +398,7 @@ func TestIdleTimeoutAndLifetime(t *testing.T) {
 			}
 		}
 		ev := h.eventsOf(activity.ExpiredIdle)
-		if len(ev) != 1 || ev[0].SessionID != idleID || ev[0].Inactivity != "12m0s" {
+		if len(ev) != 1 || ev[0].SessionID != idleID || ev[0].Inactivity != 12*60 {
 			t.Errorf("session_expired_idle events = %+v", ev)
 		}
 		// Past the maximum lifetime even the active session ends.

@@ -106,6 +106,7 @@ func (rt *Runtime) recordEnd(ctx context.Context, s *session.Session, reason, si
 	rt.cache.Invalidate(s.ID)
 	e := eventFor(s, reason)
 	e.Actor = activity.ActorSystem
+	finalTimes(&e, s, rt.cfg.Now())
 	if site != "" {
 		e.Site = site
 	}

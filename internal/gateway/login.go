@@ -230,6 +230,7 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
 	e := eventFor(s, activity.LoginSucceeded)
 	e.Actor = s.Email
 	e.MFA = s.MFA
+	e.IssuerKey = s.IssuerKey
 	g.rt.Record(r.Context(), e)
 	g.setSessionCookie(w, r, sec.Cookie(), g.cfg.MaxLifetime)
 	g.setLogoutHint(w, r, s.ID, res.IDToken)

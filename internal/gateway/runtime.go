@@ -358,11 +358,23 @@ func (rt *Runtime) End(ctx context.Context, id, reason, actor, site string) (*se
 	if site != "" {
 		e.Site = site
 	}
-	if reason == session.EndIdle || reason == session.EndLifetime {
-		e.Inactivity = now.Sub(s.LastAccess).Truncate(time.Second).String()
-	}
+	finalTimes(&e, s, now)
 	rt.Record(ctx, e)
 	return s, nil
+}
+
+// finalTimes sets the final inactivity and duration, in seconds, on the
+// event that ends s at now (SPEC, "Activity log"). A clock behind the
+// session's times (another instance's) gives 0, not a negative span.
+func finalTimes(e *activity.Event, s *session.Session, now time.Time) {
+	secs := func(from time.Time) int64 {
+		if from.IsZero() || !now.After(from) {
+			return 0
+		}
+		return int64(now.Sub(from) / time.Second)
+	}
+	e.Inactivity = secs(s.LastAccess)
+	e.Duration = secs(s.CreatedAt)
 }
 
 func eventFor(s *session.Session, typ string) activity.Event {

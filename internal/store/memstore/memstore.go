@@ -73,6 +73,8 @@ type Store struct {
 	claimsLimit int
 
 	ev eventRing
+	// hist is the login history (history.go), kept by Append.
+	hist loginHistory
 	// keys are the signing keys (keys.go), under their own lock.
 	keys signingKeys
 }
@@ -701,6 +703,9 @@ func (m *Store) Append(_ context.Context, e *activity.Event) error {
 	e.ID = eventID(m.ev.seq)
 	c := *e
 	c.Time = ms(c.Time)
+	m.hist.recordLocked(&c, historyMax(m.ev.max))
+	// The issuer key is for the history row only, as in Redis.
+	c.IssuerKey = ""
 	m.ev.push(c)
 	return nil
 }
@@ -748,6 +753,11 @@ func (m *Store) Trim(_ context.Context, before time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.ev.drop(func(e *activity.Event) bool { return e.Time.Before(before) })
+	n := 0
+	for n < len(m.hist.rows) && m.hist.rows[n].LoginTime.Before(before) {
+		n++
+	}
+	m.hist.dropLocked(n)
 	return nil
 }
 

@@ -126,3 +126,9 @@ func TestClaimsExpireUnderFlood(t *testing.T) {
 		t.Errorf("%d claims kept, want about the 1,000 live ones (at most a few thousand)", n)
 	}
 }
+
+func TestHistory(t *testing.T) {
+	storetest.History(t, func(t *testing.T, now func() time.Time, maxLen int) storetest.HistoryBackend {
+		return New(Options{Now: now, EventMaxLen: maxLen})
+	})
+}

@@ -300,19 +300,44 @@ func deadlineMillis(s *session.Session) int64 {
 
 // Event stream fields. Every entry carries all of them, in this order,
 // even when empty: Redis then stores the names once per stream node
-// instead of once per entry. New fields go at the end (mf, MFA, came
-// last); entries written before a field existed lack it and read it as
-// empty. mf (MFA) is "1" or "".
-var eventFields = []string{"t", "y", "u", "e", "s", "si", "ip", "ci", "co", "d", "in", "r", "a", "dt", "mf"}
+// instead of once per entry. New fields go at the end (du, the duration,
+// came last); entries written before a field existed lack it and read it
+// as empty. mf (MFA) is "1" or "". in and du are whole seconds, "" for 0;
+// in written before issue 8 is a Go duration string ("31m0s") and still
+// reads.
+var eventFields = []string{"t", "y", "u", "e", "s", "si", "ip", "ci", "co", "d", "in", "r", "a", "dt", "mf", "du"}
+
+// secondsField encodes a count of seconds, "" for none.
+func secondsField(n int64) string {
+	if n <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// parseSeconds decodes secondsField, and the Go duration strings that
+// the inactivity field held before issue 8; anything else reads as 0.
+func parseSeconds(v string) int64 {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return n
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return int64(d / time.Second)
+	}
+	return 0
+}
 
 func encodeEvent(e *activity.Event) []any {
 	var t int64
 	if !e.Time.IsZero() {
 		t = e.Time.UnixMilli()
 	}
-	vals := []string{strconv.FormatInt(t, 10), e.Type, e.User, e.Email, e.SessionID, e.Site, e.IP, e.City, e.Country, e.Device, e.Inactivity, e.Reason, e.Actor, e.Detail, ""}
+	vals := []string{strconv.FormatInt(t, 10), e.Type, e.User, e.Email, e.SessionID, e.Site, e.IP, e.City, e.Country, e.Device, secondsField(e.Inactivity), e.Reason, e.Actor, e.Detail, "", secondsField(e.Duration)}
 	if e.MFA {
-		vals[len(vals)-1] = "1"
+		vals[14] = "1"
 	}
 	out := make([]any, 0, 2*len(vals))
 	for i, v := range vals {
@@ -328,8 +353,8 @@ func decodeEvent(id string, vals map[string]any) (activity.Event, error) {
 	}
 	e := activity.Event{
 		ID: id, Type: get("y"), User: get("u"), Email: get("e"), SessionID: get("s"), Site: get("si"),
-		IP: get("ip"), City: get("ci"), Country: get("co"), Device: get("d"), Inactivity: get("in"),
-		Reason: get("r"), Actor: get("a"), Detail: get("dt"), MFA: get("mf") == "1",
+		IP: get("ip"), City: get("ci"), Country: get("co"), Device: get("d"), Inactivity: parseSeconds(get("in")),
+		Reason: get("r"), Actor: get("a"), Detail: get("dt"), MFA: get("mf") == "1", Duration: parseSeconds(get("du")),
 	}
 	if v := get("t"); v != "" && v != "0" {
 		n, err := strconv.ParseInt(v, 10, 64)

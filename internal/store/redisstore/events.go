@@ -11,7 +11,9 @@ import (
 )
 
 // Append implements activity.Store. The event's ID is its stream entry ID,
-// which follows its time (see appendScript).
+// which follows its time (see appendScript). Sign-ins and session ends
+// then update the login history (history.go); when that fails the event
+// is stored all the same, with its ID set, and the error says so.
 func (s *Store) Append(ctx context.Context, e *activity.Event) error {
 	t := ms(e.Time)
 	if t < 0 {
@@ -23,7 +25,7 @@ func (s *Store) Append(ctx context.Context, e *activity.Event) error {
 		return fail("appending event", err)
 	}
 	e.ID = id
-	return nil
+	return s.recordHistory(ctx, e)
 }
 
 // Query implements activity.Store. It walks the stream newest first in
@@ -100,8 +102,10 @@ func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, er
 // Trim implements activity.Store.
 func (s *Store) Trim(ctx context.Context, before time.Time) error {
 	minID := strconv.FormatInt(max(before.UnixMilli(), 0), 10)
-	err := s.c.XTrimMinID(ctx, s.events, minID).Err()
-	return fail("trimming events", err)
+	if err := s.c.XTrimMinID(ctx, s.events, minID).Err(); err != nil {
+		return fail("trimming events", err)
+	}
+	return s.trimHistory(ctx, before)
 }
 
 // validStreamID checks the shape ms-seq.

@@ -32,7 +32,7 @@ func realisticEvent(i int) activity.Event {
 	}
 	switch e.Type {
 	case activity.ExpiredIdle:
-		e.Inactivity = "30m0s"
+		e.Inactivity, e.Duration = 1800, 7260
 	case activity.LoginFailed:
 		e.Reason, e.Detail = "state_invalid", "3 like events from 203.0.113.0/24"
 	case activity.AccessDenied:

@@ -67,3 +67,14 @@ func TestEvents(t *testing.T) {
 		return newStore(t, addr, now)
 	})
 }
+
+func TestHistory(t *testing.T) {
+	addr := testredis.Start(t)
+	storetest.History(t, func(t *testing.T, now func() time.Time, maxLen int) storetest.HistoryBackend {
+		s, err := New(Options{Client: newClient(t, addr), Prefix: fmt.Sprintf("h%d", prefixes.Add(1)), Now: now, EventMaxLen: int64(maxLen)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}

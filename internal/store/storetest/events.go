@@ -24,7 +24,7 @@ func Events(t *testing.T, open EventOpener) {
 		tests := []activity.Event{{
 			Time: T0.In(time.FixedZone("X", 3600)), Type: activity.ExpiredIdle, User: "alice", Email: "alice@example.com",
 			SessionID: "sess000000000000000001", Site: "app.example.com:8443", IP: "2001:db8::1", City: "Zürich",
-			Country: "CH", Device: "desktop", Inactivity: "31m0s", Reason: "idle, \"really\"", Actor: activity.ActorSystem,
+			Country: "CH", Device: "desktop", Inactivity: 1860, Duration: 86399, Reason: "idle, \"really\"", Actor: activity.ActorSystem,
 			Detail: "12 like events from 192.0.2.0/24, \"quoted\", ünïcödé",
 		}, {
 			// Regression (issue 7, item 5): login_succeeded carries mfa.
