@@ -13,12 +13,8 @@ import (
 // Append implements activity.Store. The event's ID is its stream entry ID,
 // which follows its time (see appendScript).
 func (s *Store) Append(ctx context.Context, e *activity.Event) error {
-	t := ms(e.Time)
-	if t < 0 {
-		t = 0
-	}
-	args := append([]any{t, s.maxLen}, encodeEvent(e)...)
-	id, err := appendScript.Run(ctx, s.c, []string{s.events}, args...).Text()
+	// With its index entries (evindex.go).
+	id, err := s.appendIndexed(ctx, e)
 	if err != nil {
 		return fail("appending event", err)
 	}
@@ -26,8 +22,10 @@ func (s *Store) Append(ctx context.Context, e *activity.Event) error {
 	return nil
 }
 
-// Query implements activity.Store. It walks the stream newest first in
-// chunks, bounded by From and To, and filters with activity.Filter.Match.
+// Query implements activity.Store. A filter on a user, site or type reads
+// that value's index (queryIndexed); otherwise Query walks the stream
+// newest first in chunks, bounded by From and To. Both filter with
+// activity.Filter.Match.
 // When the filter rejects most events, one call examines at most
 // EventMaxScan of them and may return a short page whose Next continues.
 func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, error) {
@@ -59,6 +57,11 @@ func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, er
 		if start == "+" || compareStreamIDs(f.Cursor, start) < 0 {
 			start = "(" + f.Cursor
 		}
+	}
+
+	if keys := s.queryIndexKeys(&f); keys != nil {
+		// A user, site or type: read its index (evindex.go).
+		return s.queryIndexed(ctx, &f, keys, start, end, limit)
 	}
 
 	var page activity.Page
@@ -100,8 +103,11 @@ func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, er
 // Trim implements activity.Store.
 func (s *Store) Trim(ctx context.Context, before time.Time) error {
 	minID := strconv.FormatInt(max(before.UnixMilli(), 0), 10)
-	err := s.c.XTrimMinID(ctx, s.events, minID).Err()
-	return fail("trimming events", err)
+	if err := s.c.XTrimMinID(ctx, s.events, minID).Err(); err != nil {
+		return fail("trimming events", err)
+	}
+	// The indexes, to what the stream kept (retention and the cap).
+	return s.trimIndexes(ctx)
 }
 
 // validStreamID checks the shape ms-seq.
