@@ -65,7 +65,8 @@ func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, er
 	}
 
 	var page activity.Page
-	chunk := int64(min(max(2*limit, 100), 1000))
+	// limit+1 at most, enough to fill a page and know that more follow.
+	chunk := int64(min(max(2*limit, 100), activity.MaxLimit+1))
 	seen, lastID := 0, ""
 	for seen < s.evScan {
 		msgs, err := s.c.XRevRangeN(ctx, s.events, start, end, chunk).Result()
@@ -93,7 +94,7 @@ func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, er
 		}
 		start = "(" + lastID
 		// Wider chunks once it is clear the filter is selective.
-		chunk = min(2*chunk, 1000)
+		chunk = min(2*chunk, activity.MaxLimit+1)
 	}
 	// Out of budget: let the caller continue from where the scan stopped.
 	page.Next = lastID

@@ -307,7 +307,7 @@ func (s *Store) trimIndexes(ctx context.Context) error {
 // and then, like the scan, returns a page whose Next continues.
 func (s *Store) queryIndexed(ctx context.Context, f *activity.Filter, keys []string, start, end string, limit int) (activity.Page, error) {
 	var page activity.Page
-	chunk := int64(min(max(limit+1, 100), 1000))
+	chunk := int64(min(max(limit+1, 100), activity.MaxLimit+1))
 	seen, lastID := 0, ""
 	for seen < s.evScan {
 		streams := make([]*redis.XMessageSliceCmd, len(keys))
@@ -387,7 +387,7 @@ func (s *Store) queryIndexed(ctx context.Context, f *activity.Filter, keys []str
 			return page, nil
 		}
 		start = "(" + floor
-		chunk = min(2*chunk, 1000)
+		chunk = min(2*chunk, activity.MaxLimit+1)
 	}
 	page.Next = lastID
 	return page, nil
