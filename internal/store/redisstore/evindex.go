@@ -69,11 +69,13 @@ func (s *Store) queryIndexKeys(f *activity.Filter) []string {
 		keys = []string{s.eventIndexKey(ixUser, f.User), s.eventIndexKey(ixEmail, foldKey(f.User))}
 	case f.Site != "":
 		keys = []string{s.eventIndexKey(ixSite, f.Site)}
-	case len(f.Types) > 0:
+	// Events with no type or site are not indexed: a filter that asks
+	// for them scans.
+	case len(f.Types) > 0 && !slices.Contains(f.Types, ""):
 		for _, t := range f.Types {
 			keys = append(keys, s.eventIndexKey(ixType, t))
 		}
-	case f.Sites != nil && len(f.Sites) <= maxReachIndexes:
+	case f.Sites != nil && len(f.Sites) <= maxReachIndexes && !slices.Contains(f.Sites, ""):
 		for _, site := range f.Sites {
 			keys = append(keys, s.eventIndexKey(ixSite, site))
 		}

@@ -129,6 +129,8 @@ func Events(t *testing.T, open EventOpener) {
 			{"types and range", activity.Filter{Types: []string{activity.AccessDenied}, From: t0.Add(15 * time.Minute), To: t0.Add(75 * time.Minute)}},
 			{"type unknown", activity.Filter{Types: []string{"no_such_type"}}},
 			{"site unknown", activity.Filter{Site: "c.example.com"}},
+			{"sites with none", activity.Filter{Sites: []string{""}}},
+			{"type none", activity.Filter{Types: []string{""}}},
 			{"everything", activity.Filter{User: "user2", Site: "a.example.com", Types: []string{activity.LoginSucceeded, activity.SessionRevoked}, IPPrefix: "10.", Sites: []string{"a.example.com"}, From: t0.Add(10 * time.Minute), To: t0.Add(110 * time.Minute)}},
 		}
 		for _, tt := range tests {
