@@ -227,27 +227,36 @@
 // 100, p50/p99 of 200 calls; sequential reads in pages of 1,000):
 //
 //	                        1,000,000 events     10,000,000 events
-//	memory per event        303 B (stream 243,   TENM_MEM
-//	                        indexes 60)
-//	first page, no filter   1.5 / 5.8 ms         TENM_ALL
-//	by user (subject)       0.25 / 4.1 ms        TENM_USER
-//	by user (email)         0.24 / 4.0 ms        TENM_EMAIL
-//	by type                 1.1 / 5.7 ms         TENM_TYPE
-//	by two types            1.7 / 13.5 ms        TENM_TYPES2
-//	by date range (a day)   1.3 / 31.6 ms        TENM_DATE
-//	by rare site            1.3 / 18.0 ms        TENM_RARE
-//	rare site as reach      1.7 / 23.0 ms        TENM_REACH
-//	user, type, 30 days     0.16 / 0.9 ms        TENM_UTR
-//	by rare IP prefix       1,353 / 1,557 ms     TENM_IP
-//	read all (no filter)    80,572 rows/s        TENM_WALLALL
-//	read a type (10%)       42,422 rows/s        TENM_WALLTYPE
-//	read a site (5%)        43,929 rows/s        TENM_WALLSITE
+//	memory per event        303 B (stream 243,   274 B (stream 246,
+//	                        indexes 60)          indexes 28)
+//	first page, no filter   1.5 / 5.8 ms         1.8 / 7.6 ms
+//	by user (subject)       0.25 / 4.1 ms        3.5 / 13.1 ms
+//	by user (email)         0.24 / 4.0 ms        3.5 / 10.7 ms
+//	by type                 1.1 / 5.7 ms         1.8 / 6.7 ms
+//	by two types            1.7 / 13.5 ms        2.4 / 8.3 ms
+//	by date range (a day)   1.3 / 31.6 ms        4.4 / 12.3 ms
+//	by rare site            1.3 / 18.0 ms        1.3 / 6.5 ms
+//	rare site as reach      1.7 / 23.0 ms        1.2 / 6.8 ms
+//	user, type, 30 days     0.16 / 0.9 ms        0.84 / 5.4 ms
+//	by rare IP prefix       1,353 / 1,557 ms     847 / 1,251 ms
+//	read all (no filter)    80,572 rows/s        93,633 rows/s
+//	read a type (10%)       42,422 rows/s        53,647 rows/s
+//	read a site (5%)        43,929 rows/s        63,588 rows/s
+//	load (Append's script)  13,011 events/s      14,082 events/s
 //
-// The indexes cost 60 bytes an event at 1M events (20 per user) and less
-// per event as users accumulate events; 50,000 events of 5,000 users in
-// TestMemoryPerEvent cost 237 bytes an event without indexes and 352
+// 10,000,000 events took 2.56 GiB of Redis memory. The indexes cost 60
+// bytes an event at 1M events (20 per user) and 28 at 10M (200 per
+// user): per event less as users accumulate events. 50,000 events of
+// 5,000 users in TestMemoryPerEvent cost 237 bytes an event without indexes and 352
 // with (ten events a user, the lists' fixed part dominating). First
-// pages do not grow with the log: an index read is a range read. An IP
+// pages stay within a few milliseconds from 1M to 10M: an index read is
+// a range read. By user they grew from 0.25 to 3.5 ms because a user's
+// 200 IDs are lists (subject and email), read whole, and Query fetches
+// every ID of a read, 400 here, not only a page's (cutting a read to its
+// newest chunk IDs would fix that); by date range from 1.3 to 4.4 ms, not
+// analysed.
+// The machine was shared (load average 4 to 13 on 2 cores), so these
+// are pessimistic; the rows/s are as much Go decoding as Redis. An IP
 // prefix is not indexed and scans up to EventMaxScan events, about a
 // second for a rare prefix, returning a short page and a cursor. A read
 // through an index costs an XRANGE per event on top of the index read,
@@ -299,7 +308,7 @@
 // events a day each (sign-ins, sign-outs, expiries, denials), writes
 // about 50,000 events a day, 4.5 million in 90 days, the SPEC's default
 // retention; 5,000,000 events are about 1.05 GiB, and about 1.4 GiB with
-// their indexes (see Event indexes: 300 bytes an event in all at 20
+// their indexes (see Event indexes: 303 bytes an event in all at 20
 // events a user, 352 at ten). Retention (Trim) is
 // the rule and the cap the safety net: a flood of events (bogus
 // callbacks) then drops the oldest events instead of filling Redis. XADD
