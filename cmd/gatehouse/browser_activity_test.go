@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -92,8 +93,12 @@ func TestBrowserActivityTab(t *testing.T) {
 		t.Fatal(err)
 	}
 	var csvIDs, apiIDs []string
+	idCol := slices.Index(recs[0], "id")
+	if idCol < 0 {
+		t.Fatalf("export has no id column: %q", recs[0])
+	}
 	for _, r := range recs[1:] {
-		csvIDs = append(csvIDs, r[len(r)-1])
+		csvIDs = append(csvIDs, r[idCol])
 	}
 	for _, it := range list.Items {
 		apiIDs = append(apiIDs, it.ID)

@@ -15,12 +15,8 @@ import (
 // then update the login history (history.go); when that fails the event
 // is stored all the same, with its ID set, and the error says so.
 func (s *Store) Append(ctx context.Context, e *activity.Event) error {
-	t := ms(e.Time)
-	if t < 0 {
-		t = 0
-	}
-	args := append([]any{t, s.maxLen}, encodeEvent(e)...)
-	id, err := appendScript.Run(ctx, s.c, []string{s.events}, args...).Text()
+	// With its index entries (evindex.go).
+	id, err := s.appendIndexed(ctx, e)
 	if err != nil {
 		return fail("appending event", err)
 	}
@@ -28,8 +24,10 @@ func (s *Store) Append(ctx context.Context, e *activity.Event) error {
 	return s.recordHistory(ctx, e)
 }
 
-// Query implements activity.Store. It walks the stream newest first in
-// chunks, bounded by From and To, and filters with activity.Filter.Match.
+// Query implements activity.Store. A filter on a user, site or type reads
+// that value's index (queryIndexed); otherwise Query walks the stream
+// newest first in chunks, bounded by From and To. Both filter with
+// activity.Filter.Match.
 // When the filter rejects most events, one call examines at most
 // EventMaxScan of them and may return a short page whose Next continues.
 func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, error) {
@@ -63,8 +61,14 @@ func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, er
 		}
 	}
 
+	if keys := s.queryIndexKeys(&f); keys != nil {
+		// A user, site or type: read its index (evindex.go).
+		return s.queryIndexed(ctx, &f, keys, start, end, limit)
+	}
+
 	var page activity.Page
-	chunk := int64(min(max(2*limit, 100), 1000))
+	// limit+1 at most, enough to fill a page and know that more follow.
+	chunk := int64(min(max(2*limit, 100), activity.MaxLimit+1))
 	seen, lastID := 0, ""
 	for seen < s.evScan {
 		msgs, err := s.c.XRevRangeN(ctx, s.events, start, end, chunk).Result()
@@ -92,7 +96,7 @@ func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, er
 		}
 		start = "(" + lastID
 		// Wider chunks once it is clear the filter is selective.
-		chunk = min(2*chunk, 1000)
+		chunk = min(2*chunk, activity.MaxLimit+1)
 	}
 	// Out of budget: let the caller continue from where the scan stopped.
 	page.Next = lastID
@@ -105,7 +109,11 @@ func (s *Store) Trim(ctx context.Context, before time.Time) error {
 	if err := s.c.XTrimMinID(ctx, s.events, minID).Err(); err != nil {
 		return fail("trimming events", err)
 	}
-	return s.trimHistory(ctx, before)
+	if err := s.trimHistory(ctx, before); err != nil {
+		return err
+	}
+	// The indexes, to what the stream kept (retention and the cap).
+	return s.trimIndexes(ctx)
 }
 
 // validStreamID checks the shape ms-seq.

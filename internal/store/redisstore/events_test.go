@@ -41,9 +41,15 @@ func realisticEvent(i int) activity.Event {
 	return e
 }
 
-// appendMany appends events through the append script, pipelined.
-func appendMany(ctx context.Context, s *Store, n int) error {
-	if err := appendScript.Load(ctx, s.c).Err(); err != nil {
+// appendMany appends events as Append does (with their index entries),
+// pipelined; with plain, as before the indexes (appendScript), for
+// comparison.
+func appendMany(ctx context.Context, s *Store, n int, plain bool) error {
+	script := appendIndexedScript
+	if plain {
+		script = appendScript
+	}
+	if err := script.Load(ctx, s.c).Err(); err != nil {
 		return err
 	}
 	const batch = 1000
@@ -51,8 +57,11 @@ func appendMany(ctx context.Context, s *Store, n int) error {
 		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i := from; i < min(from+batch, n); i++ {
 				e := realisticEvent(i)
-				args := append([]any{ms(e.Time), s.maxLen}, encodeEvent(&e)...)
-				appendScript.EvalSha(ctx, p, []string{s.events}, args...)
+				keys, args := s.appendArgs(&e)
+				if plain {
+					keys, args = keys[:1], append(args[:2:2], args[3:]...)
+				}
+				script.EvalSha(ctx, p, keys, args...)
 			}
 			return nil
 		})
@@ -64,23 +73,35 @@ func appendMany(ctx context.Context, s *Store, n int) error {
 }
 
 // TestMemoryPerEvent measures what one event costs in Redis, the figure
-// behind DefaultEventMaxLen in doc.go.
+// behind DefaultEventMaxLen in doc.go, without and with its index
+// entries. realisticEvent has ten events per user here, the costly case
+// for the user indexes (each user's lists have a fixed part).
 func TestMemoryPerEvent(t *testing.T) {
 	addr := testredis.Start(t)
-	s := newStorePrefix(t, addr, "ev", nil)
-	ctx := t.Context()
-	const n = 50_000
-	before := usedMemory(t, s.c)
-	if err := appendMany(ctx, s, n); err != nil {
-		t.Fatal(err)
-	}
-	per := float64(usedMemory(t, s.c)-before) / n
-	t.Logf("%d events: %.0f bytes/event in Redis; %d events (DefaultEventMaxLen) ≈ %.0f MiB", n, per, DefaultEventMaxLen, per*DefaultEventMaxLen/(1<<20))
-	// Most of it is the values themselves. A regression in the fixed
-	// field order (names stored per entry) would cost about 40 bytes
-	// more an event.
-	if per > 250 {
-		t.Errorf("%.0f bytes/event, want at most 250", per)
+	for _, tt := range []struct {
+		name  string
+		plain bool
+		max   float64
+	}{
+		// A regression in the fixed field order (names stored per
+		// entry) would cost about 40 bytes more an event.
+		{"stream", true, 250},
+		{"indexed", false, 360},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStorePrefix(t, addr, "ev"+tt.name, nil)
+			ctx := t.Context()
+			const n = 50_000
+			before := usedMemory(t, s.c)
+			if err := appendMany(ctx, s, n, tt.plain); err != nil {
+				t.Fatal(err)
+			}
+			per := float64(usedMemory(t, s.c)-before) / n
+			t.Logf("%d events: %.0f bytes/event in Redis; %d events (DefaultEventMaxLen) ≈ %.0f MiB", n, per, DefaultEventMaxLen, per*DefaultEventMaxLen/(1<<20))
+			if per > tt.max {
+				t.Errorf("%.0f bytes/event, want at most %.0f", per, tt.max)
+			}
+		})
 	}
 }
 

@@ -66,7 +66,7 @@ type Options struct {
 	// catches up. The oldest events go first. XADD MAXLEN ~ trims whole
 	// stream nodes, so the stream may exceed the cap by up to one node
 	// (100 events). Default: 5,000,000 (DefaultEventMaxLen), 90 days of
-	// a busy site, about 1 GiB of Redis memory.
+	// a busy site, about 1.4 GiB of Redis memory with the event indexes.
 	EventMaxLen int64
 	// MaxScan bounds the index entries one List or Users call examines
 	// when filters reject most of them; the page may then come back short

@@ -116,6 +116,22 @@ func Events(t *testing.T, open EventOpener) {
 			{"sites empty", activity.Filter{Sites: []string{}}},
 			{"sites excluding site", activity.Filter{Sites: []string{"a.example.com"}, Site: "b.example.com"}},
 			{"sites and type", activity.Filter{Sites: []string{"a.example.com"}, Types: []string{activity.LoginFailed}}},
+			// Combinations: the most selective field picks how a store
+			// looks events up, the others still filter (issue 8, item 7).
+			{"user and site", activity.Filter{User: "user1", Site: "a.example.com"}},
+			{"email and types", activity.Filter{User: "USER2@example.com", Types: []string{activity.LoginFailed, activity.SessionRevoked}}},
+			{"user and range", activity.Filter{User: "user0", From: t0.Add(30 * time.Minute), To: t0.Add(90 * time.Minute)}},
+			{"user and ip prefix", activity.Filter{User: "user1", IPPrefix: "10.1."}},
+			{"user outside sites", activity.Filter{User: "user0", Sites: []string{"c.example.com"}}},
+			{"site and types", activity.Filter{Site: "a.example.com", Types: []string{activity.LoginSucceeded, activity.Logout}}},
+			{"site and range", activity.Filter{Site: "b.example.com", To: t0.Add(50 * time.Minute)}},
+			{"types and sites", activity.Filter{Types: []string{activity.Logout, activity.AccessDenied}, Sites: []string{"b.example.com"}}},
+			{"types and range", activity.Filter{Types: []string{activity.AccessDenied}, From: t0.Add(15 * time.Minute), To: t0.Add(75 * time.Minute)}},
+			{"type unknown", activity.Filter{Types: []string{"no_such_type"}}},
+			{"site unknown", activity.Filter{Site: "c.example.com"}},
+			{"sites with none", activity.Filter{Sites: []string{""}}},
+			{"type none", activity.Filter{Types: []string{""}}},
+			{"everything", activity.Filter{User: "user2", Site: "a.example.com", Types: []string{activity.LoginSucceeded, activity.SessionRevoked}, IPPrefix: "10.", Sites: []string{"a.example.com"}, From: t0.Add(10 * time.Minute), To: t0.Add(110 * time.Minute)}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -189,10 +205,200 @@ func Events(t *testing.T, open EventOpener) {
 		}
 	})
 
+	// Regression (issue 8, item 7): a store that scans a bounded number of
+	// events for a filter returned a short or empty first page for a value
+	// that only old events have. 3,000 common events follow 15 rare ones;
+	// every filter on the rare values gets a full first page and then the
+	// rest.
+	t.Run("RareValueFullPage", func(t *testing.T) {
+		st := open(t, NewClock(T0).Now)
+		var rare []string
+		for i := range 15 {
+			e := activity.Event{
+				Time: t0.Add(time.Duration(i) * time.Second), Type: activity.SessionRevoked,
+				User: "rare-user", Email: "Rare@Example.com", Site: "rare.example.com", IP: "192.0.2.7",
+			}
+			must(t, "Append", st.Append(ctx, &e))
+			rare = append(rare, e.ID)
+		}
+		slices.Reverse(rare)
+		for i := range 3000 {
+			e := activity.Event{
+				Time: t0.Add(time.Hour + time.Duration(i)*time.Second), Type: activity.LoginSucceeded,
+				User: fmt.Sprintf("common%d", i%2), Email: "common@example.com", Site: "common.example.com", IP: "198.51.100.1",
+			}
+			must(t, "Append", st.Append(ctx, &e))
+		}
+		for _, f := range []activity.Filter{
+			{User: "rare-user"},
+			{User: "rare@example.COM"},
+			{Site: "rare.example.com"},
+			{Types: []string{activity.SessionRevoked}},
+			{Types: []string{activity.SessionRevoked, activity.AccessDenied}},
+			{Sites: []string{"rare.example.com"}},
+			{User: "rare-user", Site: "rare.example.com", Types: []string{activity.SessionRevoked}},
+		} {
+			f.Limit = 10
+			page, err := st.Query(ctx, f)
+			must(t, "Query", err)
+			var got []string
+			for _, e := range page.Items {
+				got = append(got, e.ID)
+			}
+			if !slices.Equal(got, rare[:10]) || page.Next == "" {
+				t.Fatalf("first page of %+v = %v, next %q; want the 10 newest rare events %v and a cursor", f, got, page.Next, rare[:10])
+			}
+			f.Cursor = page.Next
+			page, err = st.Query(ctx, f)
+			must(t, "Query", err)
+			got = got[:0]
+			for _, e := range page.Items {
+				got = append(got, e.ID)
+			}
+			if !slices.Equal(got, rare[10:]) || page.Next != "" {
+				t.Fatalf("second page of %+v = %v, next %q; want %v and no cursor", f, got, page.Next, rare[10:])
+			}
+		}
+	})
+
+	// Pages follow one another without gaps or duplicates while events
+	// are appended: a walk returns exactly the matching events from its
+	// first item down, whatever was appended meanwhile.
+	t.Run("PaginationConcurrentAppends", func(t *testing.T) {
+		st := open(t, NewClock(T0).Now)
+		types := []string{activity.LoginSucceeded, activity.Logout, activity.LoginFailed}
+		event := func(i int) activity.Event {
+			e := activity.Event{
+				Time: t0.Add(time.Duration(i) * time.Second), Type: types[i%3],
+				User: []string{"pager", "other"}[i%2], Email: []string{"Pager@example.com", "other@example.com"}[i%4/3],
+				Site: []string{"a.example.com", "b.example.com", "c.example.com"}[i%5/2], IP: fmt.Sprintf("10.0.%d.%d", i%7, i%250),
+			}
+			if i%50 == 0 {
+				e.Type = activity.SessionRevoked
+			}
+			return e
+		}
+		for i := range 2000 {
+			e := event(i)
+			must(t, "Append", st.Append(ctx, &e))
+		}
+		done := make(chan error, 1)
+		stop := make(chan struct{})
+		go func() {
+			// A bounded number, paced, so that a memory store's log
+			// stays within its capacity while the walks run.
+			for i := 2000; i < 4000; i++ {
+				select {
+				case <-stop:
+					done <- nil
+					return
+				case <-time.After(100 * time.Microsecond):
+				}
+				e := event(i)
+				if err := st.Append(ctx, &e); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		filters := []activity.Filter{
+			{},
+			{User: "pager"},
+			{User: "pager@EXAMPLE.com"},
+			{Types: []string{activity.LoginFailed}},
+			{Types: []string{activity.LoginSucceeded, activity.Logout}},
+			{Site: "a.example.com"},
+			{Sites: []string{"b.example.com"}},
+			{User: "pager", Types: []string{activity.Logout}, Site: "a.example.com"},
+			// A common and a rare type, filtered further: a walk that
+			// merges a long and a short list over several reads.
+			{Types: []string{activity.LoginFailed, activity.SessionRevoked}, IPPrefix: "10.0.3."},
+			{User: "other@example.com", IPPrefix: "10.0.2."},
+		}
+		walks := make([][]string, len(filters))
+		for i, f := range filters {
+			f.Limit = 37
+			for range 200 {
+				page, err := st.Query(ctx, f)
+				if err != nil {
+					close(stop)
+					<-done
+					t.Fatalf("Query: %v", err)
+				}
+				for _, e := range page.Items {
+					walks[i] = append(walks[i], e.ID)
+				}
+				if f.Cursor = page.Next; f.Cursor == "" {
+					break
+				}
+			}
+		}
+		close(stop)
+		must(t, "concurrent Append", <-done)
+
+		// The whole log, newest first, now that it is still.
+		var all []activity.Event
+		for f := (activity.Filter{Limit: activity.MaxLimit}); ; {
+			page, err := st.Query(ctx, f)
+			must(t, "Query", err)
+			all = append(all, page.Items...)
+			if f.Cursor = page.Next; f.Cursor == "" {
+				break
+			}
+		}
+		for i, f := range filters {
+			got := walks[i]
+			if len(got) == 0 {
+				t.Fatalf("walk of %+v returned nothing", f)
+			}
+			from := slices.IndexFunc(all, func(e activity.Event) bool { return e.ID == got[0] })
+			if from < 0 {
+				t.Fatalf("walk of %+v starts at %s, not in the log", f, got[0])
+			}
+			if want := ref(all[from:], f); !slices.Equal(got, want) {
+				t.Fatalf("pages of %+v while appending: %d events, want %d (%s)", f, len(got), len(want), firstDiff(got, want))
+			}
+		}
+	})
+
+	t.Run("TrimFiltered", func(t *testing.T) {
+		st := open(t, NewClock(T0).Now)
+		all := fill(t, st)
+		cut := t0.Add(60 * time.Minute)
+		must(t, "Trim", st.Trim(ctx, cut))
+		for _, f := range []activity.Filter{
+			{User: "user1"}, {User: "user0@example.com"}, {Site: "a.example.com"},
+			{Types: []string{activity.Logout}}, {Sites: []string{"b.example.com"}},
+		} {
+			want := ref(all, activity.Filter{From: cut, User: f.User, Site: f.Site, Types: f.Types, Sites: f.Sites})
+			f.Limit = 1000
+			page, err := st.Query(ctx, f)
+			must(t, "Query", err)
+			var got []string
+			for _, e := range page.Items {
+				got = append(got, e.ID)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("Query(%+v) after Trim(%v) = %v, want %v", f, cut, got, want)
+			}
+		}
+	})
+
 	t.Run("BadCursor", func(t *testing.T) {
 		st := open(t, NewClock(T0).Now)
 		if _, err := st.Query(ctx, activity.Filter{Cursor: "garbage!"}); err == nil {
 			t.Fatal("Query with a garbled cursor succeeded, want an error")
 		}
 	})
+}
+
+// firstDiff describes where two ID lists first differ.
+func firstDiff(got, want []string) string {
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			return fmt.Sprintf("at %d: %s, want %s", i, got[i], want[i])
+		}
+	}
+	return fmt.Sprintf("lengths %d and %d", len(got), len(want))
 }
