@@ -3,7 +3,6 @@ package admin
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 	"github.com/gatehouse-proxy/gatehouse/internal/web"
@@ -15,7 +14,7 @@ type alertRow struct {
 	eventRow
 	// Rule is the anomaly's reason in words.
 	Rule string
-	// UserURL opens the user's events in the Activity tab.
+	// UserURL opens the user's login history.
 	UserURL string
 }
 
@@ -69,7 +68,7 @@ func (p *pages) adminAlerts(w http.ResponseWriter, r *http.Request, v *web.Viewe
 	for _, row := range eventRows(page.Items, p.b.Now()) {
 		a := alertRow{eventRow: row, Rule: ruleLabel(row.Event.Reason)}
 		if who := row.Event.User; who != "" {
-			a.UserURL = prefix + "/admin/activity?" + url.Values{"user": {who}}.Encode()
+			a.UserURL = historyURL(prefix, who)
 		}
 		d.Rows = append(d.Rows, a)
 	}

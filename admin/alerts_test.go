@@ -25,7 +25,7 @@ func TestAlertsPage(t *testing.T) {
 		t.Fatalf("GET /admin/alerts = %d\n%s", w.Code, body)
 	}
 	for _, s := range []string{"Impossible travel", "New device", "5570 km in 10m0s", "33420 km/h",
-		`href="/.gatehouse/admin/activity?user=bob"`, "bob@example.com", "New York, US", `aria-current="page">Alerts`,
+		`href="/.gatehouse/admin/history?user=bob"`, "bob@example.com", "New York, US", `aria-current="page">Alerts`,
 		"&lt;b&gt;Lynx&lt;/b&gt;"} {
 		if !strings.Contains(body, s) {
 			t.Errorf("alerts page lacks %q", s)
