@@ -112,6 +112,10 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request, c caller, segs []str
 		if a.method(w, r, "GET") && a.adminOnly(w, c) {
 			a.listHistory(w, r, c, false)
 		}
+	case match(segs, "history.csv"):
+		if a.method(w, r, "GET") && a.adminOnly(w, c) {
+			a.historyCSV(w, r, c)
+		}
 	case c.self != nil && match(segs, "me", "history"):
 		if a.method(w, r, "GET") {
 			a.listHistory(w, r, c, true)

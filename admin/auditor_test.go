@@ -91,6 +91,7 @@ func TestAuditorOnEveryRoute(t *testing.T) {
 		{"GET /api/events.csv", get("/api/events.csv?type=login_succeeded&mask=true"), 200, none, none},
 		{"GET /api/stats", get("/api/stats?bucket=1h"), 200, none, none},
 		{"GET /api/history", get("/api/history?user=alice"), 200, none, none},
+		{"GET /api/history.csv", get("/api/history.csv?user=alice&mask=true"), 200, none, none},
 		{"GET /api/me/sessions", get("/api/me/sessions"), 200, none, none},
 		{"GET /api/me/history", get("/api/me/history"), 200, none, none},
 		{"GET /api/me/sessions/{id}", func(e auditorEnv) req { return e.as("GET", "/api/me/sessions/"+e.bobMac.ID, nil) }, 200, none, none},

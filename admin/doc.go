@@ -24,6 +24,7 @@
 //	GET    {prefix}/api/events.csv?from=&to=&user=&ip=&type=&site=&mask=
 //	GET    {prefix}/api/stats?from=&to=&bucket=&site=&user=&ip=
 //	GET    {prefix}/api/history?user=&from=&to=&site=&cursor=&limit=
+//	GET    {prefix}/api/history.csv?user=&from=&to=&site=&mask=
 //	GET    {prefix}/api/me/sessions
 //	GET    {prefix}/api/me/history?from=&to=&site=&cursor=&limit=
 //	GET    {prefix}/api/me/sessions/{id}
