@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,19 +20,23 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "history",
-		Usage: "[--user <user>] [--since <duration>] [--json] [--address <admin-api-address>]",
+		Usage: "[--user <user>] [--since <duration>] [--json | --csv [--mask]] [--address <admin-api-address>]",
 		Short: "Prints the gatehouse login history",
 		Long: `
 Prints the login history, one row per session, current and ended, newest
 sign-in first, from Caddy's admin endpoint (/gatehouse/history). --since
 takes a duration such as 30d or 12h (default 30d) and bounds the sign-in
 time; --user a subject or verified email; --json prints the raw rows, one
-JSON object a line, with the fields of /api/history.`,
+JSON object a line, with the fields of /api/history. --csv prints every
+matching row as CSV (/gatehouse/history.csv, recorded as an admin_export
+event), and --mask with it hashes users and emails and cuts IP addresses.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			addAdminFlags(cmd)
 			cmd.Flags().String("since", "30d", "how far back (sign-in time)")
 			cmd.Flags().String("user", "", "only this user (subject or email)")
 			cmd.Flags().Bool("json", false, "print JSON, one row a line")
+			cmd.Flags().Bool("csv", false, "print CSV: every matching row")
+			cmd.Flags().Bool("mask", false, "with --csv: hash users and emails, cut IP addresses")
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(cmdHistory)
 		},
 	})
@@ -41,6 +46,25 @@ func cmdHistory(fl caddycmd.Flags) (int, error) {
 	since, err := caddy.ParseDuration(fl.String("since"))
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, fmt.Errorf("--since: %w", err)
+	}
+	if fl.Bool("csv") {
+		if fl.Bool("json") {
+			return caddy.ExitCodeFailedStartup, errors.New("--csv and --json exclude each other")
+		}
+		q := url.Values{"from": {time.Now().Add(-since).UTC().Format(time.RFC3339)}}
+		if u := fl.String("user"); u != "" {
+			q.Set("user", u)
+		}
+		if fl.Bool("mask") {
+			q.Set("mask", "true")
+		}
+		if err := adminStream(fl, "/gatehouse/history.csv?"+q.Encode(), os.Stdout); err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
+		return caddy.ExitCodeSuccess, nil
+	}
+	if fl.Bool("mask") {
+		return caddy.ExitCodeFailedStartup, errors.New("--mask goes with --csv")
 	}
 	get := func(uri string) ([]byte, error) { return adminCall(fl, http.MethodGet, uri) }
 	if err := printHistory(os.Stdout, get, fl.String("user"), time.Now().Add(-since), fl.Bool("json")); err != nil {

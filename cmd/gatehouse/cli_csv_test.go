@@ -48,3 +48,33 @@ func TestCLIEventsCSV(t *testing.T) {
 		t.Errorf("%d admin_export events, want 2:\n%s", n, out)
 	}
 }
+
+// Issue 8, item 3: gatehouse history --csv streams the login history.
+func TestCLIHistoryCSV(t *testing.T) {
+	d, admin := startTestDemo(t, "")
+	addr := strings.TrimPrefix(admin, "http://")
+	testflow.New(t).Login(d.SiteURL, "/", "alice")
+	testflow.New(t).Login(d.SiteURL, "/", "bob")
+
+	out, err := gatehouse(t, "history", "--csv", "--user", "alice@example.com", "--address", addr)
+	if err != nil {
+		t.Fatalf("gatehouse history --csv: %v\n%s", err, out)
+	}
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatalf("output is not CSV: %v\n%s", err, out)
+	}
+	if recs[0][0] != "session_id" || len(recs) != 2 || recs[1][1] != "alice" || recs[1][len(recs[1])-1] != "active" {
+		t.Fatalf("gatehouse history --csv =\n%s", out)
+	}
+	out, err = gatehouse(t, "history", "--csv", "--mask", "--address", addr)
+	if err != nil {
+		t.Fatalf("gatehouse history --csv --mask: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "@example.com") || strings.Count(out, "anon-") < 2 {
+		t.Errorf("masked history shows emails or no hashes:\n%s", out)
+	}
+	if out, err := gatehouse(t, "history", "--mask", "--address", addr); err == nil {
+		t.Errorf("--mask without --csv succeeded:\n%s", out)
+	}
+}
