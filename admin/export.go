@@ -54,23 +54,9 @@ func (a *api) eventsCSV(w http.ResponseWriter, r *http.Request, c caller) {
 		a.fail(w, err)
 		return
 	}
-	var mask *activity.Mask
-	switch qv.Get("mask") {
-	case "", "false":
-	case "true":
-		m, ok := a.b.(Masker)
-		if !ok {
-			a.fail(w, badf("mask=true is not available here"))
-			return
-		}
-		mask = m.Masker()
-	default:
-		a.fail(w, badf("mask must be true or false"))
-		return
-	}
-	rec, ok := a.b.(Recorder)
-	if !ok {
-		a.fail(w, errors.New("exports need a backend that records events"))
+	mask, rec, err := a.exportParts(qv)
+	if err != nil {
+		a.fail(w, err)
 		return
 	}
 	f.Limit = activity.MaxLimit
@@ -123,6 +109,28 @@ func (a *api) eventsCSV(w http.ResponseWriter, r *http.Request, c caller) {
 			panic(http.ErrAbortHandler)
 		}
 	}
+}
+
+// exportParts reads mask= and finds what every export needs: the masker
+// (for mask=true) and the recorder of its admin_export event.
+func (a *api) exportParts(qv url.Values) (*activity.Mask, Recorder, error) {
+	var mask *activity.Mask
+	switch qv.Get("mask") {
+	case "", "false":
+	case "true":
+		m, ok := a.b.(Masker)
+		if !ok {
+			return nil, nil, badf("mask=true is not available here")
+		}
+		mask = m.Masker()
+	default:
+		return nil, nil, badf("mask must be true or false")
+	}
+	rec, ok := a.b.(Recorder)
+	if !ok {
+		return nil, nil, errors.New("exports need a backend that records events")
+	}
+	return mask, rec, nil
 }
 
 // exportEvent is the admin_export event of an export: who, from where,

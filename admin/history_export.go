@@ -23,23 +23,9 @@ func (a *api) historyCSV(w http.ResponseWriter, r *http.Request, c caller) {
 		a.fail(w, err)
 		return
 	}
-	var mask *activity.Mask
-	switch qv.Get("mask") {
-	case "", "false":
-	case "true":
-		m, ok := a.b.(Masker)
-		if !ok {
-			a.fail(w, badf("mask=true is not available here"))
-			return
-		}
-		mask = m.Masker()
-	default:
-		a.fail(w, badf("mask must be true or false"))
-		return
-	}
-	rec, ok := a.b.(Recorder)
-	if !ok {
-		a.fail(w, errors.New("exports need a backend that records events"))
+	mask, rec, err := a.exportParts(qv)
+	if err != nil {
+		a.fail(w, err)
 		return
 	}
 	f.Limit = activity.MaxLimit
