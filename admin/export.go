@@ -68,11 +68,7 @@ func (a *api) eventsCSV(w http.ResponseWriter, r *http.Request, c caller) {
 		a.fail(w, fmt.Errorf("exporting events: %w", err))
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/csv; charset=utf-8")
-	h.Set("Content-Disposition", `attachment; filename="gatehouse-events-`+a.b.Now().UTC().Format("20060102T150405Z")+`.csv"`)
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	a.csvHeaders(w, "events")
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
 		return
@@ -109,6 +105,15 @@ func (a *api) eventsCSV(w http.ResponseWriter, r *http.Request, c caller) {
 			panic(http.ErrAbortHandler)
 		}
 	}
+}
+
+// csvHeaders starts a CSV download named gatehouse-<what>-<time>.csv.
+func (a *api) csvHeaders(w http.ResponseWriter, what string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Content-Disposition", `attachment; filename="gatehouse-`+what+`-`+a.b.Now().UTC().Format("20060102T150405Z")+`.csv"`)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
 }
 
 // exportParts reads mask= and finds what every export needs: the masker

@@ -39,11 +39,7 @@ func (a *api) historyCSV(w http.ResponseWriter, r *http.Request, c caller) {
 		a.fail(w, fmt.Errorf("exporting login history: %w", err))
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/csv; charset=utf-8")
-	h.Set("Content-Disposition", `attachment; filename="gatehouse-history-`+a.b.Now().UTC().Format("20060102T150405Z")+`.csv"`)
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	a.csvHeaders(w, "history")
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
 		return

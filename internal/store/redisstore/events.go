@@ -11,7 +11,7 @@ import (
 )
 
 // Append implements activity.Store. The event's ID is its stream entry ID,
-// which follows its time (see appendScript). Sign-ins and session ends
+// which follows its time (see appendIndexedScript). Sign-ins and session ends
 // then update the login history (history.go); when that fails the event
 // is stored all the same, with its ID set, and the error says so.
 func (s *Store) Append(ctx context.Context, e *activity.Event) error {

@@ -138,7 +138,10 @@ local function listid(id)
 end
 `
 
-// appendIndexedScript adds an event to the stream as appendScript does and
+// appendIndexedScript adds an event to the stream with an ID taken from
+// the event's time, so that time bounds map to ID ranges (IDs must grow:
+// an event older than the newest entry, from clock skew between
+// instances, falls back to the next free ID, later than its time), and
 // its ID to each of its indexes, in one step, so that an index never
 // lacks an event that Query could otherwise find. An index is a list of
 // IDs until it holds smallIndex of them, then a stream whose entries have

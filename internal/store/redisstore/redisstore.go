@@ -29,7 +29,7 @@ const (
 	// (see doc.go, "Event stream").
 	DefaultEventMaxLen = 5_000_000
 	// DefaultMaxSkew bounds how far an event's stream ID may run ahead of
-	// its time (see appendScript); Query widens its upper ID bound by it.
+	// its time (see appendIndexedScript); Query widens its upper ID bound by it.
 	DefaultMaxSkew = 5 * time.Minute
 )
 

@@ -784,30 +784,6 @@ for _, e in ipairs(stale) do brem(KEYS[1], e[2], e[1]) end
 return {out, ls, lu, exhausted and 1 or 0}
 `)
 
-// appendScript adds an event to the stream with an ID taken from the
-// event's time, so that time bounds map to ID ranges. IDs must grow; an
-// event older than the newest entry (clock skew between instances) falls
-// back to the next free ID, which is then later than its time. KEYS
-// stream. ARGV time ms, max length (0 none), then field/value pairs.
-var appendScript = redis.NewScript(`
-local args = {'XADD', KEYS[1]}
-local maxlen = tonumber(ARGV[2])
-if maxlen > 0 then
-  args[#args + 1] = 'MAXLEN'
-  args[#args + 1] = '~'
-  args[#args + 1] = maxlen
-end
-local at = #args + 1
-args[at] = ARGV[1] .. '-*'
-for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
-local id = redis.pcall(unpack(args))
-if type(id) == 'table' and id.err then
-  args[at] = '*'
-  id = redis.call(unpack(args))
-end
-return id
-`)
-
 // userByEmailScript returns the subject whose verified email has the
 // email key given, the one with the latest login when several do (ties:
 // the greater subject by bytes), or nil. The index holds subjects at the
