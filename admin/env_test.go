@@ -201,7 +201,7 @@ func (e *env) loginOn(site string, verified bool, user, email, name string, dev 
 	e.t.Helper()
 	now := e.clock.Now()
 	s := &session.Session{
-		ID:            session.NewSecret().ID(),
+		ID:            session.NewSecretFor(user).ID(),
 		User:          user,
 		Email:         email,
 		EmailVerified: verified,

@@ -35,7 +35,7 @@ func TestSessionsShowMFA(t *testing.T) {
 	ctx := context.Background()
 	add := func(from *session.Session, amr []string, mfa bool) *session.Session {
 		s := from.Clone()
-		s.ID = session.NewSecret().ID()
+		s.ID = session.NewSecretFor(s.User).ID()
 		s.AMR, s.MFA = amr, mfa
 		if err := e.store.Create(ctx, s); err != nil {
 			t.Fatal(err)

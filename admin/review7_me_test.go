@@ -28,7 +28,7 @@ func TestReview7MySessionsStayWithinIssuer(t *testing.T) {
 			mk := func(issuer string) *session.Session {
 				now := e.clock.Now()
 				s := &session.Session{
-					ID: session.NewSecret().ID(), User: "carol", Site: siteA,
+					ID: session.NewSecretFor("carol").ID(), User: "carol", Site: siteA,
 					CreatedAt: now, LastAccess: now, ExpiresAt: now.Add(time.Hour),
 					IP: "192.0.2.50", LastIP: "192.0.2.50", IssuerKey: session.IssuerKey(issuer),
 				}

@@ -141,7 +141,7 @@ func TestStreamsThroughCaddyClosedByRevoke(t *testing.T) {
 	lat := map[string][]time.Duration{}
 	for i := range rounds {
 		kind := []string{"ws", "sse"}[i%2]
-		sec := session.NewSecret()
+		sec := session.NewSecretFor("alice")
 		now := time.Now().UTC().Truncate(time.Millisecond)
 		s := &session.Session{ID: sec.ID(), User: "alice", Site: listen, CreatedAt: now, LastAccess: now, ExpiresAt: now.Add(time.Hour)}
 		if err := stB.Create(context.Background(), s); err != nil {

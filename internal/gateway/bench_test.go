@@ -30,7 +30,7 @@ func benchGateway(b testing.TB, st backend, cacheTTL time.Duration, opts ...harn
 	if err != nil {
 		b.Fatal(err)
 	}
-	sec := session.NewSecret()
+	sec := session.NewSecretFor("alice")
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	s := &session.Session{
 		ID: sec.ID(), User: "alice", Email: "alice@example.com", Username: "alice",
@@ -143,7 +143,7 @@ func BenchmarkRevocationSeenByOtherInstance(b *testing.B) {
 	ctx := context.Background()
 	lat := make([]time.Duration, 0, b.N)
 	for b.Loop() {
-		sec := session.NewSecret()
+		sec := session.NewSecretFor("u")
 		now := time.Now().UTC().Truncate(time.Millisecond)
 		s := &session.Session{ID: sec.ID(), User: "u", CreatedAt: now, LastAccess: now, ExpiresAt: now.Add(time.Hour)}
 		if err := stA.Create(ctx, s); err != nil {

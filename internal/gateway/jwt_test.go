@@ -386,7 +386,7 @@ func TestJWTWrongSecret(t *testing.T) {
 	}
 	gA, _ := mk(testSecret)
 	gB, errsB := mk([]byte("another secret, also 32 bytes long......"))
-	sec := session.NewSecret()
+	sec := session.NewSecretFor("bob")
 	now := time.Now()
 	if err := st.Create(context.Background(), &session.Session{ID: sec.ID(), User: "bob", CreatedAt: now, LastAccess: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)

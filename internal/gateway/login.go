@@ -288,7 +288,7 @@ func (g *Gateway) openState(v, site string, ls *loginState) error {
 }
 
 func (g *Gateway) createSession(r *http.Request, res *oidcflow.Result) (*session.Session, session.Secret, error) {
-	sec := session.NewSecret()
+	sec := session.NewSecretFor(res.Identity.Subject)
 	now := g.rt.cfg.Now().UTC().Truncate(time.Millisecond)
 	ip := g.cfg.ClientIP(r)
 	ipStr := addrString(ip)

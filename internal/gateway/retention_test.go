@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -20,15 +21,15 @@ func TestRetentionAndCap(t *testing.T) {
 	const capMem, capRedis = 200, 300
 	for _, tc := range []struct {
 		name string
-		// lo, hi bound the events kept after the burst: Redis trims
-		// whole stream nodes (XADD MAXLEN ~), up to 100 events over.
+		// lo, hi bound the events kept after the burst: Redis keeps
+		// the cap in 16 shards, a sixteenth (rounded up) each.
 		lo, hi int
 		open   func(t *testing.T, now func() time.Time) backend
 	}{
 		{"memory", capMem, capMem, func(t *testing.T, now func() time.Time) backend {
 			return memstore.New(memstore.Options{Now: now, EventMaxLen: capMem})
 		}},
-		{"redis", capRedis, capRedis + 100, func(t *testing.T, now func() time.Time) backend {
+		{"redis", capRedis, capRedis + 16, func(t *testing.T, now func() time.Time) backend {
 			st, err := redisstore.New(redisstore.Options{URL: "redis://" + testredis.Start(t), Now: now, EventMaxLen: capRedis})
 			if err != nil {
 				t.Fatal(err)
@@ -46,8 +47,10 @@ func TestRetentionAndCap(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(rt.Close)
-			for range 5 * 24 {
-				rt.Record(ctx, activity.Event{Type: activity.Logout, User: "alice"})
+			// Of many users: the Redis store splits its cap over 16
+			// shards, each user's events in one of them.
+			for i := range 5 * 24 {
+				rt.Record(ctx, activity.Event{Type: activity.Logout, User: fmt.Sprintf("user%d", i%40)})
 				clock.Advance(time.Hour)
 			}
 			rt.trim(ctx)
@@ -65,7 +68,10 @@ func TestRetentionAndCap(t *testing.T) {
 
 			// A burst within the retention: the cap holds, newest kept.
 			for i := range 3000 {
-				rt.Record(ctx, activity.Event{Type: activity.LoginFailed, Reason: activity.ReasonStateMismatch, Detail: "burst"})
+				// From many addresses, as a distributed flood of bogus
+				// callbacks would come.
+				ip := fmt.Sprintf("198.51.%d.%d", i/250, i%250)
+				rt.Record(ctx, activity.Event{Type: activity.LoginFailed, Reason: activity.ReasonStateMismatch, Detail: "burst", IP: ip})
 				if i%100 == 0 {
 					clock.Advance(time.Second)
 				}

@@ -13,7 +13,7 @@ import (
 // another site (or another instance) would have, and returns it.
 func plantSession(t *testing.T, h *harness, user, issuer string, lastAccess time.Time) *session.Session {
 	t.Helper()
-	sec := session.NewSecret()
+	sec := session.NewSecretFor(user)
 	now := h.clock.Now().UTC().Truncate(time.Millisecond)
 	s := &session.Session{
 		ID: sec.ID(), User: user, Site: "other.example", IP: "127.0.0.1",

@@ -684,7 +684,7 @@ func TestSessionOfAnotherIssuerIsNoSessionHere(t *testing.T) {
 			{"another provider", "https://other-idp.example", http.StatusUnauthorized},
 			{"this provider", h.idpSrv.URL, http.StatusOK},
 		} {
-			sec := session.NewSecret()
+			sec := session.NewSecretFor("alice")
 			s := &session.Session{ID: sec.ID(), User: "alice", Site: "app.example.com", CreatedAt: now, LastAccess: now,
 				ExpiresAt: now.Add(time.Hour), IssuerKey: session.IssuerKey(tt.issuer)}
 			if err := h.store.Create(context.Background(), s); err != nil {

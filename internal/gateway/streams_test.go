@@ -234,7 +234,7 @@ func newStreamSite(t testing.TB, kind string) *streamSite {
 // Cookie header that carries it.
 func (ss *streamSite) newSession(t testing.TB) (*session.Session, string) {
 	t.Helper()
-	sec := session.NewSecret()
+	sec := session.NewSecretFor("alice")
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	s := &session.Session{ID: sec.ID(), User: "alice", Site: "x", CreatedAt: now, LastAccess: now, ExpiresAt: now.Add(time.Hour)}
 	if err := ss.rtA.Store().Create(context.Background(), s); err != nil {

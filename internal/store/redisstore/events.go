@@ -25,9 +25,9 @@ func (s *Store) Append(ctx context.Context, e *activity.Event) error {
 }
 
 // Query implements activity.Store. A filter on a user, site or type reads
-// that value's index (queryIndexed); otherwise Query walks the stream
-// newest first in chunks, bounded by From and To. Both filter with
-// activity.Filter.Match.
+// that value's index in every shard that may hold it; otherwise Query
+// walks every shard's stream; either way newest first, merged, bounded by
+// From and To, and filtered with activity.Filter.Match (evmerge.go).
 // When the filter rejects most events, one call examines at most
 // EventMaxScan of them and may return a short page whose Next continues.
 func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, error) {
@@ -61,59 +61,26 @@ func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, er
 		}
 	}
 
-	if keys := s.queryIndexKeys(&f); keys != nil {
-		// A user, site or type: read its index (evindex.go).
-		return s.queryIndexed(ctx, &f, keys, start, end, limit)
-	}
-
-	var page activity.Page
-	// limit+1 at most, enough to fill a page and know that more follow.
-	chunk := int64(min(max(2*limit, 100), activity.MaxLimit+1))
-	seen, lastID := 0, ""
-	for seen < s.evScan {
-		msgs, err := s.c.XRevRangeN(ctx, s.events, start, end, chunk).Result()
-		if err != nil {
-			return activity.Page{}, fail("querying events", err)
-		}
-		for _, m := range msgs {
-			seen++
-			lastID = m.ID
-			e, err := decodeEvent(m.ID, m.Values)
-			if err != nil {
-				return activity.Page{}, err
-			}
-			if !f.Match(&e) {
-				continue
-			}
-			if len(page.Items) == limit {
-				page.Next = page.Items[limit-1].ID
-				return page, nil
-			}
-			page.Items = append(page.Items, e)
-		}
-		if int64(len(msgs)) < chunk {
-			return page, nil
-		}
-		start = "(" + lastID
-		// Wider chunks once it is clear the filter is selective.
-		chunk = min(2*chunk, activity.MaxLimit+1)
-	}
-	// Out of budget: let the caller continue from where the scan stopped.
-	page.Next = lastID
-	return page, nil
+	return s.queryMerged(ctx, &f, s.querySources(&f, start, end, limit), limit)
 }
 
-// Trim implements activity.Store.
+// Trim implements activity.Store, shard by shard.
 func (s *Store) Trim(ctx context.Context, before time.Time) error {
 	minID := strconv.FormatInt(max(before.UnixMilli(), 0), 10)
-	if err := s.c.XTrimMinID(ctx, s.events, minID).Err(); err != nil {
-		return fail("trimming events", err)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		if err := s.c.XTrimMinID(ctx, sh.events, minID).Err(); err != nil {
+			return fail("trimming events", err)
+		}
+		if err := s.trimHistory(ctx, sh, before); err != nil {
+			return err
+		}
+		// The indexes, to what the stream kept (retention and the cap).
+		if err := s.trimIndexes(ctx, sh); err != nil {
+			return err
+		}
 	}
-	if err := s.trimHistory(ctx, before); err != nil {
-		return err
-	}
-	// The indexes, to what the stream kept (retention and the cap).
-	return s.trimIndexes(ctx)
+	return nil
 }
 
 // validStreamID checks the shape ms-seq.

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,54 +29,90 @@ const (
 // name for Query to read their site indexes rather than the stream: a
 // reach of few sites is where a scan would return short pages, and
 // merging many indexes costs more than scanning the stream.
-const maxReachIndexes = 16
+const maxReachIndexes = 4
 
-func (s *Store) eventIndexKey(family, value string) string {
-	return s.events + ":" + family + value
+func (sh *shard) eventIndexKey(family, value string) string {
+	return sh.events + ":" + family + value
 }
 
-// eventIndexes is the set of every index key, so that Trim finds them.
-func (s *Store) eventIndexes() string { return s.events + ":ix" }
+// eventIndexes is the set of every index key of the shard, so that Trim
+// finds them.
+func (sh *shard) eventIndexes() string { return sh.events + ":ix" }
 
-// indexKeysOf returns the index keys an event goes into.
-func (s *Store) indexKeysOf(e *activity.Event) []string {
+// indexList is the list form of the index whose stream is key.
+func (sh *shard) indexList(key string) string {
+	return sh.events + ":l:" + strings.TrimPrefix(key, sh.events+":")
+}
+
+// shardOfEvent is the shard an event goes to: its user's, so that a
+// user's events and their index are in one place; else its session's;
+// else one chosen by a hash of its IP, so that anonymous floods spread.
+func (s *Store) shardOfEvent(e *activity.Event) *shard {
+	switch {
+	case e.User != "":
+		return s.shardOfUser(e.User)
+	case e.SessionID != "":
+		return s.shardOfID(e.SessionID)
+	}
+	return s.shardOfUser(e.IP)
+}
+
+// shardOfEventID is the shard whose stream holds the event id: each
+// shard's IDs have sequence numbers equal to its number modulo the
+// number of shards (appendIndexedScript), so IDs are unique across
+// shards and name their shard.
+func (s *Store) shardOfEventID(id string) *shard {
+	_, q, _ := strings.Cut(id, "-")
+	seq, _ := strconv.ParseUint(q, 10, 64)
+	return &s.shards[seq%uint64(len(s.shards))]
+}
+
+// indexKeysOf returns the index keys an event goes into, in its shard.
+func (sh *shard) indexKeysOf(e *activity.Event) []string {
 	keys := make([]string, 0, 4)
 	if e.User != "" {
-		keys = append(keys, s.eventIndexKey(ixUser, e.User))
+		keys = append(keys, sh.eventIndexKey(ixUser, e.User))
 	}
 	if e.Email != "" {
-		keys = append(keys, s.eventIndexKey(ixEmail, foldKey(e.Email)))
+		keys = append(keys, sh.eventIndexKey(ixEmail, foldKey(e.Email)))
 	}
 	if e.Type != "" {
-		keys = append(keys, s.eventIndexKey(ixType, e.Type))
+		keys = append(keys, sh.eventIndexKey(ixType, e.Type))
 	}
 	if e.Site != "" {
-		keys = append(keys, s.eventIndexKey(ixSite, e.Site))
+		keys = append(keys, sh.eventIndexKey(ixSite, e.Site))
 	}
 	return keys
 }
 
 // queryIndexKeys returns the index keys Query reads for f, the most
 // selective kind among f's fields (user, then site, then types, then a
-// small reach), or nil to scan the stream. Every event f matches is in
-// one of them; Match then applies the rest of f.
+// small reach), or nil to scan the streams. Every event f matches is in
+// one of them; Match then applies the rest of f. A subject's index is in
+// its shard; an email's, a type's and a site's are in every shard.
 func (s *Store) queryIndexKeys(f *activity.Filter) []string {
 	var keys []string
+	every := func(family, value string) {
+		for i := range s.shards {
+			keys = append(keys, s.shards[i].eventIndexKey(family, value))
+		}
+	}
 	switch {
 	case f.User != "":
 		// The subject exactly, or the email in any case (Filter.Match).
-		keys = []string{s.eventIndexKey(ixUser, f.User), s.eventIndexKey(ixEmail, foldKey(f.User))}
+		keys = []string{s.shardOfUser(f.User).eventIndexKey(ixUser, f.User)}
+		every(ixEmail, foldKey(f.User))
 	case f.Site != "":
-		keys = []string{s.eventIndexKey(ixSite, f.Site)}
+		every(ixSite, f.Site)
 	// Events with no type or site are not indexed: a filter that asks
 	// for them scans.
 	case len(f.Types) > 0 && !slices.Contains(f.Types, ""):
 		for _, t := range f.Types {
-			keys = append(keys, s.eventIndexKey(ixType, t))
+			every(ixType, t)
 		}
 	case f.Sites != nil && len(f.Sites) <= maxReachIndexes && !slices.Contains(f.Sites, ""):
 		for _, site := range f.Sites {
-			keys = append(keys, s.eventIndexKey(ixSite, site))
+			every(ixSite, site)
 		}
 	default:
 		return nil
@@ -126,46 +161,63 @@ local function idlt(a, b)
   if am ~= bm then return am < bm end
   return as < bs
 end
--- fullid undoes listid: a list keeps "<ms>-0" as "<ms>", which Redis
--- stores as an integer in 9 bytes rather than as 15 characters.
-local function fullid(v)
+-- fullid undoes listid: a list keeps "<ms>-<seq>" with a sequence number
+-- below G (the number of shards) as the integer ms * G + seq, which Redis
+-- stores in 9 bytes rather than as 15 characters.
+local function fullid(v, G)
   if string.find(v, '-', 1, true) then return v end
-  return v .. '-0'
+  local n = tonumber(v)
+  local q = n % G
+  return string.format('%d-%d', (n - q) / G, q)
 end
-local function listid(id)
-  local m = string.match(id, '^(%d+)-0$')
-  return m or id
+local function listid(id, G)
+  local m, q = idparts(id)
+  if q < G then return string.format('%d', m * G + q) end
+  return id
 end
 `
 
-// appendIndexedScript adds an event to the stream with an ID taken from
-// the event's time, so that time bounds map to ID ranges (IDs must grow:
-// an event older than the newest entry, from clock skew between
-// instances, falls back to the next free ID, later than its time), and
-// its ID to each of its indexes, in one step, so that an index never
-// lacks an event that Query could otherwise find. An index is a list of
-// IDs until it holds smallIndex of them, then a stream whose entries have
-// the events' IDs (one field x, empty); the index set names each by its
-// stream key. When the stream is at its cap, the indexes written are
-// trimmed to its first entry as well (Trim does the rest). An index whose
-// last ID is not below the new one (left from a stream that was deleted)
-// is started afresh. KEYS stream, index set, then per index its stream
-// and its list. ARGV time ms, max length (0 none), small index size, then
-// field/value pairs.
+// appendIndexedScript adds an event to its shard's stream with an ID
+// taken from the event's time, "<ms>-<shard>", so that time bounds map to
+// ID ranges and IDs are unique across shards (IDs must grow: an event
+// older than the newest entry, from clock skew between instances, or a
+// second one in the same millisecond, takes the next free ID whose
+// sequence number is the shard's modulo the number of shards, later than
+// its time), and its ID to each of its indexes, in one step, so that an
+// index never lacks an event that Query could otherwise find. An index
+// is a list of IDs until it holds smallIndex of them, then a stream whose
+// entries have the events' IDs (one field x, empty); the index set names
+// each by its stream key. When the stream is at its cap, the indexes
+// written are trimmed to its first entry as well (Trim does the rest). An
+// index whose last ID is not below the new one (left from a stream that
+// was deleted) is started afresh. KEYS stream, index set, then per index
+// its stream and its list. ARGV time ms, max length (0 none), small index
+// size, shard number, number of shards, "~" to trim whole stream nodes
+// only or "=" to trim exactly, then field/value pairs.
 var appendIndexedScript = redis.NewScript(luaIDs + `
 local args = {'XADD', KEYS[1]}
 local maxlen = tonumber(ARGV[2])
+local g, G = tonumber(ARGV[4]), tonumber(ARGV[5])
 if maxlen > 0 then
   args[#args + 1] = 'MAXLEN'
-  args[#args + 1] = '~'
+  args[#args + 1] = ARGV[6]
   args[#args + 1] = maxlen
 end
 local at = #args + 1
-args[at] = ARGV[1] .. '-*'
-for i = 4, #ARGV do args[#args + 1] = ARGV[i] end
+args[at] = ARGV[1] .. '-' .. g
+for i = 7, #ARGV do args[#args + 1] = ARGV[i] end
 local id = redis.pcall(unpack(args))
 if type(id) == 'table' and id.err then
-  args[at] = '*'
+  local lm, lq = 0, 0
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    local info = redis.call('XINFO', 'STREAM', KEYS[1])
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then lm, lq = idparts(info[i + 1]) end
+    end
+  end
+  local seq = lq - (lq % G) + g
+  if seq <= lq then seq = seq + G end
+  args[at] = string.format('%d-%d', lm, seq)
   id = redis.call(unpack(args))
 end
 if #KEYS < 3 then return id end
@@ -195,16 +247,16 @@ for i = 3, #KEYS, 2 do
     xadd(s, id)
   else
     local last = redis.call('LINDEX', l, -1)
-    if last and not idlt(last, id) then redis.call('DEL', l) end
+    if last and not idlt(fullid(last, G), id) then redis.call('DEL', l) end
     if trim then
       local head = redis.call('LINDEX', l, 0)
-      while head and idlt(head, trim) do
+      while head and idlt(fullid(head, G), trim) do
         redis.call('LPOP', l)
         head = redis.call('LINDEX', l, 0)
       end
     end
-    if redis.call('RPUSH', l, listid(id)) >= small then
-      for _, v in ipairs(redis.call('LRANGE', l, 0, -1)) do xadd(s, fullid(v)) end
+    if redis.call('RPUSH', l, listid(id, G)) >= small then
+      for _, v in ipairs(redis.call('LRANGE', l, 0, -1)) do xadd(s, fullid(v, G)) end
       redis.call('DEL', l)
     end
   end
@@ -216,11 +268,12 @@ return id
 // trimIndexScript drops an index's IDs below a minimum ID, and the index
 // itself, from the index set too, once it is empty. In one step, so that
 // an Append in between cannot lose its entry. KEYS index stream, index
-// list, index set. ARGV min ID.
+// list, index set. ARGV min ID, number of shards.
 var trimIndexScript = redis.NewScript(luaIDs + `
 redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
+local G = tonumber(ARGV[2])
 local head = redis.call('LINDEX', KEYS[2], 0)
-while head and idlt(head, ARGV[1]) do
+while head and idlt(fullid(head, G), ARGV[1]) do
   redis.call('LPOP', KEYS[2])
   head = redis.call('LINDEX', KEYS[2], 0)
 end
@@ -233,22 +286,33 @@ end
 return 1
 `)
 
-// indexList is the list form of the index whose stream is key.
-func (s *Store) indexList(key string) string {
-	return s.events + ":l:" + strings.TrimPrefix(key, s.events+":")
-}
-
 // appendArgs is what Append passes appendIndexedScript for e.
 func (s *Store) appendArgs(e *activity.Event) (keys []string, args []any) {
 	t := ms(e.Time)
 	if t < 0 {
 		t = 0
 	}
-	keys = []string{s.events, s.eventIndexes()}
-	for _, k := range s.indexKeysOf(e) {
-		keys = append(keys, k, s.indexList(k))
+	sh := s.shardOfEvent(e)
+	keys = []string{sh.events, sh.eventIndexes()}
+	for _, k := range sh.indexKeysOf(e) {
+		keys = append(keys, k, sh.indexList(k))
 	}
-	return keys, append([]any{t, s.maxLen, smallIndex}, encodeEvent(e)...)
+	trim := "~"
+	if s.shardMaxLen() < exactTrimBelow {
+		trim = "="
+	}
+	return keys, append([]any{t, s.shardMaxLen(), smallIndex, sh.n, len(s.shards), trim}, encodeEvent(e)...)
+}
+
+// exactTrimBelow is the shard cap below which the streams are trimmed
+// exactly: XADD MAXLEN ~ trims whole nodes (100 entries), which on 16
+// shards would let a small cap be exceeded by 1,600 events; exact
+// trimming costs a little more per XADD, which only small caps pay.
+const exactTrimBelow = 10_000
+
+// shardMaxLen is a shard stream's part of EventMaxLen.
+func (s *Store) shardMaxLen() int64 {
+	return max((s.maxLen+int64(len(s.shards))-1)/int64(len(s.shards)), 1)
 }
 
 // appendIndexed appends e and its index entries; it returns the ID.
@@ -261,8 +325,8 @@ func (s *Store) appendIndexed(ctx context.Context, e *activity.Event) (string, e
 // those below its first entry, or every one when it is empty. IDs only
 // grow, so no event will come back below that point; dangling entries
 // that remain (MINID ~ in Append trims whole nodes) are skipped by Query.
-func (s *Store) trimIndexes(ctx context.Context) error {
-	info, err := s.c.XInfoStream(ctx, s.events).Result()
+func (s *Store) trimIndexes(ctx context.Context, sh *shard) error {
+	info, err := s.c.XInfoStream(ctx, sh.events).Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
 			// Never written: no indexes either but what a deleted
@@ -283,14 +347,14 @@ func (s *Store) trimIndexes(ctx context.Context) error {
 	}
 	var cursor uint64
 	for {
-		keys, next, err := s.c.SScan(ctx, s.eventIndexes(), cursor, "", 500).Result()
+		keys, next, err := s.c.SScan(ctx, sh.eventIndexes(), cursor, "", 500).Result()
 		if err != nil {
 			return fail("trimming event indexes", err)
 		}
 		if len(keys) > 0 {
 			_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for _, k := range keys {
-					trimIndexScript.EvalSha(ctx, p, []string{k, s.indexList(k), s.eventIndexes()}, minID)
+					trimIndexScript.EvalSha(ctx, p, []string{k, sh.indexList(k), sh.eventIndexes()}, minID, len(s.shards))
 				}
 				return nil
 			})
@@ -302,100 +366,6 @@ func (s *Store) trimIndexes(ctx context.Context) error {
 			return nil
 		}
 	}
-}
-
-// queryIndexed is Query over the index keys: it merges their IDs newest
-// first between start and end (XREVRANGE bounds), fetches those events
-// and keeps the ones f matches. An ID is taken only once every index has
-// been read down to it, so that none is skipped; IDs whose event is gone
-// (trimmed, dangling) are skipped. It examines at most EventMaxScan IDs
-// and then, like the scan, returns a page whose Next continues.
-func (s *Store) queryIndexed(ctx context.Context, f *activity.Filter, keys []string, start, end string, limit int) (activity.Page, error) {
-	var page activity.Page
-	chunk := int64(min(max(limit+1, 100), activity.MaxLimit+1))
-	seen, lastID := 0, ""
-	for seen < s.evScan {
-		streams := make([]*redis.XMessageSliceCmd, len(keys))
-		lists := make([]*redis.StringSliceCmd, len(keys))
-		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, k := range keys {
-				streams[i] = p.XRevRangeN(ctx, k, start, end, chunk)
-				lists[i] = p.LRange(ctx, s.indexList(k), 0, -1)
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return activity.Page{}, fail("querying event index", err)
-		}
-		// Below the highest of the last IDs of full chunks, an index may
-		// hold IDs not read yet. Lists are read whole.
-		floor := ""
-		var ids []string
-		for i := range keys {
-			msgs := streams[i].Val()
-			if int64(len(msgs)) == chunk {
-				if last := msgs[len(msgs)-1].ID; floor == "" || compareStreamIDs(last, floor) > 0 {
-					floor = last
-				}
-			}
-			for _, m := range msgs {
-				ids = append(ids, m.ID)
-			}
-			for _, id := range lists[i].Val() {
-				if !strings.Contains(id, "-") {
-					id += "-0" // see listid in luaIDs
-				}
-				if inRange(id, start, end) {
-					ids = append(ids, id)
-				}
-			}
-		}
-		if floor != "" {
-			ids = slices.DeleteFunc(ids, func(id string) bool { return compareStreamIDs(id, floor) < 0 })
-		}
-		slices.SortFunc(ids, func(a, b string) int { return compareStreamIDs(b, a) })
-		ids = slices.Compact(ids)
-
-		events := make([]*redis.XMessageSliceCmd, len(ids))
-		if len(ids) > 0 {
-			_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for i, id := range ids {
-					events[i] = p.XRangeN(ctx, s.events, id, id, 1)
-				}
-				return nil
-			})
-			if err != nil && !errors.Is(err, redis.Nil) {
-				return activity.Page{}, fail("querying events", err)
-			}
-		}
-		for i, id := range ids {
-			seen++
-			lastID = id
-			msgs := events[i].Val()
-			if len(msgs) == 0 {
-				continue // trimmed since its index entry was written
-			}
-			e, err := decodeEvent(msgs[0].ID, msgs[0].Values)
-			if err != nil {
-				return activity.Page{}, err
-			}
-			if !f.Match(&e) {
-				continue
-			}
-			if len(page.Items) == limit {
-				page.Next = page.Items[limit-1].ID
-				return page, nil
-			}
-			page.Items = append(page.Items, e)
-		}
-		if floor == "" {
-			return page, nil
-		}
-		start = "(" + floor
-		chunk = min(2*chunk, activity.MaxLimit+1)
-	}
-	page.Next = lastID
-	return page, nil
 }
 
 // inRange reports whether id is within the XREVRANGE bounds Query uses:

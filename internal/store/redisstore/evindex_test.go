@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
+	"github.com/gatehouse-proxy/gatehouse/internal/session"
 	"github.com/gatehouse-proxy/gatehouse/internal/store/storetest"
 	"github.com/gatehouse-proxy/gatehouse/internal/testredis"
 )
@@ -34,14 +35,17 @@ func TestFoldKey(t *testing.T) {
 func indexSizes(t *testing.T, s *Store) map[string]int64 {
 	t.Helper()
 	ctx := t.Context()
-	keys, err := s.c.SMembers(ctx, s.eventIndexes()).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]int64{}
-	for _, k := range keys {
-		n := s.c.XLen(ctx, k).Val() + s.c.LLen(ctx, s.indexList(k)).Val()
-		out[strings.TrimPrefix(k, s.events+":")] = n
+	for i := range s.shards {
+		sh := &s.shards[i]
+		keys, err := s.c.SMembers(ctx, sh.eventIndexes()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			n := s.c.XLen(ctx, k).Val() + s.c.LLen(ctx, sh.indexList(k)).Val()
+			out[strings.TrimPrefix(k, sh.events+":")] += n
+		}
 	}
 	return out
 }
@@ -84,10 +88,12 @@ func TestEventIndexesTrimmed(t *testing.T) {
 		if got := indexSizes(t, s); len(got) != 0 {
 			t.Fatalf("indexes after trimming every event = %v, want none", got)
 		}
-		keys, err := s.c.Keys(ctx, s.events+":*").Result()
-		mustIx(t, err)
-		if len(keys) != 0 {
-			t.Fatalf("keys left after trimming every event: %v", keys)
+		for i := range s.shards {
+			keys, err := s.c.Keys(ctx, s.shards[i].events+":*").Result()
+			mustIx(t, err)
+			if len(keys) != 0 {
+				t.Fatalf("keys left after trimming every event: %v", keys)
+			}
 		}
 	})
 
@@ -95,35 +101,46 @@ func TestEventIndexesTrimmed(t *testing.T) {
 		s, err := New(Options{Client: newClient(t, addr), Prefix: "evcap", EventMaxLen: 1000})
 		mustIx(t, err)
 		// "early" has events only among the first 200, which the cap
-		// drops.
+		// drops: it shares its shard with "heavy", whose later events
+		// fill that shard's part of the cap.
+		early := "early"
+		for k := 0; session.UserGroup(early) != session.UserGroup("heavy"); k++ {
+			early = fmt.Sprintf("early%d", k)
+		}
 		for i := range 3000 {
 			e := event(i)
 			if i < 200 && i%2 == 1 {
-				e.User = "early"
+				e.User = early
 			}
 			mustIx(t, s.Append(ctx, &e))
 		}
 		mustIx(t, s.Trim(ctx, time.Time{}))
-		first := s.c.XRange(ctx, s.events, "-", "+").Val()[0].ID
-		for k := range indexSizes(t, s) {
-			if k == "u:early" {
-				t.Fatalf("index of a user whose events the cap dropped is still there")
+		if _, ok := indexSizes(t, s)["u:"+early]; ok {
+			t.Fatalf("index of a user whose events the cap dropped is still there")
+		}
+		for i := range s.shards {
+			sh := &s.shards[i]
+			head := s.c.XRange(ctx, sh.events, "-", "+").Val()
+			if len(head) == 0 {
+				continue
 			}
-			key := s.events + ":" + k
-			ids := s.c.LRange(ctx, s.indexList(key), 0, 0).Val()
-			if m := s.c.XRangeN(ctx, key, "-", "+", 1).Val(); len(m) > 0 {
-				ids = append(ids, m[0].ID)
-			}
-			for _, id := range ids {
-				if !strings.Contains(id, "-") {
-					id += "-0"
+			first := head[0].ID
+			keys, err := s.c.SMembers(ctx, sh.eventIndexes()).Result()
+			mustIx(t, err)
+			for _, key := range keys {
+				ids := s.c.LRange(ctx, sh.indexList(key), 0, 0).Val()
+				if m := s.c.XRangeN(ctx, key, "-", "+", 1).Val(); len(m) > 0 {
+					ids = append(ids, m[0].ID)
 				}
-				if compareStreamIDs(id, first) < 0 {
-					t.Fatalf("index %s holds %s, before the stream's first event %s", k, id, first)
+				for _, id := range ids {
+					id = fullListID(id, uint64(len(s.shards)))
+					if compareStreamIDs(id, first) < 0 {
+						t.Fatalf("index %s holds %s, before its shard's first event %s", key, id, first)
+					}
 				}
 			}
 		}
-		page, err := s.Query(ctx, activity.Filter{User: "early"})
+		page, err := s.Query(ctx, activity.Filter{User: early})
 		mustIx(t, err)
 		if len(page.Items) != 0 || page.Next != "" {
 			t.Fatalf("Query(early) = %d items, next %q; want none", len(page.Items), page.Next)
@@ -143,7 +160,7 @@ func TestEventIndexDangling(t *testing.T) {
 		ids = append(ids, e.ID)
 	}
 	slices.Reverse(ids)
-	mustIx(t, s.c.XDel(ctx, s.events, ids[3], ids[4]).Err())
+	mustIx(t, s.c.XDel(ctx, s.shardOfUser("alice").events, ids[3], ids[4]).Err())
 	page, err := s.Query(ctx, activity.Filter{User: "alice", Limit: 10})
 	mustIx(t, err)
 	var got []string
@@ -161,20 +178,21 @@ func TestEventIndexDangling(t *testing.T) {
 func TestEventIndexListToStream(t *testing.T) {
 	s := newStore(t, testredis.Start(t), nil)
 	ctx := t.Context()
-	key := s.eventIndexKey(ixUser, "bob")
+	sh := s.shardOfUser("bob")
+	key := sh.eventIndexKey(ixUser, "bob")
 	for i := range smallIndex + 5 {
 		if i == smallIndex-1 {
-			if n := s.c.LLen(ctx, s.indexList(key)).Val(); n != smallIndex-1 || s.c.Exists(ctx, key).Val() != 0 {
+			if n := s.c.LLen(ctx, sh.indexList(key)).Val(); n != smallIndex-1 || s.c.Exists(ctx, key).Val() != 0 {
 				t.Fatalf("before the move: list of %d, stream %d; want a list of %d and no stream", n, s.c.Exists(ctx, key).Val(), smallIndex-1)
 			}
 		}
 		e := activity.Event{Time: storetest.T0.Add(time.Duration(i/3) * time.Millisecond), Type: activity.Logout, User: "bob"}
 		mustIx(t, s.Append(ctx, &e))
 	}
-	if s.c.Exists(ctx, s.indexList(key)).Val() != 0 || s.c.XLen(ctx, key).Val() != smallIndex+5 {
-		t.Fatalf("after the move: list exists %d, stream of %d; want no list and %d", s.c.Exists(ctx, s.indexList(key)).Val(), s.c.XLen(ctx, key).Val(), smallIndex+5)
+	if s.c.Exists(ctx, sh.indexList(key)).Val() != 0 || s.c.XLen(ctx, key).Val() != smallIndex+5 {
+		t.Fatalf("after the move: list exists %d, stream of %d; want no list and %d", s.c.Exists(ctx, sh.indexList(key)).Val(), s.c.XLen(ctx, key).Val(), smallIndex+5)
 	}
-	all := s.c.XRange(ctx, s.events, "-", "+").Val()
+	all := s.c.XRange(ctx, sh.events, "-", "+").Val()
 	idx := s.c.XRange(ctx, key, "-", "+").Val()
 	for i := range all {
 		if all[i].ID != idx[i].ID {

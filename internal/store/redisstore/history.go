@@ -22,17 +22,19 @@ const historyTag = "h"
 // call blocks Redis for long.
 const historyBatch = 500
 
-func (s *Store) historyRow(id string) string    { return s.tag + ":h:" + id }
-func (s *Store) historyAll() string             { return s.tag + ":hx" }
-func (s *Store) historyUserPrefix() string      { return s.tag + ":hu:" }
-func (s *Store) historyUser(user string) string { return s.historyUserPrefix() + user }
-func (s *Store) historyRowPrefix() string       { return s.tag + ":h:" }
-func (s *Store) historySitePrefix() string      { return s.tag + ":hs:" }
-func (s *Store) historySite(site string) string { return s.historySitePrefix() + site }
+// A row is in its user's shard, with the user's and the shard's
+// indexes; see doc.go, "Login history".
+func (sh *shard) historyRow(id string) string    { return sh.tag + ":h:" + id }
+func (sh *shard) historyAll() string             { return sh.tag + ":hx" }
+func (sh *shard) historyUserPrefix() string      { return sh.tag + ":hu:" }
+func (sh *shard) historyUser(user string) string { return sh.historyUserPrefix() + user }
+func (sh *shard) historyRowPrefix() string       { return sh.tag + ":h:" }
+func (sh *shard) historySitePrefix() string      { return sh.tag + ":hs:" }
+func (sh *shard) historySite(site string) string { return sh.historySitePrefix() + site }
 
 // maxSiteIndexes bounds the site indexes one History call merges; a
 // reach of more sites walks the overall index instead.
-const maxSiteIndexes = 32
+const maxSiteIndexes = 8
 
 // historyDrop is the Lua that drops the rows named in the table ids from
 // the row hashes (keys rows .. id), their user and site indexes (users ..
@@ -90,13 +92,15 @@ func (s *Store) recordHistory(ctx context.Context, e *activity.Event) error {
 	if e.SessionID == "" {
 		return nil
 	}
+	// The event's shard is its user's, or its session's.
+	sh := s.shardOfEvent(e)
 	switch {
 	case e.Type == activity.LoginSucceeded:
-		keys, args := s.beginArgs(e)
+		keys, args := s.beginArgs(sh, e)
 		err := historyBeginScript.Run(ctx, s.c, keys, args...).Err()
 		return fail("recording login history", err)
 	case activity.EndsSession(e.Type):
-		err := historyEndScript.Run(ctx, s.c, []string{s.historyRow(e.SessionID)}, ms(e.Time), e.Duration, e.Inactivity, e.Type).Err()
+		err := historyEndScript.Run(ctx, s.c, []string{sh.historyRow(e.SessionID)}, ms(e.Time), e.Duration, e.Inactivity, e.Type).Err()
 		return fail("recording end in login history", err)
 	}
 	return nil
@@ -105,13 +109,14 @@ func (s *Store) recordHistory(ctx context.Context, e *activity.Event) error {
 // beginArgs are the keys and arguments of historyBeginScript for the
 // login_succeeded event e. The rows are capped at half the events' cap:
 // each session makes at least two events (its sign-in and its end), so
-// rows beyond that would outlive their events anyway.
-func (s *Store) beginArgs(e *activity.Event) ([]string, []any) {
+// rows beyond that would outlive their events anyway; each shard keeps
+// its part.
+func (s *Store) beginArgs(sh *shard, e *activity.Event) ([]string, []any) {
 	mfa := ""
 	if e.MFA {
 		mfa = "1"
 	}
-	args := []any{ms(e.Time), e.SessionID, s.historyUserPrefix(), s.historyRowPrefix(), max(s.maxLen/2, 1), s.historySitePrefix()}
+	args := []any{ms(e.Time), e.SessionID, sh.historyUserPrefix(), sh.historyRowPrefix(), max(s.shardMaxLen()/2, 1), sh.historySitePrefix()}
 	// Empty fields are left out: they read as empty.
 	for _, kv := range [][2]string{{"u", e.User}, {"e", e.Email}, {"si", e.Site}, {"ip", e.IP},
 		{"ci", e.City}, {"co", e.Country}, {"d", e.Device}, {"mf", mfa}, {"is", e.IssuerKey}, {"lt", strconv.FormatInt(ms(e.Time), 10)}} {
@@ -119,14 +124,14 @@ func (s *Store) beginArgs(e *activity.Event) ([]string, []any) {
 			args = append(args, kv[0], kv[1])
 		}
 	}
-	return []string{s.historyAll(), s.historyRow(e.SessionID), s.historyUser(e.User), s.historySite(e.Site)}, args
+	return []string{sh.historyAll(), sh.historyRow(e.SessionID), sh.historyUser(e.User), sh.historySite(e.Site)}, args
 }
 
 // trimHistory drops the rows whose login is before before.
-func (s *Store) trimHistory(ctx context.Context, before time.Time) error {
+func (s *Store) trimHistory(ctx context.Context, sh *shard, before time.Time) error {
 	for {
-		n, err := historyTrimScript.Run(ctx, s.c, []string{s.historyAll()},
-			max(before.UnixMilli(), 0), s.historyUserPrefix(), s.historyRowPrefix(), historyBatch, s.historySitePrefix()).Int()
+		n, err := historyTrimScript.Run(ctx, s.c, []string{sh.historyAll()},
+			max(before.UnixMilli(), 0), sh.historyUserPrefix(), sh.historyRowPrefix(), historyBatch, sh.historySitePrefix()).Int()
 		if err != nil {
 			return fail("trimming login history", err)
 		}
@@ -162,20 +167,33 @@ func (s *Store) History(ctx context.Context, f activity.HistoryFilter) (activity
 		}
 		after = &c
 	}
-	var keys []string
-	switch {
-	case f.User != "":
-		keys = []string{s.historyUser(f.User)}
-	case f.Site != "":
-		keys = []string{s.historySite(f.Site)}
-	case f.Sites != nil && len(f.Sites) <= maxSiteIndexes:
-		for _, site := range f.Sites {
-			if k := s.historySite(site); !slices.Contains(keys, k) {
-				keys = append(keys, k)
+	// The indexes to merge, each with its shard: a user's is in the
+	// user's shard, a site's and the overall one in every shard.
+	type index struct {
+		sh  *shard
+		key string
+	}
+	var keys []index
+	for i := range s.shards {
+		sh := &s.shards[i]
+		switch {
+		case f.User != "":
+			if sh == s.shardOfUser(f.User) {
+				keys = append(keys, index{sh, sh.historyUser(f.User)})
 			}
+		case f.Site != "":
+			keys = append(keys, index{sh, sh.historySite(f.Site)})
+		case f.Sites != nil && len(f.Sites) <= maxSiteIndexes:
+			seen := map[string]bool{}
+			for _, site := range f.Sites {
+				if !seen[site] {
+					seen[site] = true
+					keys = append(keys, index{sh, sh.historySite(site)})
+				}
+			}
+		default:
+			keys = append(keys, index{sh, sh.historyAll()})
 		}
-	default:
-		keys = []string{s.historyAll()}
 	}
 	top, bottom := "+inf", "-inf"
 	if !f.To.IsZero() {
@@ -190,7 +208,10 @@ func (s *Store) History(ctx context.Context, f activity.HistoryFilter) (activity
 	chunk := int64(min(max(2*limit, 100), 1000))
 	iters := make([]*loginIndex, len(keys))
 	for i, k := range keys {
-		iters[i] = &loginIndex{s: s, key: k, top: top, bottom: bottom, chunk: chunk}
+		iters[i] = &loginIndex{s: s, sh: k.sh, key: k.key, top: top, bottom: bottom, chunk: max(chunk/int64(len(keys)), 16)}
+	}
+	if err := s.prefill(ctx, iters); err != nil {
+		return activity.HistoryPage{}, err
 	}
 
 	now := s.now()
@@ -199,7 +220,7 @@ func (s *Store) History(ctx context.Context, f activity.HistoryFilter) (activity
 	var last cursor.Cursor
 	for seen < s.evScan {
 		// The next chunk of candidates, newest first across the indexes.
-		var ids []string
+		var ids []rowRef
 		exhausted := false
 		for int64(len(ids)) < chunk && seen < s.evScan {
 			var best *loginIndex
@@ -221,7 +242,7 @@ func (s *Store) History(ctx context.Context, f activity.HistoryFilter) (activity
 			id, _ := z.Member.(string)
 			last = cursor.Cursor{Score: int64(z.Score), Member: id}
 			if after == nil || after.After(last.Score, id) {
-				ids = append(ids, id)
+				ids = append(ids, rowRef{best.sh, id})
 			}
 		}
 		rows, err := s.historyRows(ctx, ids, now)
@@ -259,6 +280,7 @@ func newer(a, b *redis.Z) bool {
 // top down to bottom (ZRANGE scores).
 type loginIndex struct {
 	s                *Store
+	sh               *shard
 	key, top, bottom string
 	offset, chunk    int64
 	buf              []redis.Z
@@ -268,21 +290,54 @@ type loginIndex struct {
 // peek returns the next entry without taking it; nil at the end.
 func (it *loginIndex) peek(ctx context.Context) (*redis.Z, error) {
 	if len(it.buf) == 0 && !it.done {
-		zs, err := it.s.c.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
-			Key: it.key, Start: it.top, Stop: it.bottom, ByScore: true, Rev: true, Offset: it.offset, Count: it.chunk,
-		}).Result()
-		if err != nil {
-			return nil, fail("querying login history", err)
+		cmd := it.s.c.ZRangeArgsWithScores(ctx, it.args())
+		if err := it.took(cmd); err != nil {
+			return nil, err
 		}
-		if it.offset == 0 && it.top == "+inf" && len(zs) > 0 {
-			// Fix the top so that logins arriving meanwhile do not
-			// shift the offsets below.
-			it.top = strconv.FormatInt(int64(zs[0].Score), 10)
-		}
-		it.offset += int64(len(zs))
-		it.buf, it.done = zs, int64(len(zs)) < it.chunk
 	}
 	return it.head(), nil
+}
+
+func (it *loginIndex) args() redis.ZRangeArgs {
+	return redis.ZRangeArgs{
+		Key: it.key, Start: it.top, Stop: it.bottom, ByScore: true, Rev: true, Offset: it.offset, Count: it.chunk,
+	}
+}
+
+// took buffers the reply of a read made with args.
+func (it *loginIndex) took(cmd *redis.ZSliceCmd) error {
+	zs, err := cmd.Result()
+	if err != nil {
+		return fail("querying login history", err)
+	}
+	if it.offset == 0 && it.top == "+inf" && len(zs) > 0 {
+		// Fix the top so that logins arriving meanwhile do not shift
+		// the offsets below.
+		it.top = strconv.FormatInt(int64(zs[0].Score), 10)
+	}
+	it.offset += int64(len(zs))
+	it.buf, it.done = zs, int64(len(zs)) < it.chunk
+	return nil
+}
+
+// prefill makes the first read of every index in one round trip.
+func (s *Store) prefill(ctx context.Context, iters []*loginIndex) error {
+	cmds := make([]*redis.ZSliceCmd, len(iters))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, it := range iters {
+			cmds[i] = p.ZRangeArgsWithScores(ctx, it.args())
+		}
+		return nil
+	})
+	if err != nil {
+		return fail("querying login history", err)
+	}
+	for i, it := range iters {
+		if err := it.took(cmds[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (it *loginIndex) head() *redis.Z {
@@ -298,16 +353,22 @@ func (it *loginIndex) pop() *redis.Z {
 	return z
 }
 
+// rowRef names a login history row and its shard.
+type rowRef struct {
+	sh *shard
+	id string
+}
+
 // historyRows reads the rows of ids, in order; a row that is gone
 // (trimmed meanwhile) comes back empty.
-func (s *Store) historyRows(ctx context.Context, ids []string, now time.Time) ([]activity.Login, error) {
+func (s *Store) historyRows(ctx context.Context, ids []rowRef, now time.Time) ([]activity.Login, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	pipe := s.c.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
-	for i, id := range ids {
-		cmds[i] = pipe.HGetAll(ctx, s.historyRow(id))
+	for i, r := range ids {
+		cmds[i] = pipe.HGetAll(ctx, r.sh.historyRow(r.id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fail("reading login history", err)
@@ -319,7 +380,7 @@ func (s *Store) historyRows(ctx context.Context, ids []string, now time.Time) ([
 		if len(m) == 0 {
 			continue
 		}
-		rows[i] = decodeLogin(ids[i], m)
+		rows[i] = decodeLogin(ids[i].id, m)
 		if rows[i].Status == activity.StatusActive {
 			active = append(active, i)
 		}
@@ -327,11 +388,12 @@ func (s *Store) historyRows(ctx context.Context, ids []string, now time.Time) ([
 	if len(active) == 0 {
 		return rows, nil
 	}
-	// Active rows: the session's last access, or its absence.
+	// Active rows: the session's last access, or its absence. A session
+	// is in its user's shard, the row's.
 	pipe = s.c.Pipeline()
 	lasts := make([]*redis.StringCmd, len(active))
 	for j, i := range active {
-		lasts[j] = pipe.HGet(ctx, s.sessionPrefix+ids[i], fLast)
+		lasts[j] = pipe.HGet(ctx, ids[i].sh.sessionKey(ids[i].id), fLast)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return nil, fail("reading sessions of login history", err)

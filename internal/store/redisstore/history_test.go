@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -42,7 +43,7 @@ func loadLogins(ctx context.Context, t testing.TB, s *Store, n, users int, t0 ti
 		pipe := s.c.Pipeline()
 		for i := from; i < min(from+1000, n); i++ {
 			e := loginAt(i, users, t0)
-			keys, args := s.beginArgs(&e)
+			keys, args := s.beginArgs(s.shardOfEvent(&e), &e)
 			historyBeginScript.EvalSha(ctx, pipe, keys, args...)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
@@ -115,7 +116,7 @@ func TestEventInactivityOldFormat(t *testing.T) {
 	}
 	// As written before issue 8: no du field.
 	vals = vals[:len(vals)-2]
-	if err := s.c.XAdd(ctx, &redis.XAddArgs{Stream: s.events, Values: vals}).Err(); err != nil {
+	if err := s.c.XAdd(ctx, &redis.XAddArgs{Stream: s.shardOfUser("alice").events, ID: "1700000000000-" + strconv.Itoa(s.shardOfUser("alice").n), Values: vals}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	page, err := s.Query(ctx, activity.Filter{})
@@ -134,9 +135,13 @@ func TestHistoryDropLeavesNothing(t *testing.T) {
 	ctx := t.Context()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	keysOf := func(s *Store) []string {
-		keys, err := s.c.Keys(ctx, s.tag+":h*").Result()
-		if err != nil {
-			t.Fatal(err)
+		var keys []string
+		for i := range s.shards {
+			k, err := s.c.Keys(ctx, s.shards[i].tag+":h*").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, k...)
 		}
 		return keys
 	}
@@ -161,7 +166,16 @@ func TestHistoryDropLeavesNothing(t *testing.T) {
 			entries += c.c.ZCard(ctx, k).Val()
 		}
 	}
-	if rows := c.c.ZCard(ctx, c.historyAll()).Val(); rows != 10 || entries != 3*10 {
-		t.Errorf("capped: %d rows, %d index entries; want 10 and 30", rows, entries)
+	// Each shard keeps its part of the cap: one row here.
+	var rows int64
+	for i := range c.shards {
+		n := c.c.ZCard(ctx, c.shards[i].historyAll()).Val()
+		if n > 1 {
+			t.Errorf("capped: shard %d holds %d rows, want at most 1", i, n)
+		}
+		rows += n
+	}
+	if rows == 0 || entries != 3*rows {
+		t.Errorf("capped: %d rows, %d index entries; want some rows and 3 entries each", rows, entries)
 	}
 }

@@ -137,21 +137,21 @@ func TestMemoryPerSession(t *testing.T) {
 			per := float64(after-before) / n
 			without := per
 			if tt.tokens > 0 {
-				tb, _ := keyUsage(t, s.c, "{m}:k:*")
+				tb, _ := keyUsage(t, s.c, "{m.*}:k:*")
 				// The tokens' keys, plus an expires entry each.
 				without = per - float64(tb)/n - 40
 			}
 			t.Logf("%d sessions, %d users: %.0f bytes/session in Redis, about %.0f without the %d-byte sealed tokens", n, n/2, per, without, tt.tokens)
 			for _, k := range []struct{ what, pattern string }{
-				{"session hashes", "{m}:s:*"},
-				{"sealed tokens", "{m}:k:*"},
-				{"device summaries", "{m}:d:*"},
-				{"email index", "{m}:i:em*"},
-				{"user hashes", "{m}:u:*"},
-				{"last-access index", "{m}:i:la*"},
-				{"created index", "{m}:i:ca*"},
-				{"deadline index", "{m}:i:dl*"},
-				{"users index", "{m}:i:ul*"},
+				{"session hashes", "{m.*}:s:*"},
+				{"sealed tokens", "{m.*}:k:*"},
+				{"device summaries", "{m.*}:d:*"},
+				{"email index", "{m.*}:i:em*"},
+				{"user hashes", "{m.*}:u:*"},
+				{"last-access index", "{m.*}:i:la*"},
+				{"created index", "{m.*}:i:ca*"},
+				{"deadline index", "{m.*}:i:dl*"},
+				{"users index", "{m.*}:i:ul*"},
 			} {
 				b, keys := keyUsage(t, s.c, k.pattern)
 				t.Logf("%-18s %5d keys  %6.1f bytes/session", k.what, keys, float64(b)/n)
@@ -159,7 +159,8 @@ func TestMemoryPerSession(t *testing.T) {
 			if without > memoryBudget {
 				t.Errorf("%.0f bytes/session besides tokens, want at most %d", without, memoryBudget)
 			}
-			enc, err := s.c.ObjectEncoding(ctx, s.sessionKey(storetest.Session(1, "", storetest.T0).ID)).Result()
+			id := storetest.SessionID(1, fmt.Sprintf("%08x-6a0d-4b7e-9c1a-2e5f7d8a9b0c", 0))
+			enc, err := s.c.ObjectEncoding(ctx, s.shardOfID(id).sessionKey(id)).Result()
 			if err != nil {
 				t.Fatal(err)
 			}

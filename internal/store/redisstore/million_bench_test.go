@@ -67,7 +67,7 @@ func BenchmarkMillionSessions(b *testing.B) {
 	for from := 0; from < withTokens; from += 1000 {
 		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i := from; i < min(from+1000, withTokens); i++ {
-				setTokensScript.EvalSha(ctx, p, []string{s.sessionKey(pop.id(i)), s.tokensKey(pop.id(i))}, tokens, ms(time.Now()))
+				setTokensScript.EvalSha(ctx, p, []string{s.shardOfID(pop.id(i)).sessionKey(pop.id(i)), s.shardOfID(pop.id(i)).tokensKey(pop.id(i))}, tokens, ms(time.Now()))
 			}
 			return nil
 		})
@@ -158,7 +158,11 @@ func newPopulation(n, users int, now time.Time) *population {
 	return &population{n: n, users: users, now: now.Truncate(time.Millisecond)}
 }
 
-func (p *population) id(i int) string { return fmt.Sprintf("b%021d", i) }
+// id is session i's id, in its user's group as the store requires.
+func (p *population) id(i int) string {
+	u := rand.New(rand.NewPCG(uint64(i), 0x9e3779b97f4a7c15)).IntN(p.users)
+	return fmt.Sprintf("%c%021d", session.IDStart(p.subject(u)), i)
+}
 
 func (p *population) subject(u int) string {
 	return fmt.Sprintf("%08x-%04x-4%03x-a%03x-%012x", u*2654435761%(1<<32), u%65536, u%4096, (u/7)%4096, u*40503)

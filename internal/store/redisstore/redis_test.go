@@ -218,7 +218,7 @@ func TestEveryKeyExpires(t *testing.T) {
 	if err := s.Touch(ctx, live.ID, session.Access{At: clock.Now(), IP: "192.0.2.1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Delete(ctx, storetest.Session(0, "", storetest.T0).ID); err != nil {
+	if _, err := s.Delete(ctx, storetest.Session(0, "user0", storetest.T0).ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ClaimOnce(ctx, "state", time.Minute); err != nil {
@@ -233,7 +233,7 @@ func TestEveryKeyExpires(t *testing.T) {
 			t.Errorf("PTTL of %s's user hash after SetReauth = %v, want at least UserTTL", u, ttl)
 		}
 	}
-	if n := len(indexEntries(t, s.c, s.byEmail)); n != 2 {
+	if n := len(shardEntries(t, s, func(sh *shard) string { return sh.byEmail })); n != 2 {
 		t.Errorf("email index has %d entries, want one for each of the 2 users", n)
 	}
 	if err := s.Append(ctx, &activity.Event{Time: storetest.T0, Type: activity.Logout}); err != nil {
@@ -244,9 +244,9 @@ func TestEveryKeyExpires(t *testing.T) {
 	// indexes have no TTL; they are cleaned as documented in doc.go (Trim
 	// for the event indexes). Everything else must expire.
 	noTTL := func(k string) bool {
-		return strings.HasPrefix(k, "{ttl}:i:") || k == s.events || strings.HasPrefix(k, s.events+":")
+		return s.noTTLKey(k)
 	}
-	keys, err := s.c.Keys(ctx, "{ttl}:*").Result()
+	keys, err := s.c.Keys(ctx, "{ttl*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestEveryKeyExpires(t *testing.T) {
 	}
 	// The device summary, shared by all five sessions, lives as long as
 	// the longest-lived of them.
-	if ttl := s.c.PTTL(ctx, s.devicePrefix+ref).Val(); ttl < want-5*time.Second {
+	if ttl := s.c.PTTL(ctx, s.shardOfID(live.ID).devicePrefix+ref).Val(); ttl < want-5*time.Second {
 		t.Errorf("PTTL of the shared device summary = %v, want at least %v", ttl, want)
 	}
 	if err := s.SetTokens(ctx, live.ID, []byte("refreshed")); err != nil {
@@ -344,7 +344,8 @@ func TestStaleIndexEntriesAreCleaned(t *testing.T) {
 	if err != nil || len(page.Items) != 1 || page.Items[0].ID != b.ID {
 		t.Fatalf("List = %v, %v; want only %s", page.Items, err, b.ID)
 	}
-	if has(s.byLast, a.ID) {
+	sh := s.shardOfUser("alice")
+	if has(sh.byLast, a.ID) {
 		t.Error("after List, the last-access index still holds the vanished session")
 	}
 	page, err = s.List(ctx, session.Query{User: "alice"})
@@ -365,7 +366,7 @@ func TestStaleIndexEntriesAreCleaned(t *testing.T) {
 		t.Fatalf("Due = %v, %v; want only %s", due, err, b.ID)
 	}
 	for _, id := range []string{a.ID, c.ID} {
-		for _, ix := range []string{s.byLast, s.byCreated, s.byDeadline} {
+		for _, ix := range []string{sh.byLast, sh.byCreated, sh.byDeadline} {
 			if has(ix, id) {
 				t.Errorf("after Due, %s still holds vanished session %s", ix, id)
 			}
@@ -400,11 +401,12 @@ func TestTouchNeverResurrects(t *testing.T) {
 			}
 		})
 		wg.Wait()
-		keys, _ := a.c.Keys(ctx, "{race}:*:"+sess.ID).Result()
+		keys, _ := a.c.Keys(ctx, "{race*}:*:"+sess.ID).Result()
 		if len(keys) != 0 {
 			t.Fatalf("after Delete raced with Touch, keys remain: %v", keys)
 		}
-		for _, ix := range []string{a.byLast, a.byCreated, a.byDeadline} {
+		sh := a.shardOfUser("alice")
+		for _, ix := range []string{sh.byLast, sh.byCreated, sh.byDeadline} {
 			for m := range indexEntries(t, a.c, ix) {
 				if strings.HasPrefix(m, sess.ID) {
 					t.Fatalf("after Delete raced with Touch, %s holds the session", ix)
@@ -460,7 +462,7 @@ func TestListTimeBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	const n = 5000
+	const n = 30000
 	var want []string
 	err = createMany(ctx, s, n, func(i int) *session.Session {
 		sess := storetest.Session(i, fmt.Sprintf("user%d", i%500), storetest.T0.Add(time.Duration(i)*time.Millisecond))
@@ -475,7 +477,7 @@ func TestListTimeBound(t *testing.T) {
 	}
 	for i := n - 1; i >= 0; i-- {
 		if i%1000 == 7 {
-			want = append(want, storetest.Session(i, "", storetest.T0).ID)
+			want = append(want, storetest.SessionID(i, fmt.Sprintf("user%d", i%500)))
 		}
 	}
 	var got []string
@@ -497,9 +499,19 @@ func TestListTimeBound(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("List(country IS) over all pages = %v, want %v", got, want)
 	}
-	// One chunk of scanChunk entries per call.
-	if wantPages := (n + scanChunk - 1) / scanChunk; pages != wantPages {
-		t.Errorf("List took %d calls, want %d (one chunk each)", pages, wantPages)
+	// One chunk per shard per call: as many calls as the fullest shard
+	// needs chunks.
+	per := map[int]int{}
+	for i := range n {
+		per[session.UserGroup(fmt.Sprintf("user%d", i%500))]++
+	}
+	chunk := min(scanChunk, s.maxScan/len(s.shards))
+	wantPages := 0
+	for _, c := range per {
+		wantPages = max(wantPages, (c+chunk-1)/chunk)
+	}
+	if pages != wantPages {
+		t.Errorf("List took %d calls, want %d (one chunk of each shard each)", pages, wantPages)
 	}
 }
 
@@ -522,10 +534,7 @@ func TestLongSubjectUserHash(t *testing.T) {
 	if _, err := s.Delete(ctx, sess.ID); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := s.c.Keys(ctx, s.userPrefix+"*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := keysOfShards(t, s, ":u:*")
 	if len(keys) != 1 || keys[0] != s.userKey(user) {
 		t.Fatalf("user hashes = %q, want only %q", keys, s.userKey(user))
 	}
@@ -557,7 +566,7 @@ func TestEmailIndexStaleEntries(t *testing.T) {
 	if got, err := s.UserByEmail(ctx, "alice@example.com"); !errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("UserByEmail of an expired user = %q, %v; want ErrNotFound", got, err)
 	}
-	if n := len(indexEntries(t, s.c, s.byEmail)); n != 0 {
+	if n := len(shardEntries(t, s, func(sh *shard) string { return sh.byEmail })); n != 0 {
 		t.Fatalf("email index has %d entries after UserByEmail met a stale one, want 0", n)
 	}
 
@@ -569,7 +578,7 @@ func TestEmailIndexStaleEntries(t *testing.T) {
 	for i := range n {
 		create(n+i, fmt.Sprintf("new%d", i))
 	}
-	entries := indexEntries(t, s.c, s.byEmail)
+	entries := shardEntries(t, s, func(sh *shard) string { return sh.byEmail })
 	stale := 0
 	for m := range entries {
 		if strings.HasPrefix(m, "old") {

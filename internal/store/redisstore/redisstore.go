@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -98,20 +100,35 @@ type Store struct {
 	skew    time.Duration
 
 	// Key names; see doc.go.
-	tag           string // "{gh}"
-	sessionPrefix string // {gh}:s:
-	tokensPrefix  string // {gh}:k:
-	devicePrefix  string // {gh}:d:
-	userPrefix    string // {gh}:u:
-	claimPrefix   string // {gh}:c:
-	byLast        string // {gh}:i:la
-	byCreated     string // {gh}:i:ca
-	byDeadline    string // {gh}:i:dl
-	users         string // {gh}:i:ul
-	byEmail       string // {gh}:i:em
-	sites         string // {gh}:sites
-	events        string // {gh}:ev
-	endedChannel  string // {gh}:ended
+	tag    string // "{gh}": keys that are few and rarely written
+	sites  string // {gh}:sites
+	shards [session.Groups]shard
+	// cluster is set for a Cluster client, which subscribes to each
+	// shard's channel on its own connection.
+	cluster bool
+	// dueTurn rotates the shard Due asks first.
+	dueTurn atomic.Uint32
+}
+
+// shard holds the key names of one shard: every key of a user (sessions,
+// their indexes, summary, events and login history) is in the shard of
+// the user's group (session.UserGroup), under one hash tag, hence one
+// Cluster slot. See doc.go, "Shards".
+type shard struct {
+	n             int
+	tag           string // "{gh.17}"
+	sessionPrefix string // {gh.17}:s:
+	tokensPrefix  string // {gh.17}:k:
+	devicePrefix  string // {gh.17}:d:
+	userPrefix    string // {gh.17}:u:
+	claimPrefix   string // {gh.17}:c:
+	byLast        string // {gh.17}:i:la
+	byCreated     string // {gh.17}:i:ca
+	byDeadline    string // {gh.17}:i:dl
+	users         string // {gh.17}:i:ul
+	byEmail       string // {gh.17}:i:em
+	events        string // {gh.17}:ev
+	ended         string // {gh.17}:ended, a sharded pub/sub channel
 }
 
 // New returns a store. It does no network I/O: connections are made on
@@ -170,19 +187,11 @@ func New(opts Options) (*Store, error) {
 		s.skew = DefaultMaxSkew
 	}
 	s.tag = "{" + opts.Prefix + "}"
-	s.sessionPrefix = s.tag + ":s:"
-	s.tokensPrefix = s.tag + ":k:"
-	s.devicePrefix = s.tag + ":d:"
-	s.userPrefix = s.tag + ":u:"
-	s.claimPrefix = s.tag + ":c:"
 	s.sites = s.tag + ":sites"
-	s.byLast = s.tag + ":i:la"
-	s.byCreated = s.tag + ":i:ca"
-	s.byDeadline = s.tag + ":i:dl"
-	s.users = s.tag + ":i:ul"
-	s.byEmail = s.tag + ":i:em"
-	s.events = s.tag + ":ev"
-	s.endedChannel = s.tag + ":ended"
+	for i, tag := range shardTags(opts.Prefix) {
+		s.shards[i] = newShard(i, tag)
+	}
+	_, s.cluster = s.c.(*redis.ClusterClient)
 	return s, nil
 }
 
@@ -247,9 +256,76 @@ func ms(t time.Time) int64 {
 	return t.UnixMilli()
 }
 
-func (s *Store) sessionKey(id string) string { return s.sessionPrefix + id }
-func (s *Store) tokensKey(id string) string  { return s.tokensPrefix + id }
-func (s *Store) userKey(user string) string  { return s.userPrefix + user }
+func newShard(n int, tag string) shard {
+	return shard{
+		n:             n,
+		tag:           tag,
+		sessionPrefix: tag + ":s:",
+		tokensPrefix:  tag + ":k:",
+		devicePrefix:  tag + ":d:",
+		userPrefix:    tag + ":u:",
+		claimPrefix:   tag + ":c:",
+		byLast:        tag + ":i:la",
+		byCreated:     tag + ":i:ca",
+		byDeadline:    tag + ":i:dl",
+		users:         tag + ":i:ul",
+		byEmail:       tag + ":i:em",
+		events:        tag + ":ev",
+		ended:         tag + ":ended",
+	}
+}
+
+// shardOfID is the shard of the session id (session.IDGroup), which
+// Create makes sure is its user's.
+func (s *Store) shardOfID(id string) *shard { return &s.shards[session.IDGroup(id)] }
+
+// shardOfUser is the shard of everything about the user.
+func (s *Store) shardOfUser(user string) *shard { return &s.shards[session.UserGroup(user)] }
+
+func (sh *shard) sessionKey(id string) string { return sh.sessionPrefix + id }
+func (sh *shard) tokensKey(id string) string  { return sh.tokensPrefix + id }
+func (sh *shard) userKey(user string) string  { return sh.userPrefix + user }
+
+// clusterSlots is the number of hash slots of a Redis Cluster.
+const clusterSlots = 16384
+
+// shardTags returns the hash tags of the shards of prefix: "{<prefix>.<k>}"
+// with the least k whose slot falls in the shard's sixteenth of the slot
+// range, so that the shards sit evenly over the slots and any split of
+// the slots into contiguous ranges (what redis-cli --cluster create makes)
+// spreads them evenly over the masters. Every instance computes the same
+// tags from the prefix.
+func shardTags(prefix string) [session.Groups]string {
+	var tags [session.Groups]string
+	const width = clusterSlots / session.Groups
+	found := 0
+	for k := 0; found < session.Groups; k++ {
+		name := prefix + "." + strconv.Itoa(k)
+		i := int(keySlot(name)) / width
+		if tags[i] == "" {
+			tags[i] = "{" + name + "}"
+			found++
+		}
+	}
+	return tags
+}
+
+// keySlot is the Cluster slot of a hash tag's content: CRC16 (XMODEM) of
+// it, modulo 16384, as Redis computes it.
+func keySlot(tag string) uint16 {
+	var crc uint16
+	for i := 0; i < len(tag); i++ {
+		crc ^= uint16(tag[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc % clusterSlots
+}
 
 // Interface guards
 var (

@@ -463,15 +463,17 @@ end
 return 1
 `)
 
-// getScript: KEYS session, tokens. ARGV device key prefix. Returns
-// {hash, tokens, device} or nil.
+// getScript: KEYS session, tokens. ARGV device key prefix, "1" to leave
+// the tokens out (optional). Returns {hash, tokens, device} or nil.
 var getScript = redis.NewScript(luaLib + `
 local h = redis.call('HGETALL', KEYS[1])
 if #h == 0 then return false end
 local ref = findfield(h, 'a')
 local dev = ''
 if ref then dev = redis.call('GET', ARGV[1] .. ref) or '' end
-return {h, redis.call('GET', KEYS[2]), dev}
+local tok = false
+if ARGV[2] ~= '1' then tok = redis.call('GET', KEYS[2]) end
+return {h, tok, dev}
 `)
 
 // touchScript: KEYS session, tokens, by-last-access, by-deadline.
@@ -578,18 +580,19 @@ local u = ARGV[3] .. joined(m, 'u')
 redis.call('HDEL', u, id)
 redis.call('HSET', u, '~o', ARGV[2])
 extend(u, tonumber(ARGV[5]))
-redis.call('PUBLISH', ARGV[4], id)
+redis.call('SPUBLISH', ARGV[4], id)
 return {h, tok, dev}
 `)
 
 // scanScript walks an index newest first from a cursor and returns the
-// sessions that pass the filters, dropping index entries whose session
-// vanished. KEYS index. ARGV session key prefix, device key prefix,
-// cursor score (” from the top), cursor id, want, budget (entries to
-// examine), ip prefix, country (lower case), site, the session field the
-// index orders by, "1" when the sites that follow restrict the listing
-// (Query.Sites) or "0", then those sites. Returns {matches, last score,
-// last id, exhausted} where matches is a flat list of id, hash, device.
+// ids of the sessions that pass the filters, dropping index entries whose
+// session vanished; List reads the sessions that make its page
+// afterwards. KEYS index. ARGV session key prefix, (unused), cursor score
+// (” from the top), cursor id, want, budget (entries to examine), ip
+// prefix, country (lower case), site, the session field the index orders
+// by, "1" when the sites that follow restrict the listing (Query.Sites)
+// or "0", then those sites. Returns {matches, last score, last id,
+// exhausted} where matches is a flat list of id, score.
 var scanScript = redis.NewScript(luaLib + `
 local prefix, dprefix, cs, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local want, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -602,7 +605,6 @@ if ARGV[11] == '1' then
   sites = {}
   for i = 12, #ARGV do sites[ARGV[i]] = true end
 end
-local filtered = ipp ~= '' or country ~= '' or site ~= '' or sites ~= nil
 -- Most entries fail the filters: read only the fields they test, and
 -- the field the index orders by, which also tells a missing hash.
 local want_f, fi = {field}, {}
@@ -617,39 +619,27 @@ local function consider(id, score)
   seen = seen + 1
   ls, lid = score, id
   local key = prefix .. id
-  local flat
-  if filtered then
-    local v = redis.call('HMGET', key, unpack(want_f))
-    if not v[1] and redis.call('EXISTS', key) == 0 or (v[1] or '0') ~= score then
-      stale[#stale + 1] = {id, score}
-      return
-    end
-    if ipp ~= '' then
-      local ip, last = v[fi.i] or '', v[fi.j] or v[fi.i] or ''
-      if string.sub(ip, 1, #ipp) ~= ipp and string.sub(last, 1, #ipp) ~= ipp then return end
-    end
-    if country ~= '' and string.lower(v[fi.k] or '') ~= country then return end
-    -- A site longer than one chunk (s1 present) is joined below.
-    if site ~= '' and not v[fi.s1] and (v[fi.s] or '') ~= site then return end
-    if sites and not v[fi.s1] and not sites[v[fi.s] or ''] then return end
-    flat = redis.call('HGETALL', key)
-  else
-    flat = redis.call('HGETALL', key)
-    -- An entry that disagrees with its session is left over; the
-    -- session's own entry is elsewhere in the index.
-    if #flat == 0 or (findfield(flat, field) or '0') ~= score then
-      stale[#stale + 1] = {id, score}
-      return
-    end
+  local v = redis.call('HMGET', key, unpack(want_f))
+  -- An entry that disagrees with its session is left over (the
+  -- session's own entry is elsewhere in the index), or its session is
+  -- gone.
+  if not v[1] and redis.call('EXISTS', key) == 0 or (v[1] or '0') ~= score then
+    stale[#stale + 1] = {id, score}
+    return
   end
-  local m = tomap(flat)
-  if m['s1'] and (site ~= '' or sites) then
-    local full = joined(m, 's')
+  if ipp ~= '' then
+    local ip, last = v[fi.i] or '', v[fi.j] or v[fi.i] or ''
+    if string.sub(ip, 1, #ipp) ~= ipp and string.sub(last, 1, #ipp) ~= ipp then return end
+  end
+  if country ~= '' and string.lower(v[fi.k] or '') ~= country then return end
+  if site ~= '' or sites then
+    local full = v[fi.s] or ''
+    -- A site longer than one chunk (s1 present) is joined.
+    if v[fi.s1] then full = joined(tomap(redis.call('HGETALL', key)), 's') end
     if site ~= '' and full ~= site or sites and not sites[full] then return end
   end
   out[#out + 1] = id
-  out[#out + 1] = flat
-  out[#out + 1] = device(dprefix, m)
+  out[#out + 1] = score
   found = found + 1
 end
 -- The walk reads a bucket at a time; index changes wait until it ends.
@@ -790,7 +780,8 @@ return {out, ls, lu, exhausted and 1 or 0}
 // score of their email key; subjects found there count only when their
 // user hash's ~v is this key (another key with the same score is a hash
 // collision), and entries that agree with no ~v are dropped. KEYS
-// by-email. ARGV user key prefix, email key.
+// by-email. ARGV user key prefix, email key. Returns {subject, last
+// login ms} or nil.
 var userByEmailScript = redis.NewScript(luaLib + `
 local sc = escore(ARGV[2])
 local n = bfind(KEYS[1], sc)
@@ -807,7 +798,8 @@ for _, name in ipairs(redis.call('ZRANGEBYSCORE', bkey(KEYS[1], n), sc, sc)) do
   end
 end
 for _, name in ipairs(stale) do brem(KEYS[1], sc, name) end
-return best or false
+if not best then return false end
+return {best, tostring(at)}
 `)
 
 // setReauthScript raises a user's re-authentication time, never lowering
@@ -875,7 +867,7 @@ for i = keep + 1, #live do
   local dev = device(dp, e.m)
   redis.call('DEL', sp .. e.id, tk)
   redis.call('HDEL', u, e.id)
-  redis.call('PUBLISH', ch, e.id)
+  redis.call('SPUBLISH', ch, e.id)
   out[#out + 1] = e.id
   out[#out + 1] = e.flat
   out[#out + 1] = tok

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,6 +32,12 @@ func (s *Store) createArgs(sess *session.Session) (keys []string, args []any, er
 	if sess.ID == "" || sess.User == "" {
 		return nil, nil, errors.New("creating session: id and user are required")
 	}
+	if session.IDGroup(sess.ID) != session.UserGroup(sess.User) {
+		// The session must be in its user's shard, and be found there
+		// from its id alone.
+		return nil, nil, fmt.Errorf("creating session: id %q is not in the group of its user (make ids with session.NewSecretFor)", sess.ID)
+	}
+	sh := s.shardOfUser(sess.User)
 	f := encodeSession(sess)
 	ref, dev := deviceRef(&sess.Device)
 	verified := ""
@@ -41,18 +48,19 @@ func (s *Store) createArgs(sess *session.Session) (keys []string, args []any, er
 	args = append(args,
 		sess.ID, sess.User, ms(sess.LastAccess), ms(sess.CreatedAt), deadlineMillis(sess),
 		ms(s.now()), s.grace.Milliseconds(), s.userTTL.Milliseconds(),
-		sess.Tokens, sess.Email, sess.LastIP, s.devicePrefix, ref, dev, verified)
+		sess.Tokens, sess.Email, sess.LastIP, sh.devicePrefix, ref, dev, verified)
 	args = append(args, f...)
 	keys = []string{
-		s.sessionKey(sess.ID), s.tokensKey(sess.ID), s.byLast, s.byCreated, s.byDeadline,
-		s.userKey(sess.User), s.users, s.byEmail,
+		sh.sessionKey(sess.ID), sh.tokensKey(sess.ID), sh.byLast, sh.byCreated, sh.byDeadline,
+		sh.userKey(sess.User), sh.users, sh.byEmail,
 	}
 	return keys, args, nil
 }
 
 // Get implements session.Store.
 func (s *Store) Get(ctx context.Context, id string) (*session.Session, error) {
-	r, err := getScript.Run(ctx, s.c, []string{s.sessionKey(id), s.tokensKey(id)}, s.devicePrefix).Slice()
+	sh := s.shardOfID(id)
+	r, err := getScript.Run(ctx, s.c, []string{sh.sessionKey(id), sh.tokensKey(id)}, sh.devicePrefix).Slice()
 	if err != nil {
 		return nil, fail("loading session", err)
 	}
@@ -82,8 +90,9 @@ func decodeReply(id string, r []any) (*session.Session, error) {
 // deadline passed before a.At: that session is over, only not yet swept,
 // and a late touch must not revive it.
 func (s *Store) Touch(ctx context.Context, id string, a session.Access) error {
-	args := []any{id, ms(a.At), a.IP, ms(s.now()), s.grace.Milliseconds(), s.userPrefix, s.userTTL.Milliseconds(),
-		"0", "0", s.devicePrefix, "", ""}
+	sh := s.shardOfID(id)
+	args := []any{id, ms(a.At), a.IP, ms(s.now()), s.grace.Milliseconds(), sh.userPrefix, s.userTTL.Milliseconds(),
+		"0", "0", sh.devicePrefix, "", ""}
 	if a.Device != nil {
 		args[7] = "1"
 		args[10], args[11] = deviceRef(a.Device)
@@ -92,7 +101,7 @@ func (s *Store) Touch(ctx context.Context, id string, a session.Access) error {
 		args[8] = "1"
 		args = appendLocation(args, a.Location)
 	}
-	keys := []string{s.sessionKey(id), s.tokensKey(id), s.byLast, s.byDeadline}
+	keys := []string{sh.sessionKey(id), sh.tokensKey(id), sh.byLast, sh.byDeadline}
 	n, err := touchScript.Run(ctx, s.c, keys, args...).Int()
 	if err != nil {
 		return fail("touching session", err)
@@ -105,7 +114,8 @@ func (s *Store) Touch(ctx context.Context, id string, a session.Access) error {
 
 // SetTokens implements session.Store. The tokens expire with the session.
 func (s *Store) SetTokens(ctx context.Context, id string, tokens []byte) error {
-	keys := []string{s.sessionKey(id), s.tokensKey(id)}
+	sh := s.shardOfID(id)
+	keys := []string{sh.sessionKey(id), sh.tokensKey(id)}
 	n, err := setTokensScript.Run(ctx, s.c, keys, tokens, ms(s.now())).Int()
 	if err != nil {
 		return fail("storing tokens", err)
@@ -118,8 +128,9 @@ func (s *Store) SetTokens(ctx context.Context, id string, tokens []byte) error {
 
 // Delete implements session.Store.
 func (s *Store) Delete(ctx context.Context, id string) (*session.Session, error) {
-	keys := []string{s.sessionKey(id), s.tokensKey(id), s.byLast, s.byCreated, s.byDeadline}
-	args := []any{id, ms(s.now()), s.userPrefix, s.endedChannel, s.userTTL.Milliseconds(), s.devicePrefix}
+	sh := s.shardOfID(id)
+	keys := []string{sh.sessionKey(id), sh.tokensKey(id), sh.byLast, sh.byCreated, sh.byDeadline}
+	args := []any{id, ms(s.now()), sh.userPrefix, sh.ended, s.userTTL.Milliseconds(), sh.devicePrefix}
 	r, err := deleteScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
 		return nil, fail("ending session", err)
@@ -127,10 +138,16 @@ func (s *Store) Delete(ctx context.Context, id string) (*session.Session, error)
 	return decodeReply(id, r)
 }
 
+// claimKey is the key of a ClaimOnce claim, in a shard chosen by a hash
+// of the key so that claims (one per token refresh, per alert) spread.
+func (s *Store) claimKey(key string) string {
+	return s.shards[session.UserGroup(key)].claimPrefix + key
+}
+
 // ClaimOnce implements session.Store. The claim expires by the server's
 // clock.
 func (s *Store) ClaimOnce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	ok, err := s.c.SetNX(ctx, s.claimPrefix+key, 1, max(ttl, time.Millisecond)).Result()
+	ok, err := s.c.SetNX(ctx, s.claimKey(key), 1, max(ttl, time.Millisecond)).Result()
 	if err != nil {
 		return false, fail("claiming key", err)
 	}
@@ -178,26 +195,59 @@ func (s *Store) SiteScopes(ctx context.Context) (map[string][]string, error) {
 
 // Claimed implements session.Store.
 func (s *Store) Claimed(ctx context.Context, key string) (bool, error) {
-	n, err := s.c.Exists(ctx, s.claimPrefix+key).Result()
+	n, err := s.c.Exists(ctx, s.claimKey(key)).Result()
 	if err != nil {
 		return false, fail("checking claim", err)
 	}
 	return n == 1, nil
 }
 
-// UserByEmail implements session.Store from the email index that Create
-// keeps (see doc.go): only a sign-in with a verified email adds to it,
-// and a later sign-in of the same subject without it takes them out.
+// UserByEmail implements session.Store from the email indexes that Create
+// keeps (see doc.go): only a sign-in with a verified email adds to them,
+// and a later sign-in of the same subject without it takes them out. An
+// email says nothing of its subject's shard, so every shard's index is
+// asked, in one pipelined round trip, and the latest login wins.
 func (s *Store) UserByEmail(ctx context.Context, email string) (string, error) {
 	if email == "" {
 		return "", session.ErrNotFound
 	}
 	key := session.EmailKey(email)
-	user, err := userByEmailScript.Run(ctx, s.c, []string{s.byEmail}, s.userPrefix, key).Text()
-	if err != nil {
+	if err := userByEmailScript.Load(ctx, s.c).Err(); err != nil {
 		return "", fail("finding user by email", err)
 	}
-	return user, nil
+	cmds := make([]*redis.Cmd, len(s.shards))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range s.shards {
+			sh := &s.shards[i]
+			cmds[i] = userByEmailScript.EvalSha(ctx, p, []string{sh.byEmail}, sh.userPrefix, key)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", fail("finding user by email", err)
+	}
+	best, at := "", int64(-1)
+	for _, c := range cmds {
+		r, err := c.Slice()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil || len(r) != 2 {
+			return "", fail("finding user by email", cmp.Or(err, errors.New("unexpected reply")))
+		}
+		name, _ := r[0].(string)
+		t, _ := r[1].(string)
+		n, _ := strconv.ParseInt(t, 10, 64)
+		// As within one index: the latest login, ties to the greater
+		// subject.
+		if n > at || n == at && name > best {
+			best, at = name, n
+		}
+	}
+	if best == "" {
+		return "", session.ErrNotFound
+	}
+	return best, nil
 }
 
 // SetReauth implements session.Store. The time is kept in the user's
@@ -207,13 +257,13 @@ func (s *Store) SetReauth(ctx context.Context, user string, t time.Time) error {
 	if user == "" || ms(t) <= 0 {
 		return nil
 	}
-	err := setReauthScript.Run(ctx, s.c, []string{s.userKey(user)}, ms(t), s.userTTL.Milliseconds()).Err()
+	err := setReauthScript.Run(ctx, s.c, []string{s.shardOfUser(user).userKey(user)}, ms(t), s.userTTL.Milliseconds()).Err()
 	return fail("setting re-authentication time", err)
 }
 
 // Reauth implements session.Store.
 func (s *Store) Reauth(ctx context.Context, user string) (time.Time, error) {
-	v, err := s.c.HGet(ctx, s.userKey(user), "~r").Result()
+	v, err := s.c.HGet(ctx, s.shardOfUser(user).userKey(user), "~r").Result()
 	if errors.Is(err, redis.Nil) {
 		return time.Time{}, nil
 	}
@@ -227,19 +277,35 @@ func (s *Store) Reauth(ctx context.Context, user string) (time.Time, error) {
 	return time.UnixMilli(n).UTC(), nil
 }
 
-// Due implements session.Store. It leaves Tokens nil.
+// Due implements session.Store. It leaves Tokens nil. It asks the shards
+// in turn, starting from a different one each call, until it has n.
 func (s *Store) Due(ctx context.Context, t time.Time, n int) ([]*session.Session, error) {
 	if n <= 0 {
 		return nil, nil
 	}
-	// Examine a little more than n so that a run of vanished entries does
-	// not starve the sweep; they are removed on the way.
-	keys := []string{s.byDeadline, s.byLast, s.byCreated}
-	r, err := dueScript.Run(ctx, s.c, keys, s.sessionPrefix, s.devicePrefix, ms(t), n, n+1000).Slice()
-	if err != nil {
-		return nil, fail("finding due sessions", err)
+	var out []*session.Session
+	first := int(s.dueTurn.Add(1))
+	for k := range s.shards {
+		sh := &s.shards[(first+k)%len(s.shards)]
+		want := n - len(out)
+		if want <= 0 {
+			break
+		}
+		// Examine a little more than asked so that a run of vanished
+		// entries does not starve the sweep; they are removed on the
+		// way.
+		keys := []string{sh.byDeadline, sh.byLast, sh.byCreated}
+		r, err := dueScript.Run(ctx, s.c, keys, sh.sessionPrefix, sh.devicePrefix, ms(t), want, want+1000).Slice()
+		if err != nil {
+			return nil, fail("finding due sessions", err)
+		}
+		got, err := decodeListed(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
 	}
-	return decodeListed(r)
+	return out, nil
 }
 
 // decodeListed decodes a flat list of id, hash, device.
@@ -289,11 +355,10 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 		return s.listUser(ctx, q, byCreated, from, limit)
 	}
 
-	index, field := s.byLast, fLast
+	field := fLast
 	if byCreated {
-		index, field = s.byCreated, fCreated
+		field = fCreated
 	}
-	keys := []string{index}
 	country := strings.ToLower(q.Country)
 	sites := []any{"0"}
 	if q.Sites != nil {
@@ -302,21 +367,43 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 			sites = append(sites, site)
 		}
 	}
-	items, next, err := scan(s, "listing sessions", from, limit,
-		func(score, member string, want, budget int) ([]*session.Session, []any, error) {
-			args := append([]any{s.sessionPrefix, s.devicePrefix, score, member,
-				want, budget, q.IPPrefix, country, q.Site, field}, sites...)
-			r, err := scanScript.Run(ctx, s.c, keys, args...).Slice()
-			if err != nil || len(r) != 4 {
-				return nil, r, err
+	// Every shard walks its own index from the cursor for the ids of a
+	// page (scanScript), in parallel; merged, they give the page's ids,
+	// whose sessions are then read in one round trip.
+	start := s.now()
+	ids, next, err := mergeShards(s, "listing sessions", from, limit,
+		func(sh *shard, pos *cursor.Cursor, want, budget int) ([]cursor.Cursor, *cursor.Cursor, bool, error) {
+			index := sh.byLast
+			if byCreated {
+				index = sh.byCreated
 			}
-			matches, _ := r[0].([]any)
-			got, err := decodeListed(matches)
-			return got, r, err
-		},
-		func(l *session.Session) cursor.Cursor {
-			return cursor.Cursor{Score: sortKey(l, byCreated), Member: l.ID}
+			return scan(s, "listing sessions", pos, want, budget, start,
+				func(score, member string, want, budget int) ([]cursor.Cursor, []any, error) {
+					args := append([]any{sh.sessionPrefix, "", score, member,
+						want, budget, q.IPPrefix, country, q.Site, field}, sites...)
+					r, err := scanScript.Run(ctx, s.c, []string{index}, args...).Slice()
+					if err != nil || len(r) != 4 {
+						return nil, r, err
+					}
+					flat, _ := r[0].([]any)
+					got := make([]cursor.Cursor, 0, len(flat)/2)
+					for i := 0; i+1 < len(flat); i += 2 {
+						id, _ := flat[i].(string)
+						sc, _ := flat[i+1].(string)
+						n, err := strconv.ParseInt(sc, 10, 64)
+						if err != nil {
+							return nil, r, fmt.Errorf("score %q of %q: %w", sc, id, err)
+						}
+						got = append(got, cursor.Cursor{Score: n, Member: id})
+					}
+					return got, r, nil
+				},
+				func(c cursor.Cursor) cursor.Cursor { return c })
 		})
+	if err != nil {
+		return session.Page{}, err
+	}
+	items, err := s.readListed(ctx, ids)
 	if err != nil {
 		return session.Page{}, err
 	}
@@ -327,66 +414,193 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 	return page, nil
 }
 
+// readListed reads the sessions of ids without their tokens, in order,
+// in one pipelined round trip; a session deleted since it was listed is
+// left out.
+func (s *Store) readListed(ctx context.Context, ids []cursor.Cursor) ([]*session.Session, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if err := getScript.Load(ctx, s.c).Err(); err != nil {
+		return nil, fail("listing sessions", err)
+	}
+	cmds := make([]*redis.Cmd, len(ids))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range ids {
+			sh := s.shardOfID(c.Member)
+			cmds[i] = getScript.EvalSha(ctx, p, []string{sh.sessionKey(c.Member), sh.tokensKey(c.Member)}, sh.devicePrefix, "1")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fail("listing sessions", err)
+	}
+	out := make([]*session.Session, 0, len(ids))
+	for i, c := range cmds {
+		r, err := c.Slice()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fail("listing sessions", err)
+		}
+		sess, err := decodeReply(ids[i].Member, r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sess)
+	}
+	return out, nil
+}
+
+// mergeShards runs walk on every shard in parallel and merges what they
+// found into one page in the index order (descending score, then
+// member). walk returns, from the position after pos, at most want items
+// in that order, the position to continue from (nil when its index ran
+// out) and an error; it examines at most budget entries, the shard's
+// part of MaxScan.
+//
+// A shard that stopped early (a full page, or its work bound) has seen
+// everything down to where it stopped and nothing below; items of other
+// shards below that point may come after ones it has not seen. So the
+// page ends at the highest of those stops: items below it are left for
+// the next page, which continues from the page's last item, or from that
+// stop when the page came back short.
+func mergeShards[T any](s *Store, what string, from *cursor.Cursor, limit int,
+	walk func(sh *shard, pos *cursor.Cursor, want, budget int) ([]T, *cursor.Cursor, bool, error)) ([]T, *cursor.Cursor, error) {
+	type result struct {
+		items []T
+		stop  *cursor.Cursor
+		err   error
+	}
+	budget := max(s.maxScan/len(s.shards), 1)
+	res := make([]result, len(s.shards))
+	var wg sync.WaitGroup
+	for i := range s.shards {
+		wg.Go(func() {
+			r := &res[i]
+			// One more than the page, to know whether more follow.
+			items, stop, _, err := walk(&s.shards[i], from, limit+1, budget)
+			r.items, r.stop, r.err = items, stop, err
+		})
+	}
+	wg.Wait()
+	type entry struct {
+		item T
+		key  cursor.Cursor
+	}
+	var all []entry
+	var bound *cursor.Cursor
+	for i := range res {
+		r := &res[i]
+		if r.err != nil {
+			return nil, nil, r.err
+		}
+		for _, it := range r.items {
+			all = append(all, entry{it, itemKey(it)})
+		}
+		// The highest stop: the one after which the others' items
+		// may come.
+		if r.stop != nil && (bound == nil || r.stop.After(bound.Score, bound.Member)) {
+			bound = r.stop
+		}
+	}
+	slices.SortFunc(all, func(a, b entry) int {
+		if c := cmp.Compare(b.key.Score, a.key.Score); c != 0 {
+			return c
+		}
+		return strings.Compare(b.key.Member, a.key.Member)
+	})
+	if bound != nil {
+		// Keep the items at or above the bound.
+		all = slices.DeleteFunc(all, func(e entry) bool { return bound.After(e.key.Score, e.key.Member) })
+	}
+	var next *cursor.Cursor
+	switch {
+	case len(all) > limit:
+		all = all[:limit]
+		k := all[limit-1].key
+		next = &k
+	case bound != nil:
+		next = bound
+	}
+	out := make([]T, len(all))
+	for i := range all {
+		out[i] = all[i].item
+	}
+	return out, next, nil
+}
+
+// itemKey is an item's position in its index.
+func itemKey(v any) cursor.Cursor {
+	switch it := v.(type) {
+	case cursor.Cursor:
+		return it
+	case session.User:
+		return cursor.Cursor{Score: it.LastLogin.UnixMilli(), Member: it.User}
+	}
+	panic("redisstore: no index position for " + fmt.Sprintf("%T", v))
+}
+
 // scan runs a chunked scan script until the page is full, the index is
-// exhausted, or the work bound (MaxScan entries, MaxScanTime) is reached.
-// chunk runs the script once from a position (empty score: the start)
-// for at most want more items and budget examined entries; the reply's
-// tail is [last score, last member, exhausted]. It returns at most limit
-// items and the cursor to continue from, nil on the last page.
-func scan[T any](s *Store, what string, from *cursor.Cursor, limit int,
+// exhausted, or the work bound (budget entries, MaxScanTime since start)
+// is reached. chunk runs the script once from a position (empty score:
+// the start) for at most want more items and budget examined entries;
+// the reply's tail is [last score, last member, exhausted]. It returns at
+// most limit items and the position to continue from, nil when the index
+// ran out.
+func scan[T any](s *Store, what string, from *cursor.Cursor, limit, maxScan int, start time.Time,
 	chunk func(score, member string, want, budget int) ([]T, []any, error),
-	key func(T) cursor.Cursor) ([]T, *cursor.Cursor, error) {
+	key func(T) cursor.Cursor) ([]T, *cursor.Cursor, bool, error) {
 	var (
 		items []T
 		pos   = from
 		seen  int
-		start = s.now()
 	)
-	// Fetch one more than the page to know whether there is a next page.
-	for len(items) <= limit && seen < s.maxScan && (seen == 0 || s.now().Sub(start) < s.scanFor) {
+	for len(items) < limit && seen < maxScan && (seen == 0 || s.now().Sub(start) < s.scanFor) {
 		score, member := "", ""
 		if pos != nil {
 			score, member = strconv.FormatInt(pos.Score, 10), pos.Member
 		}
-		budget := min(scanChunk, s.maxScan-seen)
-		got, r, err := chunk(score, member, limit+1-len(items), budget)
+		budget := min(scanChunk, maxScan-seen)
+		got, r, err := chunk(score, member, limit-len(items), budget)
 		if err != nil {
-			return nil, nil, fail(what, err)
+			return nil, nil, false, fail(what, err)
 		}
 		if len(r) != 4 {
-			return nil, nil, fmt.Errorf("%s: unexpected reply length %d", what, len(r))
+			return nil, nil, false, fmt.Errorf("%s: unexpected reply length %d", what, len(r))
 		}
 		items = append(items, got...)
 		ls, _ := r[1].(string)
 		lm, _ := r[2].(string)
 		if ls == "" {
 			// Nothing examined and nothing left.
-			return items, nil, nil
+			return items, nil, true, nil
 		}
 		n, err := strconv.ParseInt(ls, 10, 64)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: cursor score %q: %w", what, ls, err)
+			return nil, nil, false, fmt.Errorf("%s: cursor score %q: %w", what, ls, err)
 		}
 		pos = &cursor.Cursor{Score: n, Member: lm}
 		seen += budget
-		if exhausted, _ := r[3].(int64); exhausted == 1 && len(items) <= limit {
-			return items, nil, nil
+		if exhausted, _ := r[3].(int64); exhausted == 1 && len(items) < limit {
+			return items, nil, true, nil
 		}
 	}
-	if len(items) > limit {
-		items = items[:limit]
-		c := key(items[limit-1])
-		return items, &c, nil
+	if len(items) >= limit {
+		c := key(items[len(items)-1])
+		return items, &c, false, nil
 	}
-	// The work bound ended the page early: continue from where the scan
+	// The work bound ended the walk early: continue from where it
 	// stopped.
-	return items, pos, nil
+	return items, pos, false, nil
 }
 
 // listUser serves List for one user from the per-user index: a user has
 // few sessions, so all are read and sorted here.
 func (s *Store) listUser(ctx context.Context, q session.Query, byCreated bool, from *cursor.Cursor, limit int) (session.Page, error) {
-	r, err := userSessionsScript.Run(ctx, s.c, []string{s.userKey(q.User)}, s.sessionPrefix, s.devicePrefix).Slice()
+	sh := s.shardOfUser(q.User)
+	r, err := userSessionsScript.Run(ctx, s.c, []string{sh.userKey(q.User)}, sh.sessionPrefix, sh.devicePrefix).Slice()
 	if err != nil {
 		return session.Page{}, fail("listing user sessions", err)
 	}
@@ -440,26 +654,30 @@ func (s *Store) Users(ctx context.Context, q session.UserQuery) (session.UserPag
 	}
 	limit := session.PageSize(q.Limit)
 	prefix := strings.ToLower(q.Prefix)
-	items, next, err := scan(s, "listing users", pos, limit,
-		func(score, member string, want, budget int) ([]session.User, []any, error) {
-			r, err := usersScript.Run(ctx, s.c, []string{s.users}, s.userPrefix, score, member,
-				want, budget, prefix, ms(s.now()), s.grace.Milliseconds()).Slice()
-			if err != nil || len(r) != 4 {
-				return nil, r, err
-			}
-			flat, _ := r[0].([]any)
-			var got []session.User
-			for i := 0; i+5 < len(flat); i += 6 {
-				u, err := decodeUser(flat[i : i+6])
-				if err != nil {
-					return nil, r, err
-				}
-				got = append(got, u)
-			}
-			return got, r, nil
-		},
-		func(u session.User) cursor.Cursor {
-			return cursor.Cursor{Score: u.LastLogin.UnixMilli(), Member: u.User}
+	start := s.now()
+	items, next, err := mergeShards(s, "listing users", pos, limit,
+		func(sh *shard, pos *cursor.Cursor, want, budget int) ([]session.User, *cursor.Cursor, bool, error) {
+			return scan(s, "listing users", pos, want, budget, start,
+				func(score, member string, want, budget int) ([]session.User, []any, error) {
+					r, err := usersScript.Run(ctx, s.c, []string{sh.users}, sh.userPrefix, score, member,
+						want, budget, prefix, ms(s.now()), s.grace.Milliseconds()).Slice()
+					if err != nil || len(r) != 4 {
+						return nil, r, err
+					}
+					flat, _ := r[0].([]any)
+					var got []session.User
+					for i := 0; i+5 < len(flat); i += 6 {
+						u, err := decodeUser(flat[i : i+6])
+						if err != nil {
+							return nil, r, err
+						}
+						got = append(got, u)
+					}
+					return got, r, nil
+				},
+				func(u session.User) cursor.Cursor {
+					return cursor.Cursor{Score: u.LastLogin.UnixMilli(), Member: u.User}
+				})
 		})
 	if err != nil {
 		return session.UserPage{}, err
@@ -497,11 +715,34 @@ func decodeUser(v []any) (session.User, error) {
 	return u, nil
 }
 
-// Subscribe implements session.Store. It keeps a pub/sub connection and
-// reconnects with backoff when Redis goes away; after each (re)connect it
-// calls ended("") because ends published in the meantime were lost. It
-// returns nil when ctx is done.
+// Subscribe implements session.Store. Ends are published on each shard's
+// sharded channel (SPUBLISH), so on a Cluster each goes only to the
+// nodes serving that shard's slot, not to every node as PUBLISH would.
+// A Cluster client subscribes to each shard's channel on its own
+// connection (SSUBSCRIBE takes channels of one slot); other clients take
+// all of them on one. Each connection is kept with backoff when Redis
+// goes away; after each (re)connect it calls ended("") because ends
+// published in the meantime were lost. It returns nil when ctx is done.
 func (s *Store) Subscribe(ctx context.Context, ended func(id string)) error {
+	channels := make([]string, len(s.shards))
+	for i := range s.shards {
+		channels[i] = s.shards[i].ended
+	}
+	if !s.cluster {
+		s.keepListening(ctx, channels, ended)
+		return nil
+	}
+	var wg sync.WaitGroup
+	for _, ch := range channels {
+		wg.Go(func() { s.keepListening(ctx, []string{ch}, ended) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// keepListening runs listen on channels until ctx is done, reconnecting
+// with backoff.
+func (s *Store) keepListening(ctx context.Context, channels []string, ended func(id string)) {
 	const (
 		minBackoff = 25 * time.Millisecond
 		// The SPEC wants service back within 1s of Redis; retrying at
@@ -510,9 +751,9 @@ func (s *Store) Subscribe(ctx context.Context, ended func(id string)) error {
 	)
 	backoff := minBackoff
 	for {
-		connected := s.listen(ctx, ended)
+		connected := s.listen(ctx, channels, ended)
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		if connected {
 			backoff = minBackoff
@@ -521,7 +762,7 @@ func (s *Store) Subscribe(ctx context.Context, ended func(id string)) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil
+			return
 		case <-t.C:
 		}
 		backoff = min(2*backoff, maxBackoff)
@@ -530,16 +771,17 @@ func (s *Store) Subscribe(ctx context.Context, ended func(id string)) error {
 
 // listen runs one pub/sub connection until it fails or ctx is done, and
 // reports whether it got as far as subscribing.
-func (s *Store) listen(ctx context.Context, ended func(id string)) (connected bool) {
+func (s *Store) listen(ctx context.Context, channels []string, ended func(id string)) (connected bool) {
 	// A dead peer that never resets the connection would leave Receive
 	// waiting forever; a periodic PING finds out.
 	const pingEvery = 5 * time.Second
-	ps := s.c.Subscribe(ctx, s.endedChannel)
+	ps := s.c.SSubscribe(ctx, channels...)
 	defer ps.Close()
 	// go-redis reads do not watch ctx; closing the connection ends a
 	// blocked read at once.
 	stop := context.AfterFunc(ctx, func() { ps.Close() })
 	defer stop()
+	subscribed := 0
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, pingEvery)
 		if err != nil {
@@ -556,9 +798,13 @@ func (s *Store) listen(ctx context.Context, ended func(id string)) (connected bo
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				connected = true
-				ended("")
+			// One confirmation per channel; ends may have been missed
+			// until the last.
+			if m.Kind == "ssubscribe" {
+				if subscribed++; subscribed == len(channels) {
+					connected = true
+					ended("")
+				}
 			}
 		case *redis.Message:
 			ended(m.Payload)
@@ -573,9 +819,10 @@ func (s *Store) LimitSessions(ctx context.Context, l session.Limit) ([]*session.
 	if keep <= 0 || user == "" {
 		return nil, nil
 	}
-	keys := []string{s.userKey(user), s.byLast, s.byCreated, s.byDeadline}
-	args := []any{keep, ms(s.now()), s.sessionPrefix, s.tokensPrefix, s.endedChannel,
-		s.userTTL.Milliseconds(), s.devicePrefix, l.IssuerKey, l.Keep}
+	sh := s.shardOfUser(user)
+	keys := []string{sh.userKey(user), sh.byLast, sh.byCreated, sh.byDeadline}
+	args := []any{keep, ms(s.now()), sh.sessionPrefix, sh.tokensPrefix, sh.ended,
+		s.userTTL.Milliseconds(), sh.devicePrefix, l.IssuerKey, l.Keep}
 	r, err := limitScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
 		return nil, fail("limiting sessions", err)

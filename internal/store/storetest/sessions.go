@@ -28,7 +28,7 @@ var T0 = time.Date(2025, 3, 1, 10, 0, 0, 123456789, time.UTC)
 // provider such as Keycloak and a desktop Chrome produce. i makes it unique.
 func Session(i int, user string, at time.Time) *session.Session {
 	return &session.Session{
-		ID:          fmt.Sprintf("sess%018d", i), // 22 characters, like session.IDLen
+		ID:          SessionID(i, user), // 22 characters, like session.IDLen
 		User:        user,
 		Email:       user + "@example.com",
 		Name:        "Alice Example",
@@ -146,7 +146,7 @@ func Sessions(t *testing.T, open SessionOpener) {
 				s.Location.Latitude, s.Location.Longitude = -33.86881234567, 151.20929876543
 				return s
 			}()},
-			{"minimal", &session.Session{ID: "minimal000000000000000", User: "bob", CreatedAt: T0, LastAccess: T0, ExpiresAt: T0.Add(time.Hour)}},
+			{"minimal", &session.Session{ID: string(session.IDStart("bob")) + "inimal000000000000000", User: "bob", CreatedAt: T0, LastAccess: T0, ExpiresAt: T0.Add(time.Hour)}},
 			{"long values", func() *session.Session {
 				s := Session(2, "carol", T0)
 				s.Device.UserAgent = strings.Repeat("Mozilla/5.0 (X11; Linux x86_64) ", 20)
@@ -1124,4 +1124,11 @@ func asciiUpper(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// SessionID returns the id Session(i, user, ...) has: 22 characters,
+// like session.IDLen, starting in the user's group (session.IDStart), as
+// the stores require of ids.
+func SessionID(i int, user string) string {
+	return fmt.Sprintf("%cess%018d", session.IDStart(user), i)
 }
