@@ -94,7 +94,7 @@ sentinel failover-timeout %[1]s %[5]d
 sentinel parallel-syncs %[1]s 1
 `, s.name, host, port, downAfter.Milliseconds(), failoverTimeout.Milliseconds())
 	if cfg.password != "" {
-		conf += fmt.Sprintf("sentinel auth-pass %s %s\n", s.name, cfg.password)
+		conf += fmt.Sprintf("sentinel auth-pass %s %s\n", s.name, confQuote(cfg.password))
 	}
 	for range 3 {
 		srv := newServer(t)
@@ -304,6 +304,26 @@ func pairs(v any, err error) (map[string]string, error) {
 		m[k] = val
 	}
 	return m, nil
+}
+
+// confQuote quotes v for a Redis configuration file, whose parser
+// (sdssplitargs) knows \", \\ and \xHH inside double quotes.
+func confQuote(v string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c >= 0x20 && c < 0x7f:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "\\x%02x", c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // waitFor calls ready until it returns nil, or returns its last error

@@ -63,9 +63,10 @@ func TestSentinelFailover(t *testing.T) {
 
 func TestSentinelPassword(t *testing.T) {
 	t.Parallel()
-	const pass = "s3cret/+"
+	// Characters that need quoting in redis.conf and escaping in a URL.
+	const pass = `s3 "cr\et"/+é`
 	s := StartSentinel(t, Password(pass))
-	if !strings.HasPrefix(s.URL(), "redis-sentinel://:s3cret%2F+@") {
+	if !strings.HasPrefix(s.URL(), "redis-sentinel://:s3%20%22cr%5Cet%22%2F+%C3%A9@") {
 		t.Fatalf("URL() = %q, want the password escaped in it", s.URL())
 	}
 	if err := ping(s.Servers()[0].Addr(), ""); err == nil || !strings.Contains(err.Error(), "NOAUTH") {

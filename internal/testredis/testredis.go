@@ -5,6 +5,12 @@
 // reproduce faithfully. Each server listens on a free loopback port with
 // persistence off and its working directory in t.TempDir(), so tests never
 // touch a shared Redis (such as one on :6379) and leave nothing behind.
+//
+// StartCluster and StartSentinel run the real thing for the store's
+// scale-out: a Redis Cluster made by redis-cli --cluster create, and a
+// master with a replica watched by three Sentinels. Every process is
+// stopped by its PID when the test ends, and on Linux also dies with the
+// test binary if that is killed before its cleanups run.
 package testredis
 
 import (
