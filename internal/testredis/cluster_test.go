@@ -11,6 +11,7 @@ import (
 )
 
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	c := StartCluster(t, 3)
 	t.Logf("3-master cluster ready in %v", time.Since(start).Round(time.Millisecond))
@@ -78,6 +79,7 @@ func TestCluster(t *testing.T) {
 }
 
 func TestClusterReplicas(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	c := StartCluster(t, 3, Replicas(1))
 	t.Logf("3 masters with a replica each ready in %v", time.Since(start).Round(time.Millisecond))
