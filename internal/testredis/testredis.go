@@ -5,15 +5,21 @@
 // reproduce faithfully. Each server listens on a free loopback port with
 // persistence off and its working directory in t.TempDir(), so tests never
 // touch a shared Redis (such as one on :6379) and leave nothing behind.
+//
+// StartCluster and StartSentinel run the real thing for the store's
+// scale-out: a Redis Cluster made by redis-cli --cluster create, and a
+// master with a replica watched by three Sentinels. Every process is
+// stopped by its PID when the test ends, and on Linux also dies with the
+// test binary if that is killed before its cleanups run.
 package testredis
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -31,12 +37,25 @@ type Server struct {
 
 	// persistent keeps data across Stop/Restart (AOF, fsync always).
 	persistent bool
+	// conf, when set, is a configuration file in dir written with
+	// confText before the first start and given to redis-server ahead of
+	// the other arguments. Sentinel needs one, which it rewrites.
+	conf, confText string
+	// sentinel runs the server in Sentinel mode.
+	sentinel bool
+	// cluster runs a Cluster node, whose bus listens on busPort.
+	cluster bool
+	// password is the server's requirepass, which PING needs.
+	password string
+	// extra are more arguments for redis-server, after the defaults.
+	extra []string
 
-	mu   sync.Mutex
-	port int
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{} // closed when cmd has been waited for
+	mu      sync.Mutex
+	port    int
+	busPort int
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	done    chan struct{} // closed when cmd has been waited for
 }
 
 // Start runs a redis-server for the duration of the test and returns its
@@ -58,31 +77,60 @@ func Persistent() Option { return func(s *Server) { s.persistent = true } }
 // for example to check that clients survive an outage.
 func StartServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		// Never skip: a skipped store test hides regressions in CI. The
-		// project's test command installs redis-server when missing.
-		t.Fatalf("redis-server not found on PATH (%v): run the project's test command from the README, which installs it", err)
-	}
-	s := &Server{t: t, path: path, dir: t.TempDir()}
+	s := newServer(t)
 	for _, o := range opts {
 		o(s)
 	}
+	s.launch()
+	return s
+}
+
+// newServer returns a server to configure and launch.
+func newServer(t testing.TB) *Server {
+	t.Helper()
+	return &Server{t: t, path: lookPath(t, "redis-server"), dir: t.TempDir()}
+}
+
+func lookPath(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		// Never skip: a skipped store test hides regressions in CI. The
+		// project's test command installs redis-server (which brings
+		// redis-cli and Sentinel) when missing.
+		t.Fatalf("%s not found on PATH (%v): run the project's test command from the README, which installs it", name, err)
+	}
+	return path
+}
+
+// launch starts s on free ports and stops it when the test ends.
+func (s *Server) launch() {
+	s.t.Helper()
 	var lastErr error
 	// A free port found by listening and closing may be taken by someone
 	// else before redis-server binds it; try a few.
 	for range 5 {
 		port, err := freePort()
+		if err == nil && s.cluster {
+			// The bus gets a port of its own (cluster-port) rather than
+			// the default port+10000, which may be taken or above 65535.
+			s.busPort, err = freePort()
+		}
 		if err != nil {
-			t.Fatalf("testredis: finding a free port: %v", err)
+			s.t.Fatalf("testredis: finding a free port: %v", err)
+		}
+		if s.conf != "" {
+			// Afresh on every attempt: a failed start may have rewritten it.
+			if err := os.WriteFile(filepath.Join(s.dir, s.conf), []byte(s.confText), 0o600); err != nil {
+				s.t.Fatalf("testredis: writing %s: %v", s.conf, err)
+			}
 		}
 		if lastErr = s.start(port); lastErr == nil {
-			t.Cleanup(s.Stop)
-			return s
+			s.t.Cleanup(s.Stop)
+			return
 		}
 	}
-	t.Fatalf("testredis: starting redis-server: %v", lastErr)
-	return nil
+	s.t.Fatalf("testredis: starting redis-server: %v", lastErr)
 }
 
 // Addr is the server's address, stable across Restart.
@@ -90,6 +138,27 @@ func (s *Server) Addr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+}
+
+// String names the server by its address, for messages.
+func (s *Server) String() string { return s.Addr() }
+
+// PID is the process ID of the running server, 0 when it is stopped.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// Running reports whether the server process is running (it may not be
+// answering yet, or any more).
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
 }
 
 // Stop kills the server (SIGKILL, like a crash) and waits for it to exit.
@@ -133,17 +202,39 @@ func (s *Server) startLocked(port int) error {
 	if s.persistent {
 		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
 	}
-	args := append([]string{
+	var args []string
+	if s.conf != "" {
+		args = append(args, filepath.Join(s.dir, s.conf))
+	}
+	if s.sentinel {
+		args = append(args, "--sentinel")
+	}
+	args = append(args,
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
-		"--save", "",
 		"--dir", s.dir,
 		"--daemonize", "no",
 		"--logfile", "",
-	}, aof...)
+	)
+	if !s.sentinel {
+		args = append(args, "--save", "")
+		args = append(args, aof...)
+	}
+	if s.cluster {
+		args = append(args,
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
+			"--cluster-port", strconv.Itoa(s.busPort),
+		)
+	}
+	if s.password != "" {
+		args = append(args, "--requirepass", s.password)
+	}
+	args = append(args, s.extra...)
 	cmd := exec.Command(s.path, args...)
 	cmd.Stdout = out
 	cmd.Stderr = out
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("running %s: %w", s.path, err)
 	}
@@ -155,7 +246,7 @@ func (s *Server) startLocked(port int) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(startTimeout)
 	for {
-		if err := ping(addr); err == nil {
+		if err := ping(addr, s.password); err == nil {
 			break
 		}
 		select {
@@ -183,25 +274,15 @@ func (s *Server) stopLocked() {
 	s.cmd = nil
 }
 
-// ping sends an inline PING and expects +PONG, without a client library so
-// that this package has no dependencies.
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+// ping checks that addr answers PING (after AUTH with password, if set).
+func ping(addr, password string) error {
+	v, err := command(addr, password, "PING")
 	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line != "+PONG\r\n" {
 		// "-LOADING ..." and the like: not ready yet.
-		return errors.New("unexpected reply " + strconv.Quote(line))
+		return err
+	}
+	if v != "PONG" {
+		return fmt.Errorf("unexpected reply %v", v)
 	}
 	return nil
 }
