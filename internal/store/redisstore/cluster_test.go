@@ -110,7 +110,8 @@ func TestClusterWaitReplicas(t *testing.T) {
 	)
 	for i := 0; len(masters) < 3 && i < 100; i++ {
 		st := openURL(t, c.URL(), fmt.Sprintf("r%d", prefixes.Add(1)), Options{})
-		sess := storetest.Session(i, "alice", time.Now())
+		// Users of different shards, hence (most likely) masters.
+		sess := storetest.Session(i, fmt.Sprintf("user%d", i), time.Now())
 		keys, args, err := st.createArgs(sess)
 		if err != nil {
 			t.Fatal(err)

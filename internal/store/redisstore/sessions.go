@@ -729,20 +729,36 @@ func (s *Store) Subscribe(ctx context.Context, ended func(id string)) error {
 		channels[i] = s.shards[i].ended
 	}
 	if !s.cluster {
-		s.keepListening(ctx, channels, ended)
+		s.keepListening(ctx, channels, ended, func() { ended("") })
 		return nil
+	}
+	// One ended("") once every connection is up, then one for each
+	// reconnect, as with a single connection.
+	var (
+		mu      sync.Mutex
+		waiting = len(channels)
+	)
+	connected := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if waiting > 0 {
+			if waiting--; waiting > 0 {
+				return
+			}
+		}
+		ended("")
 	}
 	var wg sync.WaitGroup
 	for _, ch := range channels {
-		wg.Go(func() { s.keepListening(ctx, []string{ch}, ended) })
+		wg.Go(func() { s.keepListening(ctx, []string{ch}, ended, connected) })
 	}
 	wg.Wait()
 	return nil
 }
 
 // keepListening runs listen on channels until ctx is done, reconnecting
-// with backoff.
-func (s *Store) keepListening(ctx context.Context, channels []string, ended func(id string)) {
+// with backoff; it calls connected after each (re)connect.
+func (s *Store) keepListening(ctx context.Context, channels []string, ended func(id string), connected func()) {
 	const (
 		minBackoff = 25 * time.Millisecond
 		// The SPEC wants service back within 1s of Redis; retrying at
@@ -751,11 +767,11 @@ func (s *Store) keepListening(ctx context.Context, channels []string, ended func
 	)
 	backoff := minBackoff
 	for {
-		connected := s.listen(ctx, channels, ended)
+		ok := s.listen(ctx, channels, ended, connected)
 		if ctx.Err() != nil {
 			return
 		}
-		if connected {
+		if ok {
 			backoff = minBackoff
 		}
 		t := time.NewTimer(backoff)
@@ -771,7 +787,7 @@ func (s *Store) keepListening(ctx context.Context, channels []string, ended func
 
 // listen runs one pub/sub connection until it fails or ctx is done, and
 // reports whether it got as far as subscribing.
-func (s *Store) listen(ctx context.Context, channels []string, ended func(id string)) (connected bool) {
+func (s *Store) listen(ctx context.Context, channels []string, ended func(id string), onConnect func()) (connected bool) {
 	// A dead peer that never resets the connection would leave Receive
 	// waiting forever; a periodic PING finds out.
 	const pingEvery = 5 * time.Second
@@ -803,7 +819,7 @@ func (s *Store) listen(ctx context.Context, channels []string, ended func(id str
 			if m.Kind == "ssubscribe" {
 				if subscribed++; subscribed == len(channels) {
 					connected = true
-					ended("")
+					onConnect()
 				}
 			}
 		case *redis.Message:
