@@ -32,7 +32,8 @@ func TestBrowserActivityTab(t *testing.T) {
 	if loc := alice.location(); !strings.Contains(loc, "user=bob%40example.com") {
 		alice.fail("after Apply the page is %s, want the user filter in the query", loc)
 	}
-	rows := alice.texts("table.rows tbody tr")
+	// One row per event; the row below each, .event-more, is its detail.
+	rows := alice.texts("table.rows tbody tr:not(.event-more)")
 	if len(rows) == 0 {
 		alice.fail("no rows for bob")
 	}
@@ -40,6 +41,23 @@ func TestBrowserActivityTab(t *testing.T) {
 		if !strings.Contains(r, "bob@example.com") {
 			alice.fail("row %q is not bob's", r)
 		}
+	}
+	// Each row's detail is hidden until its "More" is opened, then shown
+	// in the row below it.
+	shown := func() []bool {
+		return run(alice, "looking at the detail rows", chromedp.Evaluate[[]bool](
+			`Array.from(document.querySelectorAll("table.rows tr.event-more"), r => r.getClientRects().length > 0)`))
+	}
+	if v := shown(); len(v) != len(rows) || slices.Contains(v, true) {
+		alice.fail("detail rows shown before any More is opened: %v for %d rows", v, len(rows))
+	}
+	alice.do("opening the first row's detail", chromedp.Click(
+		chromedp.CSS(`table.rows tbody tr:first-child details.event-detail > summary`), chromedp.NodeVisible))
+	if v := shown(); !v[0] || slices.Contains(v[1:], true) {
+		alice.fail("after opening the first row's More, detail rows shown: %v", v)
+	}
+	if detail := alice.text("table.rows tr.event-more"); !strings.Contains(detail, "Event id") || !strings.Contains(detail, "bob") {
+		alice.fail("the first row's detail = %q", detail)
 	}
 	// The chart for wide screens is the one shown, with its lines drawn.
 	box := run(alice, "measuring the chart", chromedp.Evaluate[[]float64](

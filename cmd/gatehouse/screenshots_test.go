@@ -3,7 +3,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/devidp"
@@ -26,9 +30,11 @@ import (
 //
 // It runs a demo with more people than alice and bob, a made-up GeoIP
 // database and a site that trusts the loopback "proxy", so that each
-// browser's X-Forwarded-For gives it its own address and place. Narrow
-// (420 px) views of the same pages, for checking the small-screen layout,
-// go to $GATEHOUSE_ARTIFACTS or a temporary directory.
+// browser's X-Forwarded-For gives it its own address and place. The pages
+// of the activity log (issue 8) are taken at 1280 px as name.png and at
+// 420 px as name-narrow.png. Full-page views of every tab at 420 px, and a
+// few empty states, for checking the small-screen layout, go to
+// $GATEHOUSE_ARTIFACTS or a temporary directory.
 func TestScreenshotTool(t *testing.T) {
 	out := os.Getenv("GATEHOUSE_SCREENSHOTS")
 	if out == "" {
@@ -86,12 +92,6 @@ func TestScreenshotTool(t *testing.T) {
 	alice.shot(out, "admin-sessions")
 	alice.navigate(d.SiteURL + "/.gatehouse/admin/users")
 	alice.shot(out, "admin-users")
-	alice.navigate(d.SiteURL + "/.gatehouse/admin/activity")
-	alice.shot(out, "activity")
-	alice.navigate(d.SiteURL + "/.gatehouse/admin/alerts")
-	alice.shot(out, "alerts")
-	bobLaptop.navigate(d.SiteURL + "/.gatehouse/")
-	bobLaptop.shot(out, "my-sessions")
 	// An auditor sees the same sessions without revoke controls.
 	sam := c.open(at(firefoxLinux, "sam-laptop", "203.0.113.70"))
 	sam.signIn(d, "/", "sam", false)
@@ -99,16 +99,39 @@ func TestScreenshotTool(t *testing.T) {
 	sam.shot(out, "admin-auditor")
 	sam.navigate(d.SiteURL + "/.gatehouse/admin/users")
 	sam.screenshot("review-auditor-users")
-	// Login history (issue 8): everyone's, and one user's from the Users tab.
-	alice.navigate(d.SiteURL + "/.gatehouse/admin/history")
-	alice.shot(out, "login-history")
 	alice.navigate(d.SiteURL + "/.gatehouse/admin/history?user=dave")
 	alice.screenshot("review-login-history-dave")
-
-	// Empty states and narrow windows, full pages, for review rather than
-	// the README.
 	alice.navigate(d.SiteURL + "/.gatehouse/admin/activity?type=anomaly")
 	alice.screenshot("review-activity-none")
+
+	// The pages of issue 8, each at 1280 px and at 420 px, as tall as
+	// their content up to a limit: the Activity tab (filters and chart),
+	// one of its rows with the full detail open, Login history, Alerts
+	// and bob's own sessions and history.
+	newPages := func(width string, maxHeight float64) {
+		suffix := ""
+		if width == "narrow" {
+			suffix = "-narrow"
+		}
+		alice.navigate(d.SiteURL + "/.gatehouse/admin/activity")
+		alice.shotPage(out, "activity"+suffix, maxHeight)
+		// alice's two anomalies; the first is the impossible travel.
+		alice.navigate(d.SiteURL + "/.gatehouse/admin/activity?type=anomaly&user=alice")
+		alice.do("opening a row's detail", chromedp.Click(
+			chromedp.Search(`//tr[.//div[normalize-space()="impossible travel"]]//details[@class="event-detail"]/summary`),
+			chromedp.NodeVisible))
+		alice.shotElement(out, "activity-detail"+suffix, ".table-wrap", maxHeight)
+		alice.navigate(d.SiteURL + "/.gatehouse/admin/history")
+		alice.shotPage(out, "login-history"+suffix, maxHeight)
+		alice.navigate(d.SiteURL + "/.gatehouse/admin/alerts")
+		alice.shotPage(out, "alerts"+suffix, maxHeight)
+		bobLaptop.navigate(d.SiteURL + "/.gatehouse/")
+		bobLaptop.shotPage(out, "my-sessions"+suffix, maxHeight)
+	}
+	newPages("wide", 1200)
+
+	// Narrow windows, full pages, for review rather than the README,
+	// then the README's narrow shots.
 	for _, tb := range []*tab{alice, bobLaptop} {
 		tb.do("narrowing the window", chromedp.EmulateViewport(420, 900))
 	}
@@ -126,21 +149,76 @@ func TestScreenshotTool(t *testing.T) {
 		{alice, "/.gatehouse/admin/history", "narrow-login-history"},
 		{alice, "/.gatehouse/admin/?country=KP", "narrow-admin-no-match"},
 		{alice, "/.gatehouse/admin/users?prefix=zz", "narrow-admin-no-users"},
+		{alice, "/.gatehouse/admin/activity?type=login_failed", "narrow-activity-failures"},
 	} {
 		p.tb.navigate(d.SiteURL + p.path)
 		p.tb.screenshot(p.name)
 	}
-	// The Activity tab at 420 px, for the README: filters, chart, rows.
-	alice.navigate(d.SiteURL + "/.gatehouse/admin/activity")
-	alice.shot(out, "activity-narrow")
-	alice.navigate(d.SiteURL + "/.gatehouse/admin/activity?type=login_failed")
-	alice.screenshot("narrow-activity-failures")
+	newPages("narrow", 1400)
 }
 
 // shot saves the viewport (not the full page) as dir/name.png.
 func (tb *tab) shot(dir, name string) {
 	tb.t.Helper()
-	png := run(tb, "taking a screenshot", chromedp.CaptureScreenshot())
+	tb.save(dir, name, run(tb, "taking a screenshot", chromedp.CaptureScreenshot()))
+}
+
+// shotPage saves the page from its top, as tall as its content but at most
+// maxHeight CSS pixels, as dir/name.png. A longer page is cut below the last
+// row, card or form that fits, not through one.
+func (tb *tab) shotPage(dir, name string, maxHeight float64) {
+	tb.t.Helper()
+	h := run(tb, "measuring the page", chromedp.Evaluate[float64](fmt.Sprintf(`((max, margin) => {
+		const h = document.documentElement.scrollHeight;
+		if (h <= max) return h;
+		let cut = 0;
+		for (const e of document.querySelectorAll("main tr, main .card, main form, main figure, main h2")) {
+			const b = e.getBoundingClientRect().bottom + window.scrollY;
+			if (b + margin <= max && b > cut) cut = b;
+		}
+		return cut > 0 ? cut + margin : max;
+	})(%g, 10)`, maxHeight)))
+	tb.shotClip(dir, name, 0, h)
+}
+
+// shotElement saves the first element matching css, with a margin of the
+// page around it, at most maxHeight CSS pixels tall, as dir/name.png.
+func (tb *tab) shotElement(dir, name, css string, maxHeight float64) {
+	tb.t.Helper()
+	const margin = 16
+	box := run(tb, "measuring "+css, chromedp.Evaluate[[]float64](fmt.Sprintf(
+		`(r => [r.top + window.scrollY, r.height])(document.querySelector(%q).getBoundingClientRect())`, css)))
+	if len(box) != 2 {
+		tb.fail("measuring %s: got %v", css, box)
+	}
+	top := max(box[0]-margin, 0)
+	tb.shotClip(dir, name, top, min(box[1]+2*margin, maxHeight))
+}
+
+// shotClip saves the window's full width from y down, h CSS pixels tall,
+// whether or not it is in the viewport.
+func (tb *tab) shotClip(dir, name string, y, h float64) {
+	tb.t.Helper()
+	w := run(tb, "measuring the window", chromedp.Evaluate[float64](`document.documentElement.clientWidth`))
+	png := run(tb, "taking a screenshot", chromedp.Action[[]byte](func(ctx context.Context, target *chromedp.Target) ([]byte, error) {
+		r, err := cdp.Call(ctx, target, page.CaptureScreenshot, page.CaptureScreenshotParams{
+			Format:                page.CaptureScreenshotFormatPng,
+			Clip:                  &page.Viewport{X: 0, Y: y, Width: w, Height: h, Scale: 1},
+			FromSurface:           ptrTrue(),
+			CaptureBeyondViewport: ptrTrue(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("capturing %s: %w", name, err)
+		}
+		return r.Data, nil
+	}))
+	tb.save(dir, name, png)
+}
+
+func ptrTrue() *bool { v := true; return &v }
+
+func (tb *tab) save(dir, name string, png []byte) {
+	tb.t.Helper()
 	p := filepath.Join(dir, name+".png")
 	if err := os.WriteFile(p, png, 0o644); err != nil {
 		tb.t.Fatal(err)
