@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -84,6 +85,15 @@ type Options struct {
 	// MaxSkew is how far apart the clocks of gateways writing events may
 	// be. Default: 5m.
 	MaxSkew time.Duration
+	// WaitReplicas is how many replicas must have a sign-in or an end
+	// (Create, Delete, LimitSessions) before it returns, so that a
+	// failover loses neither (WAIT; see replicas.go). It is capped at
+	// the replicas the master has, so a standalone Redis or a master
+	// without replicas waits for none. Negative: never wait. Default: 1.
+	WaitReplicas int
+	// ReplicaTimeout bounds that wait; a write the replicas did not
+	// acknowledge in time still counts. Default: 100ms.
+	ReplicaTimeout time.Duration
 }
 
 // Store keeps sessions and events in Redis. It is safe for concurrent use.
@@ -108,6 +118,11 @@ type Store struct {
 	cluster bool
 	// dueTurn rotates the shard Due asks first.
 	dueTurn atomic.Uint32
+
+	waitReplicas   int
+	replicaTimeout time.Duration
+	replMu         sync.Mutex
+	replicas       map[string]replicaCount // by master address ("" unless Cluster)
 }
 
 // shard holds the key names of one shard: every key of a user (sessions,
@@ -154,6 +169,15 @@ func New(opts Options) (*Store, error) {
 		scanFor: opts.MaxScanTime,
 		evScan:  opts.EventMaxScan,
 		skew:    opts.MaxSkew,
+
+		waitReplicas:   opts.WaitReplicas,
+		replicaTimeout: opts.ReplicaTimeout,
+	}
+	if s.waitReplicas == 0 {
+		s.waitReplicas = 1
+	}
+	if s.replicaTimeout <= 0 {
+		s.replicaTimeout = DefaultReplicaTimeout
 	}
 	if s.c == nil {
 		uo, err := ParseURL(opts.URL)

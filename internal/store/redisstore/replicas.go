@@ -3,6 +3,8 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -39,6 +41,11 @@ const DefaultReplicaTimeout = 100 * time.Millisecond
 // the master, and whether to refuse it (and the sign-in with it) while
 // replicas lag or are down is the caller's choice.
 func (s *Store) runReplicated(ctx context.Context, sc *redis.Script, n int, timeout time.Duration, keys []string, args ...any) (*redis.Cmd, int64, error) {
+	if n > 0 && len(keys) > 0 {
+		// No more than the master has: WAIT for a replica that is not
+		// there would only add its timeout to every write.
+		n = min(n, s.replicasOf(ctx, keys[0]))
+	}
 	if n <= 0 {
 		r := sc.Run(ctx, s.c, keys, args...)
 		return r, 0, r.Err()
@@ -65,6 +72,54 @@ func (s *Store) runReplicated(ctx context.Context, sc *redis.Script, n int, time
 		return r, 0, r.Err()
 	}
 	return r, acks, err
+}
+
+// replicaCheckEvery is how long a master's count of replicas is trusted.
+const replicaCheckEvery = 5 * time.Second
+
+type replicaCount struct {
+	n  int
+	at time.Time
+}
+
+// replicasOf returns how many replicas the master holding key has
+// connected (INFO replication), read at most every replicaCheckEvery; on
+// an error, the last count, or 0.
+func (s *Store) replicasOf(ctx context.Context, key string) int {
+	var (
+		node redis.UniversalClient = s.c
+		addr string
+	)
+	if cc, ok := s.c.(*redis.ClusterClient); ok {
+		m, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			return 0
+		}
+		node, addr = m, m.Options().Addr
+	}
+	s.replMu.Lock()
+	c, ok := s.replicas[addr]
+	s.replMu.Unlock()
+	if ok && time.Since(c.at) < replicaCheckEvery {
+		return c.n
+	}
+	info, err := node.Info(ctx, "replication").Result()
+	if err != nil {
+		return c.n
+	}
+	n := 0
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			n, _ = strconv.Atoi(v)
+		}
+	}
+	s.replMu.Lock()
+	if s.replicas == nil {
+		s.replicas = map[string]replicaCount{}
+	}
+	s.replicas[addr] = replicaCount{n, time.Now()}
+	s.replMu.Unlock()
+	return n
 }
 
 // pipeReplicated sends run's command and WAIT in one pipeline.

@@ -77,9 +77,6 @@ func TestSentinelFailover(t *testing.T) {
 	}
 
 	type worker struct {
-		// durable workers create through runReplicated (Create, then
-		// WAIT for the replica), the others through Create as it is.
-		durable  bool
 		acked    []string    // sessions whose Create returned nil
 		errTimes []time.Time // when a Create or Get failed
 		errs     []error
@@ -95,7 +92,6 @@ func TestSentinelFailover(t *testing.T) {
 		ws         = make([]worker, workers)
 	)
 	for w := range ws {
-		ws[w].durable = w%2 == 1
 		wg.Add(1)
 		go func(w *worker) {
 			defer wg.Done()
@@ -103,12 +99,8 @@ func TestSentinelFailover(t *testing.T) {
 				i := int(seq.Add(1))
 				sess := storetest.Session(i, fmt.Sprintf("u%d", i%50), time.Now())
 				octx, ocancel := context.WithTimeout(ctx, 2*time.Second)
-				var err error
-				if w.durable {
-					err = durableCreate(octx, st, sess)
-				} else {
-					err = st.Create(octx, sess)
-				}
+				// Create waits for the replica (replicas.go).
+				err := st.Create(octx, sess)
 				if err == nil {
 					w.acked = append(w.acked, sess.ID)
 					var got *session.Session
@@ -197,33 +189,27 @@ func TestSentinelFailover(t *testing.T) {
 	}
 
 	// Every acknowledged session must be on the new master.
-	var acked, lost [2][]string // by durable
+	var acked, lost []string
 	for _, w := range ws {
-		k := 0
-		if w.durable {
-			k = 1
-		}
-		acked[k] = append(acked[k], w.acked...)
+		acked = append(acked, w.acked...)
 		for _, id := range w.acked {
 			_, err := st.Get(context.Background(), id)
 			switch {
 			case errors.Is(err, session.ErrNotFound):
-				lost[k] = append(lost[k], id)
+				lost = append(lost, id)
 			case err != nil:
 				t.Fatalf("Get(%s) after the failover: %v", id, err)
 			}
 		}
 	}
-	// Create acknowledges a session when the master has it; the master
-	// may die before its replica has it too. Until Create waits for the
-	// replica (replicas.go), this is a measurement, not a check.
-	t.Logf("Create: %d sessions acknowledged, %d lost %v", len(acked[0]), len(lost[0]), lost[0])
-	t.Logf("Create with WAIT: %d sessions acknowledged, %d lost", len(acked[1]), len(lost[1]))
-	if len(acked[1]) == 0 {
-		t.Error("no Create with WAIT succeeded")
+	// Create returns once the replica has the session too (WAIT), so a
+	// failover loses none it acknowledged.
+	t.Logf("Create: %d sessions acknowledged, %d lost", len(acked), len(lost))
+	if len(acked) == 0 {
+		t.Error("no Create succeeded")
 	}
-	if len(lost[1]) > 0 {
-		t.Errorf("lost %d sessions acknowledged by the replica too: %v", len(lost[1]), lost[1])
+	if len(lost) > 0 {
+		t.Errorf("lost %d acknowledged sessions: %v", len(lost), lost)
 	}
 
 	mu.Lock()
@@ -244,18 +230,6 @@ func TestSentinelFailover(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Subscribe did not return after its context was cancelled")
 	}
-}
-
-// durableCreate is Create as it would be with replicas.go wired in: the
-// session counts as created once the replica has it too (or the wait for
-// it timed out: best effort, so a lost replica does not stop sign-ins).
-func durableCreate(ctx context.Context, st *Store, sess *session.Session) error {
-	keys, args, err := st.createArgs(sess)
-	if err != nil {
-		return err
-	}
-	_, _, err = st.runReplicated(ctx, createScript, 1, DefaultReplicaTimeout, keys, args...)
-	return fail("creating session", err)
 }
 
 // TestSentinelWaitReplicas checks runReplicated's WAIT: it waits for the

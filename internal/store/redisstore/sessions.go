@@ -24,7 +24,8 @@ func (s *Store) Create(ctx context.Context, sess *session.Session) error {
 	if err != nil {
 		return err
 	}
-	return fail("creating session", createScript.Run(ctx, s.c, keys, args...).Err())
+	_, _, err = s.runReplicated(ctx, createScript, s.waitReplicas, s.replicaTimeout, keys, args...)
+	return fail("creating session", err)
 }
 
 // createArgs returns the keys and arguments of createScript for sess.
@@ -131,7 +132,11 @@ func (s *Store) Delete(ctx context.Context, id string) (*session.Session, error)
 	sh := s.shardOfID(id)
 	keys := []string{sh.sessionKey(id), sh.tokensKey(id), sh.byLast, sh.byCreated, sh.byDeadline}
 	args := []any{id, ms(s.now()), sh.userPrefix, sh.ended, s.userTTL.Milliseconds(), sh.devicePrefix}
-	r, err := deleteScript.Run(ctx, s.c, keys, args...).Slice()
+	cmd, _, err := s.runReplicated(ctx, deleteScript, s.waitReplicas, s.replicaTimeout, keys, args...)
+	if err != nil {
+		return nil, fail("ending session", err)
+	}
+	r, err := cmd.Slice()
 	if err != nil {
 		return nil, fail("ending session", err)
 	}
@@ -839,7 +844,11 @@ func (s *Store) LimitSessions(ctx context.Context, l session.Limit) ([]*session.
 	keys := []string{sh.userKey(user), sh.byLast, sh.byCreated, sh.byDeadline}
 	args := []any{keep, ms(s.now()), sh.sessionPrefix, sh.tokensPrefix, sh.ended,
 		s.userTTL.Milliseconds(), sh.devicePrefix, l.IssuerKey, l.Keep}
-	r, err := limitScript.Run(ctx, s.c, keys, args...).Slice()
+	cmd, _, err := s.runReplicated(ctx, limitScript, s.waitReplicas, s.replicaTimeout, keys, args...)
+	if err != nil {
+		return nil, fail("limiting sessions", err)
+	}
+	r, err := cmd.Slice()
 	if err != nil {
 		return nil, fail("limiting sessions", err)
 	}
