@@ -4,17 +4,116 @@
 // activity.Store and passes the shared conformance suite in
 // internal/store/storetest.
 //
+// # Shards
+//
+// A Redis Cluster spreads keys over 16,384 hash slots by their hash tag
+// (the part in braces), and a Lua script may only touch keys of one slot.
+// The store splits its data into 16 shards (session.Groups), each under
+// its own tag, "{gh.<k>}", where k is the least number that puts the tag
+// in the shard's sixteenth of the slot range (shardTags): the shards sit
+// evenly over the slots, so whatever contiguous ranges the masters hold
+// (redis-cli --cluster create splits them so) they hold shards in
+// proportion, 6, 5 and 5 of 16 on three masters. Every instance computes
+// the same tags from the prefix.
+//
+// Everything about one user is in one shard, the user's group
+// (session.UserGroup, FNV-1a of the subject): the sessions, their index
+// entries, the user's summary, their events and event indexes, and their
+// login history. So the scripts that must be atomic over a user's
+// sessions (Create with its summary and email index, Touch, Delete,
+// LimitSessions for max_sessions, the revoke-all the gateway builds on
+// them) still run in one slot, and the shard a session is in follows
+// from its id: session.NewSecretFor draws cookie secrets until the id
+// they lead to starts with a byte of the user's group (session.IDGroup),
+// about 16 tries, a few microseconds at sign-in. Get and Touch then find
+// a session from its cookie with no lookup across shards; Create refuses
+// an id outside its user's group. A forged id names some shard where its
+// session is not.
+//
+// Alternatives considered: one tag for all (the old layout: a Cluster
+// buys nothing, one master takes every write); a tag per session (no
+// atomic max_sessions or revoke-all, and listing needs a scan of every
+// slot); a lookup key from id to shard (a second round trip on every
+// cache miss, and a key that can disagree with the session). Sixteen
+// shards spread writes over up to 16 masters and keep the cost of the
+// listings that must ask every shard (below) to 16 small reads in one
+// round trip; a Cluster of more masters than that would want more
+// shards, which changes the group of every id (a re-login).
+//
+// Listings over all sessions (List, Users) run the shard's walk in every
+// shard in parallel from the same cursor (the order is total: score, then
+// id or subject, which are unique) and merge them (mergeShards). A shard
+// that stopped early, for a full page or its share of MaxScan, has seen
+// nothing below where it stopped, so the page ends at the highest such
+// stop and continues from it: no gaps, no duplicates. List's walks return
+// only ids and scores; the page's sessions are then read in one
+// pipelined round trip, so a page of 100 reads 100 sessions, not 1,600.
+// UserByEmail asks every shard's email index in one pipelined round
+// trip (an email does not say whose it is); Due asks the shards in turn.
+//
+// Events go to their user's shard (else their session's, else one chosen
+// by a hash of the IP), each shard's stream capped at a sixteenth of
+// EventMaxLen (exactly when that is under 10,000, else to within a
+// stream node). Their IDs are "<ms>-<seq>" with seq equal to the shard's
+// number modulo 16 (appendIndexedScript), so IDs are unique across
+// shards, stay ordered by time, and name the stream that holds them:
+// the event ID remains the API's id and cursor. Query merges the
+// shards' streams, or an index's entries in every shard, newest first
+// (evmerge.go). Login history rows go to the user's shard too; History
+// merges the shards' indexes likewise.
+//
+// Ends are published on the shard's channel with SPUBLISH from inside
+// the script that ends the session, so on a Cluster an end travels only
+// to the nodes serving that slot, not to every node as PUBLISH does
+// (Redis 7.0 or later). Subscribe takes the 16 channels with SSUBSCRIBE,
+// on one connection, or on a Cluster one per channel (go-redis sends an
+// SSUBSCRIBE to the node of its first channel).
+//
+// A few keys are global and rarely written: the sites registry and the
+// signing keys, under "{gh}". Claims (ClaimOnce) go to a shard by a hash
+// of the claim's key. Standalone Redis and Sentinel use the same layout;
+// nothing there depends on slots.
+//
+// Replication is asynchronous, so a failover (Sentinel or Cluster) can
+// promote a replica without a write its master had acknowledged. Create,
+// Delete and LimitSessions therefore send WAIT 1 after their script on
+// the same connection (replicas.go) and return once a replica has the
+// write, or after ReplicaTimeout (100 ms): a sign-in or a revocation is
+// then not lost by a failover (TestSentinelFailover: 0 of 2,526 sessions
+// acknowledged during a kill of the master lost; without WAIT about one
+// in 1,500). The wait is capped at the replicas the master has (INFO
+// replication, read every 5 s), so a standalone Redis waits for none.
+//
 // # Keys
 //
-// Every key starts with the prefix inside a hash tag, "{gh}" by default,
-// so all keys live in one Cluster slot and the Lua scripts may touch
-// several of them atomically (some build a key from a stored value, such
-// as the user key from a session's field, which is legal only because it
-// shares the slot). The price is that a Cluster gives no sharding to this
-// data: one node holds it all and the others stand by. At well under
-// 1 KiB a session that is over a million sessions per GiB, well within
-// one node; run several gateways' stores on one Cluster under different
-// prefixes to spread them.
+// Every key starts with a shard's tag, shown here as {gh.k}, or with the
+// global tag {gh}; "gh" is the prefix (Options.Prefix).
+//
+//	key                     type    TTL                   holds
+//	{gh.k}:s:<id>           hash    deadline+grace        the session (fields below)
+//	{gh.k}:k:<id>           string  deadline+grace        the sealed Tokens blob of a refresh-on site (below)
+//	{gh.k}:d:<ref>          string  its longest session   an interned device summary (below), per shard
+//	{gh.k}:u:<user>         hash    ≥ UserTTL (90d)       the user's summary and session list (below)
+//	{gh.k}:i:la             index   none (cleaned)        session id → last access, for List
+//	{gh.k}:i:ca             index   none (cleaned)        session id → created at, for List
+//	{gh.k}:i:dl             index   none (cleaned)        "<id> <last> <created>" → Deadline(), for Due
+//	{gh.k}:i:ul             index   none (cleaned)        user → last login, for Users
+//	{gh.k}:i:em             index   none (cleaned)        user → hash of verified email, for UserByEmail
+//	{gh.k}:ev               stream  none (Trim, MAXLEN)   activity events (fields below), capped at EventMaxLen/16
+//	{gh.k}:h:<id>           hash    none (Trim, cap)      the login history row of session <id> (below)
+//	{gh.k}:hx               zset    none (Trim, cap)      session id → login time: the login history, newest first
+//	{gh.k}:hu:<user>        zset    none (Trim, cap)      the same for one user
+//	{gh.k}:hs:<site>        zset    none (Trim, cap)      the same for one site
+//	{gh.k}:ev:u:<subject>   stream  none (Trim, cap)      IDs of the user's events, once 512 or more (event indexes, below)
+//	{gh.k}:ev:e:<email>     stream  none (Trim, cap)      likewise by email, case-folded (foldKey)
+//	{gh.k}:ev:y:<type>      stream  none (Trim, cap)      likewise by event type
+//	{gh.k}:ev:si:<site>     stream  none (Trim, cap)      likewise by site
+//	{gh.k}:ev:l:<ix>:<v>    list    none (Trim, cap)      the same IDs while fewer than 512, oldest first (ms×16+seq as an integer)
+//	{gh.k}:ev:ix            set     none (Trim)           the stream key of every event index, for Trim
+//	{gh.k}:c:<key>          string  the claim's ttl       ClaimOnce markers (SET NX PX), in a shard by a hash of key
+//	{gh.k}:ended            channel                       ids of the shard's ended sessions (SPUBLISH)
+//	{gh}:sites              hash    none (≤ MaxSites)     "<site>\x1f<scope>" → 1: which admin rules serve each site (AddSite)
+//	{gh}:jwk                hash    none (≤ 3 fields)     period → sealed signing key record of jwt_header (gateway removes old ones)
 //
 // All times are Unix milliseconds; TTL "deadline+grace" means the key
 // expires Grace (default 10m) after the session's Deadline, so that the
@@ -22,7 +121,7 @@
 // before the data goes. A session without any deadline (no lifetime, no
 // idle timeout) has no TTL.
 //
-//	key                   type    TTL                   holds
+//	key                     type    TTL                   holds
 //	{gh}:s:<id>           hash    deadline+grace        the session (fields below)
 //	{gh}:k:<id>           string  deadline+grace        the sealed Tokens blob of a refresh-on site (below)
 //	{gh}:d:<ref>          string  its longest session   an interned device summary (below)
@@ -44,8 +143,8 @@
 //	{gh}:ev:l:<ix>:<v>    list    none (Trim, cap)      the same IDs while fewer than 512, oldest first ("<ms>" for "<ms>-0")
 //	{gh}:ev:ix            set     none (Trim)           the stream key of every event index, for Trim
 //	{gh}:c:<key>          string  the claim's ttl       ClaimOnce markers (SET NX PX)
-//	{gh}:sites            hash    none (≤ MaxSites)     "<site>\x1f<scope>" → 1: which admin rules serve each site (AddSite)
-//	{gh}:jwk              hash    none (≤ 3 fields)     period → sealed signing key record of jwt_header (gateway removes old ones)
+//	{gh}:sites              hash    none (≤ MaxSites)     "<site>\x1f<scope>" → 1: which admin rules serve each site (AddSite)
+//	{gh}:jwk                hash    none (≤ 3 fields)     period → sealed signing key record of jwt_header (gateway removes old ones)
 //	{gh}:ended            channel                       ids of ended sessions (PUBLISH)
 //
 // Index entries outlive their session only when its hash expired by TTL,
@@ -172,10 +271,11 @@
 //
 // # Event stream
 //
-// Entry IDs follow the event's time: "<ms>-*", or the next free ID when an
-// instance's clock is behind the newest entry, so an ID is never before its
-// event and, with clocks within MaxSkew, not much after it; Query turns
-// From/To into an ID range on that basis. Every entry carries all of these
+// Entry IDs follow the event's time: "<ms>-<shard>", or the shard's next
+// free ID (same ms, sequence number 16 higher) when an instance's clock is
+// behind the newest entry or two events share a millisecond, so an ID is
+// never before its event and, with clocks within MaxSkew, not much after
+// it; Query turns From/To into an ID range on that basis. Every entry carries all of these
 // fields, in this order, even when empty, because Redis then stores the
 // field names once per stream node rather than once per entry:
 //
@@ -218,7 +318,7 @@
 // under 1 ms for a user or a rare site); at one sign-in in five events or fewer (each session also ends, and
 // denials and failures add more) that is about 120 bytes an event beside
 // the stream's 220. A user filter with a site walks the user's index and
-// checks the rows' sites; a reach of more than 32 sites walks {gh}:hx:
+// checks the rows' sites; a reach of more than 8 sites walks {gh}:hx:
 // both within EventMaxScan, and may return a short page with a cursor, as
 // Query does.
 //
@@ -231,7 +331,7 @@
 // Filter.Match compares emails), type and site, in the same script as
 // the XADD, so an index never lacks an event. Query reads the index of
 // the most selective field the filter has (user, then site, then types,
-// then an admin's reach of at most 16 sites; user reads the subject's and
+// then an admin's reach of at most 4 sites; user reads the subject's and
 // the email's index, several types or sites read one each), merging them
 // newest first: an ID is taken only once every index has been read down
 // to it, so that pages have no gaps or duplicates, appends meanwhile
@@ -307,7 +407,7 @@
 // dozen browsers, two groups, a GeoIP city) on Redis 7.0 with jemalloc,
 // as used_memory growth per session:
 //
-//	TestMemoryPerSession, 10,000 sessions, 2 per user         ≈ 930-940 bytes
+//	TestMemoryPerSession, 10,000 sessions, 2 per user         ≈ 954 bytes (930-940 before sharding)
 //	BenchmarkMillionSessions, 1,000,000 sessions, ≈5 per user  ≈ 750 bytes
 //
 // (the second measured before the email index, which adds about 11
@@ -387,8 +487,10 @@
 //
 // # Upgrading
 //
-// This layout replaced plain sorted sets ({gh}:la, {gh}:ca, {gh}:dl,
-// {gh}:ul) and inline user agents. Sessions written before are neither
-// listed nor swept and show no device; they end by TTL. Delete the four
-// old keys after upgrading.
+// The sharded layout replaced one with every key under {gh}. Sessions,
+// users, events and history written before are not read: users sign in
+// again, and the old keys, which have TTLs or are capped, can be deleted
+// with redis-cli --scan --pattern '{gh}:*' (keep {gh}:sites and
+// {gh}:jwk). Before that, plain sorted sets ({gh}:la, {gh}:ca, {gh}:dl,
+// {gh}:ul) and inline user agents were replaced.
 package redisstore
