@@ -300,8 +300,8 @@
 // {gh}:hu:<user> and {gh}:hs:<site>; the first event of that session that
 // ends it adds et (end ms), du, in (seconds) and st (its type). History
 // walks {gh}:hu:<user> when the filter names a user, else the site's
-// index, else those of the admin's reach merged newest first (up to 32
-// sites), else {gh}:hx; it reads each chunk's rows in one pipelined round
+// index, else those of the admin's reach merged newest first (up to 8
+// sites), else {gh}:hx, each in every shard but a user's; it reads each chunk's rows in one pipelined round
 // trip and, for rows not ended, the session's last access in a second. A
 // first page then costs a few round trips however long the log, every
 // row read is a match (but for the site of a user's row), and no event
