@@ -102,6 +102,8 @@ func BenchmarkMillionSessions(b *testing.B) {
 		{"country", list(session.Query{Country: "de"})},
 		{"ip-prefix", list(session.Query{IPPrefix: "145.1"})},
 		{"rare-country", list(session.Query{Country: "IS"})},
+		{"rare-ip", list(session.Query{IPPrefix: "157."})},
+		{"rare-site", list(session.Query{Site: rareSite})},
 	}
 	type result struct {
 		p50, p99 time.Duration
@@ -168,6 +170,9 @@ func (p *population) subject(u int) string {
 	return fmt.Sprintf("%08x-%04x-4%03x-a%03x-%012x", u*2654435761%(1<<32), u%65536, u%4096, (u/7)%4096, u*40503)
 }
 
+// rareSite holds one session in 10,000.
+const rareSite = "payroll.example.com"
+
 var benchSites = []struct {
 	site       string
 	idle, life time.Duration
@@ -226,6 +231,10 @@ func (p *population) session(i int) *session.Session {
 	r := rand.New(rand.NewPCG(uint64(i), 0x9e3779b97f4a7c15))
 	u := r.IntN(p.users)
 	site := benchSites[r.IntN(len(benchSites))]
+	if i%10_000 == 4_321 {
+		site = benchSites[0]
+		site.site = rareSite
+	}
 	window := 11*time.Hour + 30*time.Minute
 	created := p.now.Add(-window + time.Duration(int64(window)*int64(i)/int64(p.n)))
 	from := created

@@ -499,20 +499,24 @@ func TestListTimeBound(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("List(country IS) over all pages = %v, want %v", got, want)
 	}
-	// One chunk per shard per call: as many calls as the fullest shard
-	// needs chunks.
+	// The time bound ends each call after one round of chunks: without
+	// it one call would return every match. A call still examines no
+	// more than a chunk a shard, so the calls needed are at most those of
+	// the fullest shard's chunks plus the rounds that the 30 matches,
+	// found a few at a time, take.
 	per := map[int]int{}
 	for i := range n {
 		per[session.UserGroup(fmt.Sprintf("user%d", i%500))]++
 	}
 	chunk := min(scanChunk, s.maxScan/len(s.shards))
-	wantPages := 0
+	most := 0
 	for _, c := range per {
-		wantPages = max(wantPages, (c+chunk-1)/chunk)
+		most = max(most, (c+chunk-1)/chunk)
 	}
-	if pages != wantPages {
-		t.Errorf("List took %d calls, want %d (one chunk of each shard each)", pages, wantPages)
+	if pages < 2 || pages > most+len(want) {
+		t.Errorf("List took %d calls, want 2 to %d", pages, most+len(want))
 	}
+	t.Logf("%d calls for %d matches", pages, len(want))
 }
 
 // Regression (issue 6, item 5): Touch and Delete named the user's hash by

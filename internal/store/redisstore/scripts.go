@@ -649,7 +649,7 @@ local exhausted = bdown(KEYS[1], cs, cid, function(id, score)
   return true
 end)
 for _, e in ipairs(stale) do brem(KEYS[1], e[2], e[1]) end
-return {out, ls, lid, exhausted and 1 or 0}
+return {out, ls, lid, exhausted and 1 or 0, seen}
 `)
 
 // userSessionsScript returns every session of one user as a flat list of
@@ -771,7 +771,7 @@ local exhausted = bdown(KEYS[1], cs, cu, function(name, score)
 end)
 for _, e in ipairs(drop) do redis.call('HDEL', e[1], e[2]) end
 for _, e in ipairs(stale) do brem(KEYS[1], e[2], e[1]) end
-return {out, ls, lu, exhausted and 1 or 0}
+return {out, ls, lu, exhausted and 1 or 0, seen}
 `)
 
 // userByEmailScript returns the subject whose verified email has the

@@ -377,7 +377,7 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 	// whose sessions are then read in one round trip.
 	start := s.now()
 	ids, next, err := mergeShards(s, "listing sessions", from, limit,
-		func(sh *shard, pos *cursor.Cursor, want, budget int) ([]cursor.Cursor, *cursor.Cursor, bool, error) {
+		func(sh *shard, pos *cursor.Cursor, want, budget int) ([]cursor.Cursor, *cursor.Cursor, bool, int, error) {
 			index := sh.byLast
 			if byCreated {
 				index = sh.byCreated
@@ -387,7 +387,7 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 					args := append([]any{sh.sessionPrefix, "", score, member,
 						want, budget, q.IPPrefix, country, q.Site, field}, sites...)
 					r, err := scanScript.Run(ctx, s.c, []string{index}, args...).Slice()
-					if err != nil || len(r) != 4 {
+					if err != nil || len(r) != 5 {
 						return nil, r, err
 					}
 					flat, _ := r[0].([]any)
@@ -462,63 +462,108 @@ func (s *Store) readListed(ctx context.Context, ids []cursor.Cursor) ([]*session
 // found into one page in the index order (descending score, then
 // member). walk returns, from the position after pos, at most want items
 // in that order, the position to continue from (nil when its index ran
-// out) and an error; it examines at most budget entries, the shard's
-// part of MaxScan.
+// out), whether it ran out, and how many entries it examined; it examines
+// at most budget entries, what is left of the shard's part of MaxScan.
 //
-// A shard that stopped early (a full page, or its work bound) has seen
-// everything down to where it stopped and nothing below; items of other
-// shards below that point may come after ones it has not seen. So the
-// page ends at the highest of those stops: items below it are left for
-// the next page, which continues from the page's last item, or from that
-// stop when the page came back short.
+// The first round asks each shard for its share of the page, twice over;
+// later rounds, each one parallel round trip, continue only the shards
+// that may still hold items above the page's last, asking twice as many
+// each time. So a page costs about what one index would, not one page per
+// shard.
+//
+// A shard that stopped early (it gave what was asked, or used its
+// budget) has seen nothing below where it stopped, so items of other
+// shards below that point may come after ones it has not seen: the page
+// ends at the highest such stop. Items below it are left for the next
+// page, which continues from the page's last item, or from that stop when
+// the page came back short.
 func mergeShards[T any](s *Store, what string, from *cursor.Cursor, limit int,
-	walk func(sh *shard, pos *cursor.Cursor, want, budget int) ([]T, *cursor.Cursor, bool, error)) ([]T, *cursor.Cursor, error) {
-	type result struct {
+	walk func(sh *shard, pos *cursor.Cursor, want, budget int) ([]T, *cursor.Cursor, bool, int, error)) ([]T, *cursor.Cursor, error) {
+	n := len(s.shards)
+	type state struct {
 		items []T
 		stop  *cursor.Cursor
+		done  bool // ran out
+		spent int  // entries examined
+		want  int
 		err   error
 	}
-	budget := max(s.maxScan/len(s.shards), 1)
-	res := make([]result, len(s.shards))
-	var wg sync.WaitGroup
-	for i := range s.shards {
-		wg.Go(func() {
-			r := &res[i]
-			// One more than the page, to know whether more follow.
-			items, stop, _, err := walk(&s.shards[i], from, limit+1, budget)
-			r.items, r.stop, r.err = items, stop, err
-		})
+	budget := max(s.maxScan/n, 1)
+	st := make([]state, n)
+	for i := range st {
+		st[i].stop = from
+		st[i].want = min(max(2*(limit+1)/n+1, 8), limit+1)
 	}
-	wg.Wait()
 	type entry struct {
 		item T
 		key  cursor.Cursor
 	}
+	start := s.now()
+	run := make([]bool, n)
+	for i := range run {
+		run[i] = true
+	}
 	var all []entry
 	var bound *cursor.Cursor
-	for i := range res {
-		r := &res[i]
-		if r.err != nil {
-			return nil, nil, r.err
+	for {
+		var wg sync.WaitGroup
+		for i := range st {
+			if !run[i] {
+				continue
+			}
+			wg.Go(func() {
+				r := &st[i]
+				items, stop, exhausted, seen, err := walk(&s.shards[i], r.stop, r.want, budget-r.spent)
+				if err != nil {
+					r.err = err
+					return
+				}
+				r.items = append(r.items, items...)
+				r.stop, r.done = stop, exhausted || stop == nil
+				r.spent += seen
+				r.want = min(2*r.want, limit+1)
+			})
 		}
-		for _, it := range r.items {
-			all = append(all, entry{it, itemKey(it)})
+		wg.Wait()
+		all, bound = all[:0], nil
+		for i := range st {
+			r := &st[i]
+			if r.err != nil {
+				return nil, nil, r.err
+			}
+			for _, it := range r.items {
+				all = append(all, entry{it, itemKey(it)})
+			}
+			// The highest stop: the one after which the others' items
+			// may come.
+			if !r.done && (bound == nil || r.stop.After(bound.Score, bound.Member)) {
+				bound = r.stop
+			}
 		}
-		// The highest stop: the one after which the others' items
-		// may come.
-		if r.stop != nil && (bound == nil || r.stop.After(bound.Score, bound.Member)) {
-			bound = r.stop
+		slices.SortFunc(all, func(a, b entry) int {
+			if c := cmp.Compare(b.key.Score, a.key.Score); c != 0 {
+				return c
+			}
+			return strings.Compare(b.key.Member, a.key.Member)
+		})
+		if bound != nil {
+			// Keep the items at or above the bound.
+			all = slices.DeleteFunc(all, func(e entry) bool { return bound.After(e.key.Score, e.key.Member) })
 		}
-	}
-	slices.SortFunc(all, func(a, b entry) int {
-		if c := cmp.Compare(b.key.Score, a.key.Score); c != 0 {
-			return c
+		if len(all) > limit || bound == nil || s.now().Sub(start) >= s.scanFor {
+			break
 		}
-		return strings.Compare(b.key.Member, a.key.Member)
-	})
-	if bound != nil {
-		// Keep the items at or above the bound.
-		all = slices.DeleteFunc(all, func(e entry) bool { return bound.After(e.key.Score, e.key.Member) })
+		// Continue the shards that may hold items above the page's end:
+		// all of them while the page is short.
+		more := false
+		for i := range st {
+			r := &st[i]
+			run[i] = !r.done && r.spent < budget
+			more = more || run[i]
+		}
+		if !more {
+			break
+		}
 	}
 	var next *cursor.Cursor
 	switch {
@@ -551,16 +596,15 @@ func itemKey(v any) cursor.Cursor {
 // exhausted, or the work bound (budget entries, MaxScanTime since start)
 // is reached. chunk runs the script once from a position (empty score:
 // the start) for at most want more items and budget examined entries;
-// the reply's tail is [last score, last member, exhausted]. It returns at
+// the reply is [items, last score, last member, exhausted, examined]. It returns at
 // most limit items and the position to continue from, nil when the index
 // ran out.
 func scan[T any](s *Store, what string, from *cursor.Cursor, limit, maxScan int, start time.Time,
 	chunk func(score, member string, want, budget int) ([]T, []any, error),
-	key func(T) cursor.Cursor) ([]T, *cursor.Cursor, bool, error) {
+	key func(T) cursor.Cursor) (_ []T, _ *cursor.Cursor, _ bool, seen int, _ error) {
 	var (
 		items []T
 		pos   = from
-		seen  int
 	)
 	for len(items) < limit && seen < maxScan && (seen == 0 || s.now().Sub(start) < s.scanFor) {
 		score, member := "", ""
@@ -570,35 +614,36 @@ func scan[T any](s *Store, what string, from *cursor.Cursor, limit, maxScan int,
 		budget := min(scanChunk, maxScan-seen)
 		got, r, err := chunk(score, member, limit-len(items), budget)
 		if err != nil {
-			return nil, nil, false, fail(what, err)
+			return nil, nil, false, seen, fail(what, err)
 		}
-		if len(r) != 4 {
-			return nil, nil, false, fmt.Errorf("%s: unexpected reply length %d", what, len(r))
+		if len(r) != 5 {
+			return nil, nil, false, seen, fmt.Errorf("%s: unexpected reply length %d", what, len(r))
 		}
 		items = append(items, got...)
 		ls, _ := r[1].(string)
 		lm, _ := r[2].(string)
 		if ls == "" {
 			// Nothing examined and nothing left.
-			return items, nil, true, nil
+			return items, nil, true, seen, nil
 		}
 		n, err := strconv.ParseInt(ls, 10, 64)
 		if err != nil {
-			return nil, nil, false, fmt.Errorf("%s: cursor score %q: %w", what, ls, err)
+			return nil, nil, false, seen, fmt.Errorf("%s: cursor score %q: %w", what, ls, err)
 		}
 		pos = &cursor.Cursor{Score: n, Member: lm}
-		seen += budget
+		examined, _ := r[4].(int64)
+		seen += max(int(examined), 1)
 		if exhausted, _ := r[3].(int64); exhausted == 1 && len(items) < limit {
-			return items, nil, true, nil
+			return items, nil, true, seen, nil
 		}
 	}
 	if len(items) >= limit {
 		c := key(items[len(items)-1])
-		return items, &c, false, nil
+		return items, &c, false, seen, nil
 	}
 	// The work bound ended the walk early: continue from where it
 	// stopped.
-	return items, pos, false, nil
+	return items, pos, false, seen, nil
 }
 
 // listUser serves List for one user from the per-user index: a user has
@@ -661,12 +706,12 @@ func (s *Store) Users(ctx context.Context, q session.UserQuery) (session.UserPag
 	prefix := strings.ToLower(q.Prefix)
 	start := s.now()
 	items, next, err := mergeShards(s, "listing users", pos, limit,
-		func(sh *shard, pos *cursor.Cursor, want, budget int) ([]session.User, *cursor.Cursor, bool, error) {
+		func(sh *shard, pos *cursor.Cursor, want, budget int) ([]session.User, *cursor.Cursor, bool, int, error) {
 			return scan(s, "listing users", pos, want, budget, start,
 				func(score, member string, want, budget int) ([]session.User, []any, error) {
 					r, err := usersScript.Run(ctx, s.c, []string{sh.users}, sh.userPrefix, score, member,
 						want, budget, prefix, ms(s.now()), s.grace.Milliseconds()).Slice()
-					if err != nil || len(r) != 4 {
+					if err != nil || len(r) != 5 {
 						return nil, r, err
 					}
 					flat, _ := r[0].([]any)
