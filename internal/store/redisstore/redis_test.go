@@ -332,7 +332,11 @@ func TestStaleIndexEntriesAreCleaned(t *testing.T) {
 		}
 	}
 	has := func(ix, id string) bool {
-		for m := range indexEntries(t, s.c, ix) {
+		entries := indexEntries
+		if ix == s.shardOfUser("alice").byDeadline {
+			entries = deadlineEntries
+		}
+		for m := range entries(t, s.c, ix) {
 			if m == id || strings.HasPrefix(m, id+" ") {
 				return true
 			}
@@ -407,7 +411,11 @@ func TestTouchNeverResurrects(t *testing.T) {
 		}
 		sh := a.shardOfUser("alice")
 		for _, ix := range []string{sh.byLast, sh.byCreated, sh.byDeadline} {
-			for m := range indexEntries(t, a.c, ix) {
+			entries := indexEntries
+			if ix == sh.byDeadline {
+				entries = deadlineEntries
+			}
+			for m := range entries(t, a.c, ix) {
 				if strings.HasPrefix(m, sess.ID) {
 					t.Fatalf("after Delete raced with Touch, %s holds the session", ix)
 				}
@@ -461,6 +469,8 @@ func TestListTimeBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Filter by scanning, as for a country too common for its partitions.
+	s.smallList = 0
 	ctx := t.Context()
 	const n = 30000
 	var want []string
@@ -597,4 +607,139 @@ func TestEmailIndexStaleEntries(t *testing.T) {
 		t.Fatalf("%d of %d stale email index entries remain after %d sign-ins", stale, n, n)
 	}
 	t.Logf("%d of %d stale entries remain", stale, n)
+}
+
+// A site or country that few sessions have lists from its partitions of
+// the deadline index: one call gives a full first page (or every match)
+// however many other sessions the shards hold, and the pages that follow
+// are the rest, in order, with no gaps or duplicates.
+func TestRareFilterFullPages(t *testing.T) {
+	addr := testredis.Start(t)
+	// Every reading of the clock is a second later: a scan would stop
+	// after one chunk a shard and return a short page.
+	var calls atomic.Int64
+	clock := func() time.Time { return storetest.T0.Add(time.Duration(calls.Add(1)) * time.Second) }
+	s, err := New(Options{Client: newClient(t, addr), Prefix: "rare", Now: clock, MaxScanTime: time.Millisecond, Grace: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	const n = 40000
+	var rareSite, rareCountry []string
+	err = createMany(ctx, s, n, func(i int) *session.Session {
+		user := fmt.Sprintf("user%d", i%3000)
+		sess := storetest.Session(i, user, storetest.T0.Add(time.Duration(i)*time.Millisecond))
+		sess.IdleTimeout = 0
+		if i%300 == 11 {
+			sess.Site = "payroll.example.com"
+		}
+		if i%250 == 3 {
+			sess.Country = "IS"
+		}
+		return sess
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := n - 1; i >= 0; i-- {
+		id := storetest.SessionID(i, fmt.Sprintf("user%d", i%3000))
+		if i%300 == 11 {
+			rareSite = append(rareSite, id)
+		}
+		if i%250 == 3 && i%300 != 11 {
+			rareCountry = append(rareCountry, id)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		q    session.Query
+		want []string
+	}{
+		{"site", session.Query{Site: "payroll.example.com"}, rareSite},
+		{"reach", session.Query{Sites: []string{"payroll.example.com"}}, rareSite},
+		{"country", session.Query{Country: "is", Site: "app.example.com"}, rareCountry},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q := tt.q
+			var got []string
+			for calls := 0; ; calls++ {
+				page, err := s.List(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if calls == 0 && len(page.Items) != session.DefaultLimit {
+					t.Fatalf("first page holds %d sessions, want a full %d", len(page.Items), session.DefaultLimit)
+				}
+				for _, sess := range page.Items {
+					got = append(got, sess.ID)
+				}
+				if q.Cursor = page.Next; q.Cursor == "" {
+					break
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("over all pages: %d sessions, want %d\ngot  %v\nwant %v", len(got), len(tt.want), got, tt.want)
+			}
+		})
+	}
+}
+
+// A session whose location changes on Touch moves to its new country's
+// partition of the deadline index, and every end takes it out of its
+// partition, keeping the partitions' counts exact.
+func TestDeadlinePartitionsFollowSessions(t *testing.T) {
+	addr := testredis.Start(t)
+	s := newStorePrefix(t, addr, "parts", nil)
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Millisecond)
+	var ids []string
+	for i := range 4 {
+		sess := storetest.Session(i, "alice", now.Add(time.Duration(i)*time.Millisecond))
+		sess.Country = "IS"
+		if err := s.Create(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, sess.ID)
+	}
+	count := func(country string) int {
+		t.Helper()
+		page, err := s.List(ctx, session.Query{Country: country})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Items)
+	}
+	moved := &session.Location{City: "Berlin", Country: "DE"}
+	if err := s.Touch(ctx, ids[0], session.Access{At: now.Add(time.Second), IP: "91.1.2.3", Location: moved}); err != nil {
+		t.Fatal(err)
+	}
+	// A location change without a later access moves it too.
+	if err := s.Touch(ctx, ids[1], session.Access{At: now, Location: moved}); err != nil {
+		t.Fatal(err)
+	}
+	if is, de := count("is"), count("DE"); is != 2 || de != 2 {
+		t.Fatalf("after two moves: %d in IS, %d in DE; want 2 and 2", is, de)
+	}
+	if _, err := s.Delete(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LimitSessions(ctx, session.Limit{User: "alice", Max: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if is, de := count("is"), count("de"); is+de != 2 {
+		t.Fatalf("after a delete and a limit of 2: %d in IS, %d in DE; want 2 in all", is, de)
+	}
+	sh := s.shardOfUser("alice")
+	if got := deadlineEntries(t, s.c, sh.byDeadline); len(got) != 2 {
+		t.Fatalf("deadline partitions hold %d entries, want 2: %v", len(got), got)
+	}
+	for _, id := range ids {
+		_, _ = s.Delete(ctx, id)
+	}
+	if n := s.c.Exists(ctx, sh.byDeadline).Val(); n != 0 {
+		t.Fatalf("the partitions' hash is still there after every session ended: %v", s.c.HGetAll(ctx, sh.byDeadline).Val())
+	}
+	if keys := keysOfShards(t, s, ":i:dl:*"); len(keys) != 0 {
+		t.Fatalf("partition keys left after every session ended: %q", keys)
+	}
 }

@@ -37,6 +37,9 @@ const (
 )
 
 const (
+	// defaultSmallList: reading and sorting 2,000 partition entries
+	// takes about as long as scanning a chunk.
+	defaultSmallList = 2000
 	// scanChunk bounds the entries one scan script examines, so no call
 	// blocks Redis for more than a few milliseconds.
 	scanChunk = 2000
@@ -119,6 +122,11 @@ type Store struct {
 	// dueTurn rotates the shard Due asks first.
 	dueTurn atomic.Uint32
 
+	// smallList is the most sessions a site or country may have in a
+	// shard for List to read them from the deadline index's partitions
+	// (see doc.go, "Filters"); tests lower it to reach the scan.
+	smallList int
+
 	waitReplicas   int
 	replicaTimeout time.Duration
 	replMu         sync.Mutex
@@ -173,6 +181,7 @@ func New(opts Options) (*Store, error) {
 		waitReplicas:   opts.WaitReplicas,
 		replicaTimeout: opts.ReplicaTimeout,
 	}
+	s.smallList = defaultSmallList
 	if s.waitReplicas == 0 {
 		s.waitReplicas = 1
 	}

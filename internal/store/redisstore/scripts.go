@@ -215,15 +215,15 @@ end
 -- brem removes member m, added with score s, from index ix.
 local function brem(ix, s, m)
   local n = bfind(ix, s)
-  if not n then return end
+  if not n then return false end
   local k = bkey(ix, n)
-  if redis.call('ZREM', k, m) == 0 then return end
+  if redis.call('ZREM', k, m) == 0 then return false end
   local size = redis.call('ZCARD', k)
-  if size >= CAP / 4 then return end
+  if size >= CAP / 4 then return true end
   local b = redis.call('ZSCORE', ix, n)
   if size == 0 then
     bdrop(ix, n, b)
-    return
+    return true
   end
   -- Merge a small bucket into a neighbour with room, so that buckets
   -- stay well filled whatever the order of removals.
@@ -231,13 +231,34 @@ local function brem(ix, s, m)
   if lo and redis.call('ZCARD', bkey(ix, lo)) + size <= CAP then
     bmerge(bkey(ix, lo), k)
     redis.call('ZREM', ix, n)
-    return
+    return true
   end
   local hi = babove(ix, b)
   if hi and redis.call('ZCARD', bkey(ix, hi)) + size <= CAP then
     bmerge(bkey(ix, hi), k)
     redis.call('ZREM', ix, n)
     redis.call('ZADD', ix, b, hi)
+  end
+  return true
+end
+-- The deadline index is partitioned by site and country (see doc.go,
+-- "Filters"): DL is a hash of partition → entries, and each partition p
+-- an ordered index DL:p. dpf names a session's partition; the country
+-- keeps letters and digits only, so no partition name holds a ':' after
+-- its separator and none can be read as another's bucket key.
+local function dpf(site, cc)
+  return (site or '') .. '\31' .. string.gsub(string.lower(cc or ''), '[^%w]', '')
+end
+local function dpadd(dl, f, score, member)
+  badd(dl .. ':' .. f, score, member)
+  redis.call('HINCRBY', dl, f, 1)
+end
+local function dprem(dl, f, score, member)
+  if brem(dl .. ':' .. f, score, member) then
+    if redis.call('HINCRBY', dl, f, -1) <= 0 then
+      redis.call('HDEL', dl, f)
+      redis.call('DEL', dl .. ':' .. f .. ':n')
+    end
   end
 end
 -- bdown calls visit(member, score) for the members of ix in descending
@@ -363,8 +384,9 @@ end
 // by-deadline, user, users, by-email. ARGV id, user, last ms, created
 // ms, deadline ms (0 none), now ms, grace ms, user ttl ms, tokens, email,
 // last ip, device key prefix, device ref (” none), device summary,
-// verified email as an email key (” when not verified), then the
-// session's field/value pairs.
+// verified email as an email key (” when not verified), site, country
+// (for the deadline index's partition), then the session's field/value
+// pairs.
 var createScript = redis.NewScript(luaLib + `
 local id, user = ARGV[1], ARGV[2]
 local last, created, dl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -373,15 +395,15 @@ local s = KEYS[1]
 -- A session created again under its id replaces the old one, whose
 -- index entries go first.
 if redis.call('EXISTS', s) == 1 then
-  local o = redis.call('HMGET', s, 'l', 'c', 'x', 't')
+  local o = redis.call('HMGET', s, 'l', 'c', 'x', 't', 's', 's1', 'k')
   local ol, oc = tonumber(o[1] or '0'), tonumber(o[2] or '0')
   brem(KEYS[3], o[1] or '0', id)
   brem(KEYS[4], o[2] or '0', id)
   local od = deadline(ol, tonumber(o[3] or '0'), tonumber(o[4] or '0'))
-  if od > 0 then brem(KEYS[5], od, dmember(id, ol, oc)) end
+  if od > 0 then dprem(KEYS[5], dpf(joinrest(s, 's', o[5], o[6]), o[7]), od, dmember(id, ol, oc)) end
 end
 redis.call('DEL', s, KEYS[2])
-redis.call('HSET', s, unpack(ARGV, 16))
+redis.call('HSET', s, unpack(ARGV, 18))
 local ttl = pttl(dl, now, grace)
 if ttl > 0 then redis.call('PEXPIRE', s, ttl) end
 if ARGV[9] ~= '' then
@@ -398,7 +420,7 @@ if ARGV[13] ~= '' then
 end
 badd(KEYS[3], ARGV[3], id)
 badd(KEYS[4], ARGV[4], id)
-if dl > 0 then badd(KEYS[5], ARGV[5], dmember(id, last, created)) end
+if dl > 0 then dpadd(KEYS[5], dpf(ARGV[16], ARGV[17]), ARGV[5], dmember(id, last, created)) end
 
 -- The user's summary. Fields of sessions that vanished by TTL go now, so
 -- the hash stays as small as the user's live sessions.
@@ -486,7 +508,7 @@ var touchScript = redis.NewScript(luaLib + `
 local id, s = ARGV[1], KEYS[1]
 -- u1 tells a subject longer than one chunk, which must be joined to
 -- name the user's hash.
-local h = redis.call('HMGET', s, 'u', 'l', 'x', 't', 'i', 'c', 'a', 'u1')
+local h = redis.call('HMGET', s, 'u', 'l', 'x', 't', 'i', 'c', 'a', 'u1', 's', 's1', 'k')
 if not h[1] then return 0 end
 local user = joinrest(s, 'u', h[1], h[8])
 local at, now, grace, userttl = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
@@ -494,14 +516,27 @@ local last, created = tonumber(h[2] or '0'), tonumber(h[6] or '0')
 local expires, idle = tonumber(h[3] or '0'), tonumber(h[4] or '0')
 local dl = deadline(last, expires, idle)
 if dl > 0 and at >= dl then return 0 end
-local ndl = dl
+local ndl, nlast = dl, last
+-- A new location may move the session to another partition of the
+-- deadline index.
+local part = dpf(joinrest(s, 's', h[9], h[10]), h[11])
+local npart = part
+if ARGV[9] == '1' then
+  local cc = ''
+  for i = 13, #ARGV - 1, 2 do
+    if ARGV[i] == 'k' then cc = ARGV[i + 1] end
+  end
+  npart = dpf(joinrest(s, 's', h[9], h[10]), cc)
+end
 if at > last then
-  ndl = deadline(at, expires, idle)
+  ndl, nlast = deadline(at, expires, idle), at
   redis.call('HSET', s, 'l', ARGV[2])
   brem(KEYS[3], h[2] or '0', id)
   badd(KEYS[3], ARGV[2], id)
-  if dl > 0 then brem(KEYS[4], dl, dmember(id, last, created)) end
-  if ndl > 0 then badd(KEYS[4], ndl, dmember(id, at, created)) end
+end
+if at > last or npart ~= part then
+  if dl > 0 then dprem(KEYS[4], part, dl, dmember(id, last, created)) end
+  if ndl > 0 then dpadd(KEYS[4], npart, ndl, dmember(id, nlast, created)) end
 end
 
 local ip = ARGV[3]
@@ -572,7 +607,7 @@ local last, created = tonumber(m['l'] or '0'), tonumber(m['c'] or '0')
 brem(KEYS[3], m['l'] or '0', id)
 brem(KEYS[4], m['c'] or '0', id)
 local dl = deadline(last, tonumber(m['x'] or '0'), tonumber(m['t'] or '0'))
-if dl > 0 then brem(KEYS[5], dl, dmember(id, last, created)) end
+if dl > 0 then dprem(KEYS[5], dpf(joined(m, 's'), m['k']), dl, dmember(id, last, created)) end
 local tok = redis.call('GET', KEYS[2])
 local dev = device(ARGV[6], m)
 redis.call('DEL', KEYS[1], KEYS[2])
@@ -587,23 +622,27 @@ return {h, tok, dev}
 // scanScript walks an index newest first from a cursor and returns the
 // ids of the sessions that pass the filters, dropping index entries whose
 // session vanished; List reads the sessions that make its page
-// afterwards. KEYS index. ARGV session key prefix, (unused), cursor score
-// (” from the top), cursor id, want, budget (entries to examine), ip
-// prefix, country (lower case), site, the session field the index orders
-// by, "1" when the sites that follow restrict the listing (Query.Sites)
-// or "0", then those sites. Returns {matches, last score, last id,
+// afterwards. KEYS index. ARGV session key prefix, the deadline index's
+// partitions (the hash), cursor score (” from the top), cursor id, want,
+// budget (entries to examine), ip prefix, country (lower case), site, the
+// session field the index orders by, "1" when the sites that follow
+// restrict the listing (Query.Sites) or "0", the most sessions a site or
+// country may have in the shard to be read from its partitions (SMALL),
+// the page size (what a partition read returns at least, if it can),
+// then those sites. Returns {matches, last score, last id,
 // exhausted} where matches is a flat list of id, score.
 var scanScript = redis.NewScript(luaLib + `
-local prefix, dprefix, cs, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local prefix, dlk, cs, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local want, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
 local ipp, country, site, field = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local out, stale = {}, {}
 local found, seen = 0, 0
 local ls, lid = cs, cid
 local sites
+local SMALL, page = tonumber(ARGV[12]), tonumber(ARGV[13])
 if ARGV[11] == '1' then
   sites = {}
-  for i = 12, #ARGV do sites[ARGV[i]] = true end
+  for i = 14, #ARGV do sites[ARGV[i]] = true end
 end
 -- Most entries fail the filters: read only the fields they test, and
 -- the field the index orders by, which also tells a missing hash.
@@ -642,6 +681,63 @@ local function consider(id, score)
   out[#out + 1] = score
   found = found + 1
 end
+-- A site or country that few of the shard's sessions have lists from
+-- its partitions of the deadline index, whose members carry each
+-- session's last access and creation time: read whole, sorted here.
+if (site ~= '' or sites or country ~= '') and dlk ~= '' then
+  local want_cc = string.gsub(country, '[^%w]', '')
+  local reg = redis.call('HGETALL', dlk)
+  local parts, total = {}, 0
+  for i = 1, #reg, 2 do
+    local ps, pc = string.match(reg[i], '^(.*)\31([^\31]*)$')
+    if ps and (site == '' or ps == site) and (not sites or sites[ps]) and (country == '' or pc == want_cc) then
+      parts[#parts + 1] = reg[i]
+      total = total + tonumber(reg[i + 1])
+    end
+  end
+  if total <= SMALL then
+    local cand = {}
+    for _, f in ipairs(parts) do
+      bdown(dlk .. ':' .. f, '', '', function(m)
+        local id, l, c = dsplit(m)
+        local sc = l
+        if field == 'c' then sc = c end
+        cand[#cand + 1] = {id, sc}
+        return true
+      end)
+    end
+    table.sort(cand, function(a, b)
+      if a[2] ~= b[2] then return a[2] > b[2] end
+      return before(b[1], a[1])
+    end)
+    local csn = tonumber(cs)
+    local rest = false
+    ls, lid = '', ''
+    for _, e in ipairs(cand) do
+      if not csn or e[2] < csn or e[2] == csn and before(e[1], cid) then
+        -- Cheap here: a whole page, whatever the round asked for.
+        if found >= math.max(want, page) then
+          rest = true
+          break
+        end
+        local ok = true
+        if ipp ~= '' then
+          local v = redis.call('HMGET', prefix .. e[1], 'i', 'j')
+          local ip, lastip = v[1] or '', v[2] or v[1] or ''
+          ok = string.sub(ip, 1, #ipp) == ipp or string.sub(lastip, 1, #ipp) == ipp
+        end
+        local sc = string.format('%d', e[2])
+        if ok then
+          out[#out + 1] = e[1]
+          out[#out + 1] = sc
+          found = found + 1
+        end
+        ls, lid = sc, e[1]
+      end
+    end
+    return {out, ls, lid, rest and 0 or 1, #cand}
+  end
+end
 -- The walk reads a bucket at a time; index changes wait until it ends.
 local exhausted = bdown(KEYS[1], cs, cid, function(id, score)
   if found >= want or seen >= budget then return false end
@@ -676,41 +772,45 @@ return out
 `)
 
 // dueScript returns up to n sessions whose deadline is at or before t,
-// earliest first, as a flat list of id, hash, device. It removes every
-// index entry of sessions that vanished, which is what keeps the indexes
-// from keeping ended sessions. KEYS by-deadline, by-last-access,
-// by-created. ARGV session key prefix, device key prefix, t ms, n,
-// budget.
+// as a flat list of id, hash, device, earliest first within each
+// partition of the deadline index, the partitions in turn. It removes
+// every index entry of sessions that vanished, which is what keeps the
+// indexes from keeping ended sessions. KEYS deadline partitions (the
+// hash), by-last-access, by-created. ARGV session key prefix, device key
+// prefix, t ms, n, budget.
 var dueScript = redis.NewScript(luaLib + `
 local t, n, budget = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local out, stale, found, seen = {}, {}, 0, 0
-bup(KEYS[1], t, function(member, score)
-  if found >= n or seen >= budget then return false end
-  seen = seen + 1
-  local id, last, created = dsplit(member)
-  local flat = redis.call('HGETALL', ARGV[1] .. id)
-  if #flat == 0 then
-    stale[#stale + 1] = {member, score, id, last, created}
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if found >= n or seen >= budget then break end
+  bup(KEYS[1] .. ':' .. f, t, function(member, score)
+    if found >= n or seen >= budget then return false end
+    seen = seen + 1
+    local id, last, created = dsplit(member)
+    local flat = redis.call('HGETALL', ARGV[1] .. id)
+    if #flat == 0 then
+      stale[#stale + 1] = {f, member, score, id, last, created}
+      return true
+    end
+    local m = tomap(flat)
+    local l = tonumber(m['l'] or '0')
+    if l ~= last or deadline(l, tonumber(m['x'] or '0'), tonumber(m['t'] or '0')) ~= tonumber(score) then
+      -- Left over; only this entry is wrong.
+      stale[#stale + 1] = {f, member, score}
+      return true
+    end
+    out[#out + 1] = id
+    out[#out + 1] = flat
+    out[#out + 1] = device(ARGV[2], m)
+    found = found + 1
     return true
-  end
-  local m = tomap(flat)
-  local l = tonumber(m['l'] or '0')
-  if l ~= last or deadline(l, tonumber(m['x'] or '0'), tonumber(m['t'] or '0')) ~= tonumber(score) then
-    -- Left over; only this entry is wrong.
-    stale[#stale + 1] = {member, score}
-    return true
-  end
-  out[#out + 1] = id
-  out[#out + 1] = flat
-  out[#out + 1] = device(ARGV[2], m)
-  found = found + 1
-  return true
-end)
+  end)
+end
 for _, e in ipairs(stale) do
-  brem(KEYS[1], e[2], e[1])
-  if e[3] then
-    brem(KEYS[2], e[4], e[3])
-    brem(KEYS[3], e[5], e[3])
+  dprem(KEYS[1], e[1], e[3], e[2])
+  if e[4] then
+    brem(KEYS[2], e[5], e[4])
+    brem(KEYS[3], e[6], e[4])
   end
 end
 return out
@@ -861,7 +961,7 @@ for i = keep + 1, #live do
   local e = live[i]
   brem(KEYS[2], e.m['l'] or '0', e.id)
   brem(KEYS[3], e.m['c'] or '0', e.id)
-  if e.dl > 0 then brem(KEYS[4], e.dl, dmember(e.id, e.last, e.created)) end
+  if e.dl > 0 then dprem(KEYS[4], dpf(joined(e.m, 's'), e.m['k']), e.dl, dmember(e.id, e.last, e.created)) end
   local tk = kp .. e.id
   local tok = redis.call('GET', tk)
   local dev = device(dp, e.m)

@@ -45,11 +45,12 @@ func (s *Store) createArgs(sess *session.Session) (keys []string, args []any, er
 	if sess.EmailVerified && sess.Email != "" {
 		verified = session.EmailKey(sess.Email)
 	}
-	args = make([]any, 0, 15+len(f))
+	args = make([]any, 0, 17+len(f))
 	args = append(args,
 		sess.ID, sess.User, ms(sess.LastAccess), ms(sess.CreatedAt), deadlineMillis(sess),
 		ms(s.now()), s.grace.Milliseconds(), s.userTTL.Milliseconds(),
-		sess.Tokens, sess.Email, sess.LastIP, sh.devicePrefix, ref, dev, verified)
+		sess.Tokens, sess.Email, sess.LastIP, sh.devicePrefix, ref, dev, verified,
+		sess.Site, sess.Location.Country)
 	args = append(args, f...)
 	keys = []string{
 		sh.sessionKey(sess.ID), sh.tokensKey(sess.ID), sh.byLast, sh.byCreated, sh.byDeadline,
@@ -365,7 +366,7 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 		field = fCreated
 	}
 	country := strings.ToLower(q.Country)
-	sites := []any{"0"}
+	sites := []any{"0", s.smallList, limit + 1}
 	if q.Sites != nil {
 		sites[0] = "1"
 		for _, site := range q.Sites {
@@ -384,7 +385,7 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 			}
 			return scan(s, "listing sessions", pos, want, budget, start,
 				func(score, member string, want, budget int) ([]cursor.Cursor, []any, error) {
-					args := append([]any{sh.sessionPrefix, "", score, member,
+					args := append([]any{sh.sessionPrefix, sh.byDeadline, score, member,
 						want, budget, q.IPPrefix, country, q.Site, field}, sites...)
 					r, err := scanScript.Run(ctx, s.c, []string{index}, args...).Slice()
 					if err != nil || len(r) != 5 {

@@ -1,8 +1,11 @@
 package redisstore
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Key names of a session or user in its shard, for tests that look at
@@ -70,4 +73,26 @@ func TestShardTagsSpreadOverSlots(t *testing.T) {
 			seen[tag] = true
 		}
 	}
+}
+
+// deadlineEntries is indexEntries over every partition of a shard's
+// deadline index (dl is the partitions' hash), checking the hash's
+// counts against the partitions.
+func deadlineEntries(t *testing.T, c redis.UniversalClient, dl string) map[string]int64 {
+	t.Helper()
+	parts, err := c.HGetAll(t.Context(), dl).Result()
+	if err != nil {
+		t.Fatalf("reading deadline partitions %s: %v", dl, err)
+	}
+	out := map[string]int64{}
+	for f, n := range parts {
+		got := indexEntries(t, c, dl+":"+f)
+		if fmt.Sprint(len(got)) != n {
+			t.Errorf("deadline partition %q holds %d entries, its count says %s", f, len(got), n)
+		}
+		for m, sc := range got {
+			out[m] = sc
+		}
+	}
+	return out
 }
