@@ -35,10 +35,11 @@ func usedMemory(t testing.TB, c redis.UniversalClient) int64 {
 }
 
 // memoryBudget is the Redis memory one session may cost besides its
-// sealed tokens, with two sessions per user (more per user costs less).
-// The SPEC allows 1024; the layout in doc.go measures about 930-965 (the
-// email index added about 27 bytes a session at two per user).
-const memoryBudget = 1000
+// sealed tokens, with two sessions per user (more per user costs less):
+// the SPEC's 1 KiB. The layout in doc.go measures about 995 here (the IP
+// index added about 40 bytes a session, the shards' longer key names
+// about 15; at a million sessions, five per user, about 800).
+const memoryBudget = 1024
 
 // sealedTokensLen is what a sign-in through the development provider
 // (internal/devidp) writes: an RS256 ID token of 1,126 bytes, a 271-byte
@@ -151,13 +152,17 @@ func TestMemoryPerSession(t *testing.T) {
 				{"last-access index", "{m.*}:i:la*"},
 				{"created index", "{m.*}:i:ca*"},
 				{"deadline index", "{m.*}:i:dl*"},
+				{"IP index", "{m.*}:i:ip*"},
 				{"users index", "{m.*}:i:ul*"},
 			} {
 				b, keys := keyUsage(t, s.c, k.pattern)
 				t.Logf("%-18s %5d keys  %6.1f bytes/session", k.what, keys, float64(b)/n)
 			}
-			if without > memoryBudget {
-				t.Errorf("%.0f bytes/session besides tokens, want at most %d", without, memoryBudget)
+			// Without tokens the figure is exact; with them, "without" is
+			// an estimate (the tokens' keys' share of Redis's overhead is
+			// guessed), logged only.
+			if tt.tokens == 0 && without > memoryBudget {
+				t.Errorf("%.0f bytes/session, want at most %d", without, memoryBudget)
 			}
 			id := storetest.SessionID(1, fmt.Sprintf("%08x-6a0d-4b7e-9c1a-2e5f7d8a9b0c", 0))
 			enc, err := s.c.ObjectEncoding(ctx, s.shardOfID(id).sessionKey(id)).Result()

@@ -625,11 +625,17 @@ func TestRareFilterFullPages(t *testing.T) {
 	}
 	ctx := t.Context()
 	const n = 40000
-	var rareSite, rareCountry []string
+	var rareSite, rareCountry, rareIP, rareIP6 []string
 	err = createMany(ctx, s, n, func(i int) *session.Session {
 		user := fmt.Sprintf("user%d", i%3000)
 		sess := storetest.Session(i, user, storetest.T0.Add(time.Duration(i)*time.Millisecond))
 		sess.IdleTimeout = 0
+		if i%400 == 9 {
+			sess.IP, sess.LastIP = fmt.Sprintf("157.%d.%d.1", i%256, i/256%256), fmt.Sprintf("157.%d.%d.1", i%256, i/256%256)
+		}
+		if i%500 == 13 {
+			sess.LastIP = fmt.Sprintf("2001:db8:%x::1", i)
+		}
 		if i%300 == 11 {
 			sess.Site = "payroll.example.com"
 		}
@@ -649,6 +655,12 @@ func TestRareFilterFullPages(t *testing.T) {
 		if i%250 == 3 && i%300 != 11 {
 			rareCountry = append(rareCountry, id)
 		}
+		if i%400 == 9 {
+			rareIP = append(rareIP, id)
+		}
+		if i%500 == 13 {
+			rareIP6 = append(rareIP6, id)
+		}
 	}
 	for _, tt := range []struct {
 		name string
@@ -658,6 +670,8 @@ func TestRareFilterFullPages(t *testing.T) {
 		{"site", session.Query{Site: "payroll.example.com"}, rareSite},
 		{"reach", session.Query{Sites: []string{"payroll.example.com"}}, rareSite},
 		{"country", session.Query{Country: "is", Site: "app.example.com"}, rareCountry},
+		{"ip", session.Query{IPPrefix: "157."}, rareIP},
+		{"ip6", session.Query{IPPrefix: "2001:db8:"}, rareIP6},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			q := tt.q
@@ -667,8 +681,8 @@ func TestRareFilterFullPages(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if calls == 0 && len(page.Items) != session.DefaultLimit {
-					t.Fatalf("first page holds %d sessions, want a full %d", len(page.Items), session.DefaultLimit)
+				if full := min(session.DefaultLimit, len(tt.want)); calls == 0 && len(page.Items) != full {
+					t.Fatalf("first page holds %d sessions, want a full %d", len(page.Items), full)
 				}
 				for _, sess := range page.Items {
 					got = append(got, sess.ID)

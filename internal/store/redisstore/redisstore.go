@@ -150,6 +150,7 @@ type shard struct {
 	byDeadline    string // {gh.17}:i:dl
 	users         string // {gh.17}:i:ul
 	byEmail       string // {gh.17}:i:em
+	byIP          string // {gh.17}:i:ip
 	events        string // {gh.17}:ev
 	ended         string // {gh.17}:ended, a sharded pub/sub channel
 }
@@ -303,6 +304,7 @@ func newShard(n int, tag string) shard {
 		byDeadline:    tag + ":i:dl",
 		users:         tag + ":i:ul",
 		byEmail:       tag + ":i:em",
+		byIP:          tag + ":i:ip",
 		events:        tag + ":ev",
 		ended:         tag + ":ended",
 	}

@@ -241,6 +241,51 @@ local function brem(ix, s, m)
   end
   return true
 end
+-- ipkey maps an address to the IP index's score (see doc.go,
+-- "Filters"): an IPv4 address to its 32-bit number, an IPv6 address to
+-- 2^32 plus its first 40 bits; nil for anything else. ipRanges in Go
+-- computes the same.
+local function ipkey(ip)
+  if not ip or ip == '' then return nil end
+  local a, b, c, d = string.match(ip, '^(%d+)%.(%d+)%.(%d+)%.(%d+)$')
+  if a then return ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d) end
+  if not string.find(ip, ':', 1, true) then return nil end
+  local head, tail = ip, nil
+  local p = string.find(ip, '::', 1, true)
+  if p then head, tail = string.sub(ip, 1, p - 1), string.sub(ip, p + 2) end
+  local hs = {}
+  for h in string.gmatch(head, '[^:]+') do hs[#hs + 1] = h end
+  if tail then
+    local ts, n = {}, 0
+    for h in string.gmatch(tail, '[^:]+') do
+      ts[#ts + 1] = h
+      n = n + 1
+      if string.find(h, '.', 1, true) then n = n + 1 end
+    end
+    for _ = 1, 8 - #hs - n do hs[#hs + 1] = '0' end
+    for _, h in ipairs(ts) do hs[#hs + 1] = h end
+  end
+  local function hx(i) return tonumber(hs[i] or '0', 16) or 0 end
+  return 4294967296 + hx(1) * 16777216 + hx(2) * 256 + math.floor(hx(3) / 256)
+end
+-- ipadd and iprem keep the IP index: a session's login address under
+-- its id, its last address, when another, under its id and a '.'. The
+-- score is the address's key times 4096 plus the session's creation ms
+-- modulo 4096, so that many sessions behind one address (a company's
+-- NAT) spread over many scores and their buckets can split.
+local function ipscore(ip, created)
+  local k = ipkey(ip)
+  if not k then return nil end
+  return string.format('%d', k * 4096 + (tonumber(created) or 0) % 4096)
+end
+local function ipadd(ix, ip, created, m)
+  local sc = ipscore(ip, created)
+  if sc then badd(ix, sc, m) end
+end
+local function iprem(ix, ip, created, m)
+  local sc = ipscore(ip, created)
+  if sc then brem(ix, sc, m) end
+end
 -- The deadline index is partitioned by site and country (see doc.go,
 -- "Filters"): DL is a hash of partition → entries, and each partition p
 -- an ordered index DL:p. dpf names a session's partition; the country
@@ -322,6 +367,27 @@ local function bup(ix, max, visit)
     n, b = babove(ix, b)
   end
 end
+-- brange calls visit(member) for the members of ix with scores from lo
+-- to hi, ascending, until visit returns false.
+local function brange(ix, lo, hi, visit)
+  local n, b = bfindb(ix, lo)
+  if not n then
+    local r = redis.call('ZRANGE', ix, '0', '0', 'WITHSCORES')
+    if #r == 0 then return end
+    n, b = r[1], r[2]
+  end
+  while n and (b == '-inf' or tonumber(b) <= hi) do
+    local k, off = bkey(ix, n), 0
+    repeat
+      local e = redis.call('ZRANGEBYSCORE', k, lo, hi, 'LIMIT', off, CAP)
+      for _, m in ipairs(e) do
+        if not visit(m) then return end
+      end
+      off = off + CAP
+    until #e < CAP
+    n, b = babove(ix, b)
+  end
+end
 -- device returns the interned device summary a session hash names.
 local function device(prefix, m)
   if not m['a'] then return '' end
@@ -381,12 +447,12 @@ end
 `
 
 // createScript: KEYS session, tokens, by-last-access, by-created,
-// by-deadline, user, users, by-email. ARGV id, user, last ms, created
+// by-deadline, user, users, by-email, by-ip. ARGV id, user, last ms, created
 // ms, deadline ms (0 none), now ms, grace ms, user ttl ms, tokens, email,
 // last ip, device key prefix, device ref (” none), device summary,
 // verified email as an email key (” when not verified), site, country
-// (for the deadline index's partition), then the session's field/value
-// pairs.
+// (for the deadline index's partition), login ip, then the session's
+// field/value pairs.
 var createScript = redis.NewScript(luaLib + `
 local id, user = ARGV[1], ARGV[2]
 local last, created, dl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -395,15 +461,17 @@ local s = KEYS[1]
 -- A session created again under its id replaces the old one, whose
 -- index entries go first.
 if redis.call('EXISTS', s) == 1 then
-  local o = redis.call('HMGET', s, 'l', 'c', 'x', 't', 's', 's1', 'k')
+  local o = redis.call('HMGET', s, 'l', 'c', 'x', 't', 's', 's1', 'k', 'i', 'j')
   local ol, oc = tonumber(o[1] or '0'), tonumber(o[2] or '0')
+  iprem(KEYS[9], o[8], oc, id)
+  if o[9] and o[9] ~= '' then iprem(KEYS[9], o[9], oc, id .. '.') end
   brem(KEYS[3], o[1] or '0', id)
   brem(KEYS[4], o[2] or '0', id)
   local od = deadline(ol, tonumber(o[3] or '0'), tonumber(o[4] or '0'))
   if od > 0 then dprem(KEYS[5], dpf(joinrest(s, 's', o[5], o[6]), o[7]), od, dmember(id, ol, oc)) end
 end
 redis.call('DEL', s, KEYS[2])
-redis.call('HSET', s, unpack(ARGV, 18))
+redis.call('HSET', s, unpack(ARGV, 19))
 local ttl = pttl(dl, now, grace)
 if ttl > 0 then redis.call('PEXPIRE', s, ttl) end
 if ARGV[9] ~= '' then
@@ -421,6 +489,8 @@ end
 badd(KEYS[3], ARGV[3], id)
 badd(KEYS[4], ARGV[4], id)
 if dl > 0 then dpadd(KEYS[5], dpf(ARGV[16], ARGV[17]), ARGV[5], dmember(id, last, created)) end
+ipadd(KEYS[9], ARGV[18], created, id)
+if ARGV[11] ~= '' and ARGV[11] ~= ARGV[18] then ipadd(KEYS[9], ARGV[11], created, id .. '.') end
 
 -- The user's summary. Fields of sessions that vanished by TTL go now, so
 -- the hash stays as small as the user's live sessions.
@@ -498,7 +568,7 @@ if ARGV[2] ~= '1' then tok = redis.call('GET', KEYS[2]) end
 return {h, tok, dev}
 `)
 
-// touchScript: KEYS session, tokens, by-last-access, by-deadline.
+// touchScript: KEYS session, tokens, by-last-access, by-deadline, by-ip.
 // ARGV id, at ms, ip (” keeps), now ms, grace ms, user key prefix,
 // user ttl ms, replace-device flag, replace-location flag, device key
 // prefix, device ref (” none), device summary, then location
@@ -508,7 +578,7 @@ var touchScript = redis.NewScript(luaLib + `
 local id, s = ARGV[1], KEYS[1]
 -- u1 tells a subject longer than one chunk, which must be joined to
 -- name the user's hash.
-local h = redis.call('HMGET', s, 'u', 'l', 'x', 't', 'i', 'c', 'a', 'u1', 's', 's1', 'k')
+local h = redis.call('HMGET', s, 'u', 'l', 'x', 't', 'i', 'c', 'a', 'u1', 's', 's1', 'k', 'j')
 if not h[1] then return 0 end
 local user = joinrest(s, 'u', h[1], h[8])
 local at, now, grace, userttl = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
@@ -540,8 +610,15 @@ if at > last or npart ~= part then
 end
 
 local ip = ARGV[3]
-if ip ~= '' then
-  if ip == (h[5] or '') then redis.call('HDEL', s, 'j') else redis.call('HSET', s, 'j', ip) end
+if ip ~= '' and ip ~= (h[12] or h[5] or '') then
+  -- A new last address: the IP index follows.
+  if h[12] and h[12] ~= '' then iprem(KEYS[5], h[12], created, id .. '.') end
+  if ip == (h[5] or '') then
+    redis.call('HDEL', s, 'j')
+  else
+    redis.call('HSET', s, 'j', ip)
+    ipadd(KEYS[5], ip, created, id .. '.')
+  end
 end
 local ref = h[7]
 if ARGV[8] == '1' then
@@ -592,7 +669,7 @@ return 1
 `)
 
 // deleteScript: KEYS session, tokens, by-last-access, by-created,
-// by-deadline. ARGV id, now ms, user key prefix, channel, user ttl ms,
+// by-deadline, by-ip. ARGV id, now ms, user key prefix, channel, user ttl ms,
 // device key prefix. Returns {hash, tokens, device}, or nil when the
 // session was already gone.
 var deleteScript = redis.NewScript(luaLib + `
@@ -608,6 +685,8 @@ brem(KEYS[3], m['l'] or '0', id)
 brem(KEYS[4], m['c'] or '0', id)
 local dl = deadline(last, tonumber(m['x'] or '0'), tonumber(m['t'] or '0'))
 if dl > 0 then dprem(KEYS[5], dpf(joined(m, 's'), m['k']), dl, dmember(id, last, created)) end
+iprem(KEYS[6], m['i'], created, id)
+if m['j'] and m['j'] ~= '' then iprem(KEYS[6], m['j'], created, id .. '.') end
 local tok = redis.call('GET', KEYS[2])
 local dev = device(ARGV[6], m)
 redis.call('DEL', KEYS[1], KEYS[2])
@@ -639,10 +718,15 @@ local out, stale = {}, {}
 local found, seen = 0, 0
 local ls, lid = cs, cid
 local sites
-local SMALL, page = tonumber(ARGV[12]), tonumber(ARGV[13])
+local SMALL, page, ipix = tonumber(ARGV[12]), tonumber(ARGV[13]), ARGV[14]
+local ranges = {}
+local nr = tonumber(ARGV[15])
+for i = 1, nr do
+  ranges[i] = {tonumber(ARGV[14 + 2 * i]) * 4096, tonumber(ARGV[15 + 2 * i]) * 4096 + 4095}
+end
 if ARGV[11] == '1' then
   sites = {}
-  for i = 14, #ARGV do sites[ARGV[i]] = true end
+  for i = 16 + 2 * nr, #ARGV do sites[ARGV[i]] = true end
 end
 -- Most entries fail the filters: read only the fields they test, and
 -- the field the index orders by, which also tells a missing hash.
@@ -681,6 +765,41 @@ local function consider(id, score)
   out[#out + 1] = score
   found = found + 1
 end
+-- smallpage is the reply for candidates {id, score} read whole (from a
+-- partition or the IP index): sorted in the listing's order, after the
+-- cursor, a whole page (whatever the round asked for: it is cheap here),
+-- checking the IP prefix first when checkip.
+local function smallpage(cand, checkip)
+  table.sort(cand, function(a, b)
+    if a[2] ~= b[2] then return a[2] > b[2] end
+    return before(b[1], a[1])
+  end)
+  local csn = tonumber(cs)
+  local rest = false
+  ls, lid = '', ''
+  for _, e in ipairs(cand) do
+    if not csn or e[2] < csn or e[2] == csn and before(e[1], cid) then
+      if found >= math.max(want, page) then
+        rest = true
+        break
+      end
+      local ok = true
+      if checkip then
+        local v = redis.call('HMGET', prefix .. e[1], 'i', 'j')
+        local ip, lastip = v[1] or '', v[2] or v[1] or ''
+        ok = string.sub(ip, 1, #ipp) == ipp or string.sub(lastip, 1, #ipp) == ipp
+      end
+      local sc = string.format('%d', e[2])
+      if ok then
+        out[#out + 1] = e[1]
+        out[#out + 1] = sc
+        found = found + 1
+      end
+      ls, lid = sc, e[1]
+    end
+  end
+  return {out, ls, lid, rest and 0 or 1, #cand}
+end
 -- A site or country that few of the shard's sessions have lists from
 -- its partitions of the deadline index, whose members carry each
 -- session's last access and creation time: read whole, sorted here.
@@ -706,36 +825,40 @@ if (site ~= '' or sites or country ~= '') and dlk ~= '' then
         return true
       end)
     end
-    table.sort(cand, function(a, b)
-      if a[2] ~= b[2] then return a[2] > b[2] end
-      return before(b[1], a[1])
-    end)
-    local csn = tonumber(cs)
-    local rest = false
-    ls, lid = '', ''
-    for _, e in ipairs(cand) do
-      if not csn or e[2] < csn or e[2] == csn and before(e[1], cid) then
-        -- Cheap here: a whole page, whatever the round asked for.
-        if found >= math.max(want, page) then
-          rest = true
-          break
-        end
-        local ok = true
-        if ipp ~= '' then
-          local v = redis.call('HMGET', prefix .. e[1], 'i', 'j')
-          local ip, lastip = v[1] or '', v[2] or v[1] or ''
-          ok = string.sub(ip, 1, #ipp) == ipp or string.sub(lastip, 1, #ipp) == ipp
-        end
-        local sc = string.format('%d', e[2])
-        if ok then
-          out[#out + 1] = e[1]
-          out[#out + 1] = sc
-          found = found + 1
-        end
-        ls, lid = sc, e[1]
+    return smallpage(cand, ipp ~= '')
+  end
+end
+-- An IP prefix that few of the shard's sessions match lists from the IP
+-- index: the ranges' entries, then each candidate's fields.
+if nr > 0 and ipp ~= '' then
+  local ids, n, over = {}, 0, false
+  for _, r in ipairs(ranges) do
+    brange(ipix, r[1], r[2], function(m)
+      if string.sub(m, -1) == '.' then m = string.sub(m, 1, -2) end
+      if not ids[m] then
+        ids[m] = true
+        n = n + 1
       end
+      over = n > SMALL
+      return not over
+    end)
+    if over then break end
+  end
+  if not over then
+    local cand = {}
+    for id in pairs(ids) do
+      local v = redis.call('HMGET', prefix .. id, field, 'i', 'j', 'k', 's', 's1')
+      local ip, lastip = v[2] or '', v[3] or v[2] or ''
+      local ok = v[1] and (string.sub(ip, 1, #ipp) == ipp or string.sub(lastip, 1, #ipp) == ipp)
+      if ok and country ~= '' then ok = string.lower(v[4] or '') == country end
+      if ok and (site ~= '' or sites) then
+        local full = v[5] or ''
+        if v[6] then full = joined(tomap(redis.call('HGETALL', prefix .. id)), 's') end
+        ok = (site == '' or full == site) and (not sites or sites[full])
+      end
+      if ok then cand[#cand + 1] = {id, tonumber(v[1])} end
     end
-    return {out, ls, lid, rest and 0 or 1, #cand}
+    return smallpage(cand, false)
   end
 end
 -- The walk reads a bucket at a time; index changes wait until it ends.
@@ -918,7 +1041,7 @@ return 1
 // sign-ins on several instances leave exactly keep. Sessions past their
 // deadline neither count nor end: the sweep records their expiry. Fields
 // of sessions that vanished by TTL are dropped. KEYS user, by-last-access,
-// by-created, by-deadline. ARGV keep, now ms, session key prefix, tokens
+// by-created, by-deadline, by-ip. ARGV keep, now ms, session key prefix, tokens
 // key prefix, channel, user ttl ms, device key prefix, issuer key (only
 // sessions of that issuer count; "" for all), the id of the new sign-in,
 // which wins ties ("" for none); a last access after now ranks as now. Returns a flat list of
@@ -962,6 +1085,8 @@ for i = keep + 1, #live do
   brem(KEYS[2], e.m['l'] or '0', e.id)
   brem(KEYS[3], e.m['c'] or '0', e.id)
   if e.dl > 0 then dprem(KEYS[4], dpf(joined(e.m, 's'), e.m['k']), e.dl, dmember(e.id, e.last, e.created)) end
+  iprem(KEYS[5], e.m['i'], e.created, e.id)
+  if e.m['j'] and e.m['j'] ~= '' then iprem(KEYS[5], e.m['j'], e.created, e.id .. '.') end
   local tk = kp .. e.id
   local tok = redis.call('GET', tk)
   local dev = device(dp, e.m)

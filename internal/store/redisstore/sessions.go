@@ -45,16 +45,16 @@ func (s *Store) createArgs(sess *session.Session) (keys []string, args []any, er
 	if sess.EmailVerified && sess.Email != "" {
 		verified = session.EmailKey(sess.Email)
 	}
-	args = make([]any, 0, 17+len(f))
+	args = make([]any, 0, 18+len(f))
 	args = append(args,
 		sess.ID, sess.User, ms(sess.LastAccess), ms(sess.CreatedAt), deadlineMillis(sess),
 		ms(s.now()), s.grace.Milliseconds(), s.userTTL.Milliseconds(),
 		sess.Tokens, sess.Email, sess.LastIP, sh.devicePrefix, ref, dev, verified,
-		sess.Site, sess.Location.Country)
+		sess.Site, sess.Location.Country, sess.IP)
 	args = append(args, f...)
 	keys = []string{
 		sh.sessionKey(sess.ID), sh.tokensKey(sess.ID), sh.byLast, sh.byCreated, sh.byDeadline,
-		sh.userKey(sess.User), sh.users, sh.byEmail,
+		sh.userKey(sess.User), sh.users, sh.byEmail, sh.byIP,
 	}
 	return keys, args, nil
 }
@@ -103,7 +103,7 @@ func (s *Store) Touch(ctx context.Context, id string, a session.Access) error {
 		args[8] = "1"
 		args = appendLocation(args, a.Location)
 	}
-	keys := []string{sh.sessionKey(id), sh.tokensKey(id), sh.byLast, sh.byDeadline}
+	keys := []string{sh.sessionKey(id), sh.tokensKey(id), sh.byLast, sh.byDeadline, sh.byIP}
 	n, err := touchScript.Run(ctx, s.c, keys, args...).Int()
 	if err != nil {
 		return fail("touching session", err)
@@ -131,7 +131,7 @@ func (s *Store) SetTokens(ctx context.Context, id string, tokens []byte) error {
 // Delete implements session.Store.
 func (s *Store) Delete(ctx context.Context, id string) (*session.Session, error) {
 	sh := s.shardOfID(id)
-	keys := []string{sh.sessionKey(id), sh.tokensKey(id), sh.byLast, sh.byCreated, sh.byDeadline}
+	keys := []string{sh.sessionKey(id), sh.tokensKey(id), sh.byLast, sh.byCreated, sh.byDeadline, sh.byIP}
 	args := []any{id, ms(s.now()), sh.userPrefix, sh.ended, s.userTTL.Milliseconds(), sh.devicePrefix}
 	cmd, _, err := s.runReplicated(ctx, deleteScript, s.waitReplicas, s.replicaTimeout, keys, args...)
 	if err != nil {
@@ -366,7 +366,15 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 		field = fCreated
 	}
 	country := strings.ToLower(q.Country)
-	sites := []any{"0", s.smallList, limit + 1}
+	sites := []any{"0", s.smallList, limit + 1, "", 0}
+	if q.IPPrefix != "" {
+		// A rare prefix lists from the IP index (iprange.go).
+		r := ipRanges(q.IPPrefix)
+		sites[4] = len(r)
+		for _, kr := range r {
+			sites = append(sites, kr.lo, kr.hi)
+		}
+	}
 	if q.Sites != nil {
 		sites[0] = "1"
 		for _, site := range q.Sites {
@@ -387,6 +395,7 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 				func(score, member string, want, budget int) ([]cursor.Cursor, []any, error) {
 					args := append([]any{sh.sessionPrefix, sh.byDeadline, score, member,
 						want, budget, q.IPPrefix, country, q.Site, field}, sites...)
+					args[13] = sh.byIP
 					r, err := scanScript.Run(ctx, s.c, []string{index}, args...).Slice()
 					if err != nil || len(r) != 5 {
 						return nil, r, err
@@ -634,7 +643,9 @@ func scan[T any](s *Store, what string, from *cursor.Cursor, limit, maxScan int,
 		pos = &cursor.Cursor{Score: n, Member: lm}
 		examined, _ := r[4].(int64)
 		seen += max(int(examined), 1)
-		if exhausted, _ := r[3].(int64); exhausted == 1 && len(items) < limit {
+		// Ran out: everything after from was seen, however many items
+		// came (a partition or IP index read returns a whole page).
+		if exhausted, _ := r[3].(int64); exhausted == 1 {
 			return items, nil, true, seen, nil
 		}
 	}
@@ -887,7 +898,7 @@ func (s *Store) LimitSessions(ctx context.Context, l session.Limit) ([]*session.
 		return nil, nil
 	}
 	sh := s.shardOfUser(user)
-	keys := []string{sh.userKey(user), sh.byLast, sh.byCreated, sh.byDeadline}
+	keys := []string{sh.userKey(user), sh.byLast, sh.byCreated, sh.byDeadline, sh.byIP}
 	args := []any{keep, ms(s.now()), sh.sessionPrefix, sh.tokensPrefix, sh.ended,
 		s.userTTL.Milliseconds(), sh.devicePrefix, l.IssuerKey, l.Keep}
 	cmd, _, err := s.runReplicated(ctx, limitScript, s.waitReplicas, s.replicaTimeout, keys, args...)

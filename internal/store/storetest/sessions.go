@@ -179,6 +179,44 @@ func Sessions(t *testing.T, open SessionOpener) {
 
 	// The store keeps its own copy of the amr: a caller changing the
 	// slice it passed to Create or got from Get changes nothing stored.
+	t.Run("CreateReplaces", func(t *testing.T) {
+		// A session created again under its id replaces the old one:
+		// no listing or filter finds the old values.
+		e := setup(t)
+		old := Session(1, "alice", T0)
+		old.Site, old.IP, old.LastIP, old.Country = "old.example.com", "198.51.100.7", "2001:db8::7", "IS"
+		must(t, "Create", e.a.Create(ctx, old))
+		now := Session(1, "alice", T0.Add(time.Minute))
+		now.IP, now.LastIP = "203.0.113.9", "203.0.113.9"
+		must(t, "Create again", e.a.Create(ctx, now))
+		got, err := e.b.Get(ctx, now.ID)
+		must(t, "Get", err)
+		sameSession(t, "Get after Create again", got, now)
+		for _, q := range []session.Query{{Site: "old.example.com"}, {IPPrefix: "198.51."}, {IPPrefix: "2001:db8:"}, {Country: "is"}} {
+			page, err := e.b.List(ctx, q)
+			must(t, "List", err)
+			if len(page.Items) != 0 {
+				t.Errorf("List(%+v) after Create again = %d sessions, want none", q, len(page.Items))
+			}
+		}
+		for _, q := range []session.Query{{}, {Site: now.Site}, {IPPrefix: "203.0."}, {Country: "nl"}, {Sort: session.SortCreated}} {
+			page, err := e.b.List(ctx, q)
+			must(t, "List", err)
+			if len(page.Items) != 1 || page.Items[0].ID != now.ID {
+				t.Errorf("List(%+v) after Create again = %d sessions, want the one", q, len(page.Items))
+			}
+		}
+		_, err = e.a.Delete(ctx, now.ID)
+		must(t, "Delete", err)
+		for _, q := range []session.Query{{}, {IPPrefix: "203.0."}, {Country: "nl"}} {
+			page, err := e.b.List(ctx, q)
+			must(t, "List", err)
+			if len(page.Items) != 0 {
+				t.Errorf("List(%+v) after Delete = %d sessions, want none", q, len(page.Items))
+			}
+		}
+	})
+
 	t.Run("AMRCopied", func(t *testing.T) {
 		e := setup(t)
 		s := Session(1, "alice", T0)
