@@ -388,6 +388,22 @@ local function brange(ix, lo, hi, visit)
     n, b = babove(ix, b)
   end
 end
+-- bcount counts the members of ix with scores from lo to hi, stopping
+-- once past most (ZCOUNT per bucket, no members read).
+local function bcount(ix, lo, hi, most)
+  local n, b = bfindb(ix, lo)
+  if not n then
+    local r = redis.call('ZRANGE', ix, '0', '0', 'WITHSCORES')
+    if #r == 0 then return 0 end
+    n, b = r[1], r[2]
+  end
+  local c = 0
+  while n and (b == '-inf' or tonumber(b) <= hi) and c <= most do
+    c = c + redis.call('ZCOUNT', bkey(ix, n), lo, hi)
+    n, b = babove(ix, b)
+  end
+  return c
+end
 -- device returns the interned device summary a session hash names.
 local function device(prefix, m)
   if not m['a'] then return '' end
@@ -803,9 +819,20 @@ end
 -- A site or country that few of the shard's sessions have lists from
 -- its partitions of the deadline index, whose members carry each
 -- session's last access and creation time: read whole, sorted here.
+-- Reading candidates costs about what examining as many entries of the
+-- walk does, and the walk needs about 8 / (the matches' share) entries
+-- a shard for its part of a page: the direct read pays while the
+-- matches number less than about the square root of 8 × the shard's
+-- sessions (the partitions' counts add up to them), capped at SMALL.
+local reg = {}
+if (site ~= '' or sites or country ~= '' or nr > 0) and dlk ~= '' then
+  reg = redis.call('HGETALL', dlk)
+  local size = 0
+  for i = 2, #reg, 2 do size = size + tonumber(reg[i]) end
+  SMALL = math.min(SMALL, math.max(64, math.floor(math.sqrt(8 * size))))
+end
 if (site ~= '' or sites or country ~= '') and dlk ~= '' then
   local want_cc = string.gsub(country, '[^%w]', '')
-  local reg = redis.call('HGETALL', dlk)
   local parts, total = {}, 0
   for i = 1, #reg, 2 do
     local ps, pc = string.match(reg[i], '^(.*)\31([^\31]*)$')
@@ -830,7 +857,14 @@ if (site ~= '' or sites or country ~= '') and dlk ~= '' then
 end
 -- An IP prefix that few of the shard's sessions match lists from the IP
 -- index: the ranges' entries, then each candidate's fields.
+local ipcount = 0
 if nr > 0 and ipp ~= '' then
+  for _, r in ipairs(ranges) do
+    ipcount = ipcount + bcount(ipix, r[1], r[2], SMALL - ipcount)
+    if ipcount > SMALL then break end
+  end
+end
+if nr > 0 and ipp ~= '' and ipcount <= SMALL then
   local ids, n, over = {}, 0, false
   for _, r in ipairs(ranges) do
     brange(ipix, r[1], r[2], function(m)
