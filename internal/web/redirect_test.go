@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestSafeReturn(t *testing.T) {
@@ -31,6 +32,11 @@ func TestSafeReturn(t *testing.T) {
 		{"/%2525252F/evil.example", "/"},
 		{"/%25252541", "/%25252541"},
 		{"/%2525252541", "/"},
+		// Regression (found by FuzzStateCookie): invalid UTF-8 did not
+		// survive the state cookie's JSON.
+		{"/\x88", "/"},
+		{"/caf\xe9", "/"},
+		{"/café", "/café"},
 		{"/\t/evil.example", "/"},
 		{"/\n/evil.example", "/"},
 		{"/x/https://evil", "/"},
@@ -61,6 +67,9 @@ func FuzzSafeReturn(f *testing.F) {
 		got := SafeReturn(rd)
 		if got != "/" && got != rd {
 			t.Fatalf("SafeReturn(%q) = %q: must be the input or /", rd, got)
+		}
+		if !utf8.ValidString(got) {
+			t.Fatalf("SafeReturn(%q) = %q is not valid UTF-8", rd, got)
 		}
 		if again := SafeReturn(got); again != got {
 			t.Fatalf("SafeReturn(%q) = %q, but SafeReturn(%q) = %q", rd, got, got, again)
