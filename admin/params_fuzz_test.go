@@ -163,3 +163,30 @@ func FuzzQueryParams(f *testing.F) {
 		}
 	})
 }
+
+// Regression (found by FuzzQueryParams): error messages cut the input to
+// n bytes before %q, which escapes invalid UTF-8 fourfold, and could cut
+// a character in two.
+func TestQuoteClip(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"abc", 40, `"abc"`},
+		{"", 40, `""`},
+		{strings.Repeat("\x86", 50), 8, `"\x86\x86…"`},
+		{strings.Repeat("é", 30), 5, `"éé…"`},
+		{"a\"b\n", 40, `"a\"b\n"`},
+		{strings.Repeat("x", 41), 40, `"` + strings.Repeat("x", 40) + `…"`},
+	}
+	for _, tt := range tests {
+		if got := quoteClip(tt.in, tt.n); got != tt.want {
+			t.Errorf("quoteClip(%q, %d) = %s, want %s", tt.in, tt.n, got, tt.want)
+		}
+	}
+	_, err := eventFilter(url.Values{"to": {"0" + strings.Repeat("\x86", 100)}})
+	if err == nil || len(err.Error()) > maxErrorLen {
+		t.Errorf("eventFilter: error %v, want one of at most %d bytes", err, maxErrorLen)
+	}
+}
