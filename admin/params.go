@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 	"github.com/gatehouse-proxy/gatehouse/internal/session"
@@ -38,6 +39,29 @@ func param(q url.Values, name string) (string, error) {
 		return "", badf("%s is too long", name)
 	}
 	return v, nil
+}
+
+// quoteClip quotes v, as %q does, for a message, keeping at most n bytes
+// of the quoted text: a message quotes the caller's input and must not
+// echo it at any length. Regression (found by FuzzQueryParams): cutting v
+// itself to n bytes left up to 4n once %q escaped invalid UTF-8 (\x86),
+// and could cut a character in two.
+func quoteClip(v string, n int) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(v); {
+		_, size := utf8.DecodeRuneInString(v[i:])
+		q := strconv.Quote(v[i : i+size])
+		q = q[1 : len(q)-1]
+		if b.Len()-1+len(q) > n {
+			b.WriteString("…")
+			break
+		}
+		b.WriteString(q)
+		i += size
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // parseLimit reads limit: default activity.DefaultLimit, at most
@@ -153,10 +177,7 @@ func eventTypes(values []string) ([]string, error) {
 				continue
 			}
 			if !slices.Contains(activity.Types, t) {
-				if len(t) > 64 {
-					t = t[:64] + "…"
-				}
-				return nil, badf("unknown event type %q", t)
+				return nil, badf("unknown event type %s", quoteClip(t, 64))
 			}
 			if !slices.Contains(types, t) {
 				types = append(types, t)
@@ -187,10 +208,7 @@ func parseTimeIn(q url.Values, name string, end bool, loc *time.Location) (time.
 	}
 	d, err := time.ParseInLocation(dateLayout, v, loc)
 	if err != nil {
-		if len(v) > 40 {
-			v = v[:40] + "…"
-		}
-		return time.Time{}, badf("%s must be an RFC 3339 time or a YYYY-MM-DD date, not %q", name, v)
+		return time.Time{}, badf("%s must be an RFC 3339 time or a YYYY-MM-DD date, not %s", name, quoteClip(v, 40))
 	}
 	if end {
 		d = d.AddDate(0, 0, 1).Add(-time.Nanosecond)

@@ -59,6 +59,7 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 		return nil, d.ArgErr()
 	}
 	seen := map[string]bool{}
+	var storeAt, alertOnAt caddyfile.Token
 	for d.NextBlock(0) {
 		key := d.Val()
 		if seen[key] {
@@ -67,6 +68,7 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 		seen[key] = true
 		switch key {
 		case "store":
+			storeAt = d.Token()
 			v, err := oneArg(d)
 			if err != nil {
 				return nil, err
@@ -154,6 +156,7 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.AlertWebhook = v
 		case "alert_on":
+			alertOnAt = d.Token()
 			list, err := someArgs(d)
 			if err != nil {
 				return nil, err
@@ -165,6 +168,15 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 		default:
 			return nil, d.Errf("unrecognized gatehouse option %q", key)
 		}
+	}
+	// The rules that join two options, which Provision applies too, so
+	// that `caddy adapt` names the line (found by FuzzParseGlobal). A
+	// placeholder store may expand to memory: Provision decides.
+	if !isMemory(app.Store) && !strings.Contains(app.Store, "{") && app.Secret == "" {
+		return nil, fmt.Errorf("gatehouse: a secret is required with a shared store (all instances must use the same one), at %s:%d", storeAt.File, storeAt.Line)
+	}
+	if len(app.AlertOn) > 0 && app.AlertWebhook == "" {
+		return nil, fmt.Errorf("gatehouse: alert_on needs alert_webhook, at %s:%d", alertOnAt.File, alertOnAt.Line)
 	}
 	return httpcaddyfile.App{
 		Name:  "gatehouse",

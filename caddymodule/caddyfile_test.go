@@ -156,6 +156,10 @@ func TestAdaptErrors(t *testing.T) {
 		{"max_events not a number", global("\t\tmax_events 1e6\n"), `max_events: want a positive whole number of events, got "1e6"`, 3},
 		{"max_events bare", global("\t\tmax_events\n"), "wrong argument count", 3},
 		{"duplicate max_events", global("\t\tmax_events 10\n\t\tmax_events 20\n"), `duplicate subdirective "max_events"`, 4},
+		// Regression (found by FuzzParseGlobal): both were refused only at
+		// Provision, without a line.
+		{"shared store without secret", global("\t\tcache_ttl 1s\n\t\tstore redis://localhost:6379\n"), "a secret is required with a shared store", 4},
+		{"alert_on without alert_webhook", global("\t\talert_on login_failed\n"), "alert_on needs alert_webhook", 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

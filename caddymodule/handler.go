@@ -245,6 +245,15 @@ func (h *Handler) config() (gateway.Config, error) {
 			Domains: h.AllowDomains,
 		},
 	}
+	// A placeholder may expand to nothing (an unset variable): say so
+	// here, rather than let the gateway call a configured value missing.
+	// Regression (found by FuzzUnmarshalCaddyfile): Validate passed
+	// client_id {env.UNSET}, and only Provision refused it.
+	for _, v := range []struct{ name, raw, got string }{{"issuer", h.Issuer, cfg.Issuer}, {"client_id", h.ClientID, cfg.ClientID}} {
+		if v.got == "" {
+			return cfg, fmt.Errorf("gatehouse: %s %q is empty once its placeholders are expanded", v.name, v.raw)
+		}
+	}
 	cfg.RequireMFA, cfg.MFAACR = h.RequireMFA, h.MFAACR
 	if h.PassAccessToken && !h.Refresh {
 		return cfg, errors.New("gatehouse: pass_access_token needs refresh on")

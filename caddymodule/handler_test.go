@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -48,5 +49,24 @@ func TestScheme(t *testing.T) {
 				t.Errorf("scheme(tls=%v trusted=%v X-Forwarded-Proto=%q) = %q, want %q", tt.tls, tt.trusted, tt.xfp, got, tt.want)
 			}
 		})
+	}
+}
+
+// Regression (found by FuzzUnmarshalCaddyfile): a placeholder that expands
+// to nothing passed Validate, and only Provision refused the config, for a
+// value that seemed to be there.
+func TestValidatePlaceholderExpandsToNothing(t *testing.T) {
+	t.Setenv("GATEHOUSE_TEST_EMPTY", "")
+	for _, h := range []Handler{
+		{Issuer: "{env.GATEHOUSE_TEST_EMPTY}", ClientID: "app"},
+		{Issuer: "https://i", ClientID: "{env.GATEHOUSE_TEST_EMPTY}"},
+	} {
+		if err := h.Validate(); err == nil || !strings.Contains(err.Error(), `"{env.GATEHOUSE_TEST_EMPTY}" is empty once its placeholders are expanded`) {
+			t.Errorf("Validate(issuer %q, client_id %q) = %v, want the placeholder named", h.Issuer, h.ClientID, err)
+		}
+	}
+	t.Setenv("GATEHOUSE_TEST_EMPTY", "app")
+	if err := (&Handler{Issuer: "https://i", ClientID: "{env.GATEHOUSE_TEST_EMPTY}"}).Validate(); err != nil {
+		t.Errorf("Validate with the variable set: %v", err)
 	}
 }

@@ -163,17 +163,39 @@ func FuzzParseUserAgent(f *testing.F) {
 	f.Add("Mozilla/5.0 (X11; CrOS aarch64 ) XiaoMi/MiuiBrowser/")
 	devices := map[string]bool{"": true, Desktop: true, Mobile: true, Tablet: true, Bot: true}
 	c := newUACache(8) // small, so that eviction runs too
+	// A name is shown in pages, events and CSV cells: printable, valid,
+	// short.
+	printable := func(s string) bool {
+		return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError })
+	}
 	f.Fuzz(func(t *testing.T, ua string) {
-		for _, d := range []session.Device{c.parse(ua), summarise(clip(ua))} {
-			if len(d.UserAgent) > MaxUserAgent || !utf8.ValidString(d.UserAgent) {
-				t.Errorf("UserAgent %d bytes, valid %v", len(d.UserAgent), utf8.ValidString(d.UserAgent))
+		clipped := clip(ua)
+		if clip(clipped) != clipped {
+			t.Fatalf("clip(%q) = %q, which clips again to %q", ua, clipped, clip(clipped))
+		}
+		if utf8.ValidString(ua) && !strings.HasPrefix(ua, clipped) {
+			t.Fatalf("clip(%q) = %q is not a prefix of the valid header", ua, clipped)
+		}
+		want := summarise(clipped)
+		// The cache, shared by every input of the run and evicting at
+		// random, must answer as a fresh parse does, twice.
+		for range 2 {
+			if got := c.parse(ua); got != want {
+				t.Fatalf("cached parse(%q) = %+v, fresh %+v", ua, got, want)
 			}
-			if len(d.Browser) > maxName || len(d.OS) > maxName {
-				t.Errorf("Browser %q / OS %q too long", d.Browser, d.OS)
-			}
-			if !devices[d.Device] {
-				t.Errorf("Device = %q", d.Device)
-			}
+		}
+		d := want
+		if d.UserAgent != clipped || len(d.UserAgent) > MaxUserAgent || !utf8.ValidString(d.UserAgent) {
+			t.Errorf("UserAgent %q (%d bytes) of %q, want %q", d.UserAgent, len(d.UserAgent), ua, clipped)
+		}
+		if len(d.Browser) > maxName || len(d.OS) > maxName || !printable(d.Browser) || !printable(d.OS) {
+			t.Errorf("Browser %q / OS %q too long or not printable", d.Browser, d.OS)
+		}
+		if l := d.Label(); len(l) > 2*maxName+4 || !printable(l) {
+			t.Errorf("Label %q", l)
+		}
+		if !devices[d.Device] {
+			t.Errorf("Device = %q", d.Device)
 		}
 	})
 }

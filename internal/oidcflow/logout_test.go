@@ -76,6 +76,19 @@ func TestVerifyLogoutToken(t *testing.T) {
 		{name: "wrong issuer", edit: func(m map[string]any) { m["iss"] = "http://evil.test" }, reject: true},
 		{name: "wrong audience", edit: func(m map[string]any) { m["aud"] = "another-client" }, reject: true},
 		{name: "foreign key, same kid", key: foreignKey(), reject: true},
+
+		// Regression (found by FuzzLogoutToken): claim names are
+		// case-sensitive, and encoding/json matched them regardless of
+		// case, folding ſ to s as well.
+		{name: "Sid for sid", edit: rename("sid", "Sid", "sub"), reject: true},
+		{name: "ſub for sub", edit: rename("sub", "ſub", "sid"), reject: true},
+		{name: "JTI for jti", edit: rename("jti", "JTI"), reject: true},
+		{name: "Events for events", edit: rename("events", "Events"), reject: true},
+		{name: "IAT for iat", edit: rename("iat", "IAT"), reject: true},
+		{name: "ISS for iss", edit: rename("iss", "ISS"), reject: true},
+		{name: "Aud for aud", edit: rename("aud", "Aud"), reject: true},
+		{name: "Sub beside sub", edit: func(m map[string]any) { m["Sub"] = "mallory" }, want: LogoutClaims{Subject: "alice", SID: "sid-1", JTI: "jti-1"}},
+		{name: "Nonce is not nonce", edit: func(m map[string]any) { m["Nonce"] = "n" }, want: LogoutClaims{Subject: "alice", SID: "sid-1", JTI: "jti-1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,6 +124,18 @@ func TestVerifyLogoutTokenRefusesIDToken(t *testing.T) {
 	for _, claims := range []map[string]any{m, idToken} {
 		if _, err := p.client().VerifyLogoutToken(context.Background(), sign(t, testKey(), fakeKeyID, claims)); !errors.Is(err, ErrTokenInvalid) {
 			t.Errorf("VerifyLogoutToken(%v) = %v, want ErrTokenInvalid", claims, err)
+		}
+	}
+}
+
+// rename returns an edit that moves claim from to the name to and deletes
+// the claims drop.
+func rename(from, to string, drop ...string) func(m map[string]any) {
+	return func(m map[string]any) {
+		m[to] = m[from]
+		delete(m, from)
+		for _, d := range drop {
+			delete(m, d)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -588,9 +589,18 @@ func (c *Client) VerifyLogoutToken(ctx context.Context, raw string) (LogoutClaim
 	if err != nil {
 		return LogoutClaims{}, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
 	}
+	var claims map[string]json.RawMessage
 	var cl logoutTokenClaims
-	if err := t.Claims(&cl); err != nil {
+	if err := t.Claims(&claims); err != nil {
 		return LogoutClaims{}, fmt.Errorf("%w: decoding logout token: %w", ErrTokenInvalid, err)
+	}
+	if err := cl.decode(claims); err != nil {
+		return LogoutClaims{}, fmt.Errorf("%w: decoding logout token: %w", ErrTokenInvalid, err)
+	}
+	// go-oidc read iss and aud case-insensitively too (see decode): what
+	// it checked must be what the token says under those exact names.
+	if !sameIssuer(claims["iss"], t.Issuer) || !sameAudience(claims["aud"], t.Audience) {
+		return LogoutClaims{}, fmt.Errorf("%w: logout token has iss or aud under another spelling", ErrTokenInvalid)
 	}
 	if err := cl.check(c.cfg.Now()); err != nil {
 		return LogoutClaims{}, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
@@ -601,13 +611,56 @@ func (c *Client) VerifyLogoutToken(ctx context.Context, raw string) (LogoutClaim
 // logoutTokenClaims are the claims section 2.4 defines. Issuer, audience
 // and signature are the verifier's.
 type logoutTokenClaims struct {
-	Subject string                     `json:"sub"`
-	SID     string                     `json:"sid"`
-	JTI     string                     `json:"jti"`
-	Nonce   json.RawMessage            `json:"nonce"` // null counts as present
-	Events  map[string]json.RawMessage `json:"events"`
-	IAT     any                        `json:"iat"` // NumericDate: float64
-	Exp     any                        `json:"exp"`
+	Subject string
+	SID     string
+	JTI     string
+	Nonce   json.RawMessage // null counts as present
+	Events  map[string]json.RawMessage
+	IAT     any // NumericDate: float64
+	Exp     any
+}
+
+// decode reads the claims by their exact names. JSON member names are
+// case-sensitive (RFC 8259, 4; RFC 7519, 4), but encoding/json matches
+// struct fields regardless of case, and folds ſ to s and K (Kelvin) to
+// k: decoded into a struct, a token with "Sid" (or "ſid") and no sid read
+// as one with a sid, and ended sessions (found by FuzzLogoutToken).
+func (cl *logoutTokenClaims) decode(claims map[string]json.RawMessage) error {
+	for _, c := range []struct {
+		name string
+		dst  any
+	}{{"sub", &cl.Subject}, {"sid", &cl.SID}, {"jti", &cl.JTI}, {"events", &cl.Events}, {"iat", &cl.IAT}, {"exp", &cl.Exp}} {
+		if v, ok := claims[c.name]; ok {
+			if err := json.Unmarshal(v, c.dst); err != nil {
+				return fmt.Errorf("claim %s: %w", c.name, err)
+			}
+		}
+	}
+	cl.Nonce = claims["nonce"]
+	return nil
+}
+
+// sameIssuer tells whether the iss member raw is the string iss.
+func sameIssuer(raw json.RawMessage, iss string) bool {
+	var s string
+	return raw != nil && json.Unmarshal(raw, &s) == nil && s == iss
+}
+
+// sameAudience tells whether the aud member raw, a string or an array of
+// strings, is aud.
+func sameAudience(raw json.RawMessage, aud []string) bool {
+	var list []string
+	if raw == nil {
+		return false
+	}
+	if err := json.Unmarshal(raw, &list); err != nil || list == nil {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return false
+		}
+		list = []string{s}
+	}
+	return slices.Equal(list, aud)
 }
 
 // The window for iat: a logout token is sent the moment a session ends,

@@ -1,8 +1,10 @@
 package session
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -70,23 +72,50 @@ func TestValidID(t *testing.T) {
 	}
 }
 
+// FuzzDecodeCookie decodes a fuzzed cookie value and encodes a fuzzed
+// secret. Decoding refuses with ErrMalformedCookie anything but a value
+// Cookie writes (no second spelling of a secret: base64 padding bits,
+// another alphabet), agrees with ParseCookie and WellFormedCookie, and
+// leads to a valid id; every secret's cookie decodes to that secret.
 func FuzzDecodeCookie(f *testing.F) {
-	f.Add(NewSecret().Cookie())
-	f.Add("")
-	f.Add("g1.")
-	f.Add("g1." + strings.Repeat("_", 43))
-	f.Add(strings.Repeat("\xff", 46))
-	f.Fuzz(func(t *testing.T, v string) {
+	f.Add(NewSecret().Cookie(), []byte{})
+	f.Add("", []byte{0})
+	f.Add("g1.", bytes.Repeat([]byte{0xff}, 32))
+	f.Add("g1."+strings.Repeat("_", 43), []byte("0123456789abcdef0123456789abcdef"))
+	f.Add("g1."+strings.Repeat("_", 42)+"-", []byte{0xfb, 0xef})
+	f.Add("g1."+strings.Repeat("A", 42)+"B", []byte{})
+	f.Add("g1."+strings.Repeat("+", 43), []byte{})
+	f.Add(strings.Repeat("\xff", 46), []byte{})
+	f.Fuzz(func(t *testing.T, v string, raw []byte) {
 		s, err := DecodeCookie(v)
+		id, perr := ParseCookie(v)
+		wellFormed := len(v) == CookieLen && strings.HasPrefix(v, "g1.")
+		if WellFormedCookie(v) != wellFormed {
+			t.Fatalf("WellFormedCookie(%q) = %v, want %v", v, !wellFormed, wellFormed)
+		}
 		if err != nil {
-			return
+			if !errors.Is(err, ErrMalformedCookie) || !errors.Is(perr, ErrMalformedCookie) || id != "" {
+				t.Fatalf("DecodeCookie(%q): %v; ParseCookie: %q, %v", v, err, id, perr)
+			}
+		} else {
+			// Anything accepted must be exactly what we would have written.
+			if s.Cookie() != v || !wellFormed {
+				t.Fatalf("DecodeCookie accepted %q, which re-encodes as %q", v, s.Cookie())
+			}
+			if perr != nil || id != s.ID() || !ValidID(id) {
+				t.Fatalf("DecodeCookie(%q) leads to id %q; ParseCookie: %q, %v", v, s.ID(), id, perr)
+			}
 		}
-		// Anything accepted must be exactly what we would have written.
-		if s.Cookie() != v {
-			t.Fatalf("DecodeCookie accepted %q, which re-encodes as %q", v, s.Cookie())
+
+		var sec Secret
+		copy(sec[:], raw)
+		c := sec.Cookie()
+		back, err := DecodeCookie(c)
+		if err != nil || back != sec || !WellFormedCookie(c) {
+			t.Fatalf("Cookie of secret %x = %q decodes as %x, %v", sec, c, back, err)
 		}
-		if !ValidID(s.ID()) {
-			t.Fatalf("id %q of accepted cookie is not valid", s.ID())
+		if id := sec.ID(); !ValidID(id) || id != sec.ID() {
+			t.Fatalf("ID of secret %x = %q is not valid or not stable", sec, id)
 		}
 	})
 }
