@@ -511,6 +511,21 @@
 // users, 16 shards on one Redis 7.0, loaded machine: 2 shared cores,
 // load average 4-5), first pages of 100, p50 / p99 of 200 calls:
 //
+//	no filter (last access)       11.6 / 20.4 ms   100 rows
+//	no filter (created)            7.2 / 22.5 ms   100 rows
+//	one user                       0.2 /  1.3 ms   all (5)
+//	Users                          5.2 / 14.6 ms   100 rows
+//	country DE (20 %)             17.0 / 40.1 ms   100 rows, the walk
+//	IP prefix 145.1 (about 10 %)  26.5 / 42.5 ms   100 rows, the walk
+//	country IS (0.05 %)            9.0 / 17.0 ms   100 rows, its partitions
+//	IP prefix 157. (0.05 %)       13.4 / 28.4 ms   100 rows, the IP index
+//	site, one session in 10,000    6.9 / 16.6 ms   all (100), its partitions
+//
+// Redis memory: 812 bytes a session at five a user (TestMemoryPerSession,
+// two a user: about 995). Before the partitions and the IP index a rare
+// country took 159 / 767 ms and returned 7 rows with a cursor; before
+// the listings merged in rounds, a dense country took 100 / 361 ms.
+//
 // # Atomicity
 //
 // Create, Touch, SetTokens, Delete, UserByEmail and SetReauth are
