@@ -666,19 +666,19 @@ type phaseResult struct {
 	// took is the operations' time; span the time between the readings
 	// of the masters' INFO, which also covers the queued touches.
 	took, span time.Duration
-	signIns  []time.Duration
-	requests []time.Duration
+	signIns    []time.Duration
+	requests   []time.Duration
 	// revocations: their visibility on each other instance, from the
 	// revoking call's return (0 when seen before it returned), from its
 	// start and from the start of its store Delete; early counts those
 	// seen before the return.
 	fromReturn, fromStart, fromDelete []time.Duration
 	early                             int
-	revocations           int
-	refusedRevoked        int // requests racing a revocation, refused
-	hits, misses          uint64
-	counts                opCounts
-	stats                 []testredis.Stats // per master
+	revocations                       int
+	refusedRevoked                    int // requests racing a revocation, refused
+	hits, misses                      uint64
+	counts                            opCounts
+	stats                             []testredis.Stats // per master
 }
 
 type worker struct {
@@ -896,10 +896,10 @@ func (so *scaleOut) freeUser(r *rand.Rand) (string, error) {
 
 // scaleOutReport is everything measured.
 type scaleOutReport struct {
-	phases    []phaseResult
-	idle      []testredis.Stats // per master, over cfg.idle with nothing to do
-	idleTook  time.Duration
-	keys      []int64 // per master, at the end
+	phases   []phaseResult
+	idle     []testredis.Stats // per master, over cfg.idle with nothing to do
+	idleTook time.Duration
+	keys     []int64 // per master, at the end
 	// predicted is each phase's prediction per master from the costs of
 	// docs/capacity.md (scaleOutCosts); calibrated from the costs
 	// measured on this cluster right after the load (calibrate), which
