@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -323,15 +324,16 @@ func topCommands(m map[string]float64) string {
 }
 
 // subscribers starts k stores on url under prefix, each subscribed as a
-// gateway instance is, and returns how many ends they have received in
-// all once every one is listening.
-func subscribers(t testing.TB, url, prefix string, k int) *atomic.Int64 {
+// gateway instance is, and returns, once every one is listening, how
+// many ends they have received in all and a function that stops them.
+func subscribers(t testing.TB, url, prefix string, k int) (*atomic.Int64, func()) {
 	t.Helper()
 	var got atomic.Int64
 	ready := make(chan struct{}, k)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	stop := func() { cancel(); wg.Wait() }
+	t.Cleanup(stop)
 	for range k {
 		st := openURL(t, url, prefix, Options{})
 		var once sync.Once
@@ -352,14 +354,54 @@ func subscribers(t testing.TB, url, prefix string, k int) *atomic.Int64 {
 			t.Fatal("subscribers not listening after 10s")
 		}
 	}
-	return &got
+	return &got, stop
+}
+
+// combine merges the rounds' measurements of one operation: counts and
+// bytes are averaged over all calls, CPU, time and memory are the median
+// of the rounds.
+func combine(rs []opCost) opCost {
+	c := opCost{name: rs[0].name, byName: map[string]float64{}}
+	var cpu, usec, mem []float64
+	for _, r := range rs {
+		c.n += r.n
+		cpu, usec, mem = append(cpu, r.cpu), append(usec, r.usec), append(mem, r.mem)
+	}
+	for _, r := range rs {
+		w := float64(r.n) / float64(c.n)
+		c.client += r.client * w
+		c.server += r.server * w
+		c.writes += r.writes * w
+		c.in += r.in * w
+		c.out += r.out * w
+		for k, v := range r.byName {
+			c.byName[k] += v * w
+		}
+		if c.masters == nil && r.masters != nil {
+			c.masters = make([]float64, len(r.masters))
+		}
+		for i, v := range r.masters {
+			c.masters[i] += v * w
+		}
+	}
+	c.cpu, c.usec, c.mem = median(cpu), median(usec), median(mem)
+	return c
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // operationCosts loads sessions sessions into the store on url (prefix
 // "gh", as a gateway has it) and measures every operation the gateway
 // does n times, on the servers listed (the standalone server, or the
 // Cluster's masters).
-func operationCosts(t testing.TB, url string, servers []string, sessions, n, workers int) []opCost {
+func operationCosts(t testing.TB, url string, servers []string, sessions, n, rounds, workers int) []opCost {
 	t.Helper()
 	ctx := context.Background()
 	s := openURL(t, url, "gh", Options{})
@@ -401,83 +443,112 @@ func operationCosts(t testing.TB, url string, servers []string, sessions, n, wor
 		}
 		return e
 	}
-	lists := max(n/10, 20)
-	half := n / 2
-
-	var costs []opCost
-	add := func(c opCost) opCost { costs = append(costs, c); return c }
-	claim := add(m.measure("ClaimOnce (sign-in state)", n, func(i int) error {
-		_, err := s.ClaimOnce(ctx, fmt.Sprintf("state:%d-%x", i, rand.Uint64()), 11*time.Minute)
-		return err
-	}))
-	reauth := add(m.measure("Reauth (sign-in)", n, func(i int) error {
-		_, err := s.Reauth(ctx, fresh[i].User)
-		return err
-	}))
-	create := add(m.measure("Create", n, func(i int) error { return s.Create(ctx, fresh[i]) }))
-	login := add(m.measure("Append login_succeeded (+ history row)", n, func(i int) error {
-		return s.Append(ctx, event(fresh[i], activity.LoginSucceeded))
-	}))
-	get := add(m.measure("Get (cache miss)", n, func(i int) error {
-		_, err := s.Get(ctx, fresh[i*7919%n].ID)
-		return err
-	}))
-	touch := add(m.measure("Touch", n, func(i int) error {
-		return s.Touch(ctx, fresh[i].ID, session.Access{At: time.Now(), IP: fresh[i].LastIP})
-	}))
-	add(m.measure("List, first page of 100", lists, func(int) error {
-		p, err := s.List(ctx, session.Query{Limit: 100})
-		if err == nil && len(p.Items) != 100 {
-			err = fmt.Errorf("first page of %d sessions, want 100", len(p.Items))
+	// Rounds, each running every operation on its share of the sessions,
+	// spread the measurements over time: the median of the rounds' CPU,
+	// time and memory ignores a moment when the machine was busy.
+	rounds = max(1, min(rounds, n/20))
+	per := n / rounds
+	samples := map[string][]opCost{}
+	var order []string
+	add := func(c opCost) {
+		if _, ok := samples[c.name]; !ok {
+			order = append(order, c.name)
 		}
-		return err
-	}))
-	add(m.measure("List, one user's sessions", n, func(i int) error {
-		_, err := s.List(ctx, session.Query{User: fresh[i].User})
-		return err
-	}))
-	dueNone := add(m.measure("Due, none due (a sweep's call)", n, func(int) error {
-		d, err := s.Due(ctx, time.Now(), 100)
-		if err == nil && len(d) != 0 {
-			err = fmt.Errorf("%d due, want none", len(d))
-		}
-		return err
-	}))
-	add(m.measure("Due, 100 due", lists, func(int) error {
-		d, err := s.Due(ctx, time.Now().Add(13*time.Hour), 100)
-		if err == nil && len(d) != 100 {
-			err = fmt.Errorf("%d due, want 100", len(d))
-		}
-		return err
-	}))
-	setReauth := add(m.measure("SetReauth (revocation)", n, func(i int) error {
-		return s.SetReauth(ctx, fresh[i].User, time.Now())
-	}))
-	del := add(m.measure("Delete, no subscriber", half, func(i int) error {
-		_, err := s.Delete(ctx, fresh[i].ID)
-		return err
-	}))
-	revoked := add(m.measure("Append session_revoked (ends history row)", half, func(i int) error {
-		return s.Append(ctx, event(fresh[i], activity.SessionRevoked))
-	}))
+		samples[c.name] = append(samples[c.name], c)
+	}
 	const subs = 8
-	got := subscribers(t, url, "gh", subs)
-	del8 := add(m.measure("Delete, 8 subscribers", n-half, func(i int) error {
-		_, err := s.Delete(ctx, fresh[half+i].ID)
-		return err
-	}))
-	want := int64(subs * (n - half))
-	deadline := time.Now().Add(5 * time.Second)
-	for got.Load() < want && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	for r := range rounds {
+		g := fresh[r*per : (r+1)*per]
+		// Sessions loaded before, for the calls whose cost depends on
+		// the session having aged (Touch moves it in the indexes).
+		old := func(i int) int { return (r*per + i) * 7919 % sessions }
+		lists := max(per/10, 10)
+		half := per / 2
+		add(m.measure("ClaimOnce (sign-in state)", per, func(i int) error {
+			_, err := s.ClaimOnce(ctx, fmt.Sprintf("state:%d-%d-%x", r, i, rand.Uint64()), 11*time.Minute)
+			return err
+		}))
+		add(m.measure("Reauth (sign-in)", per, func(i int) error {
+			_, err := s.Reauth(ctx, g[i].User)
+			return err
+		}))
+		add(m.measure("Create", per, func(i int) error { return s.Create(ctx, g[i]) }))
+		add(m.measure("Append login_succeeded (+ history row)", per, func(i int) error {
+			return s.Append(ctx, event(g[i], activity.LoginSucceeded))
+		}))
+		add(m.measure("Get (cache miss)", per, func(i int) error {
+			_, err := s.Get(ctx, pop.id(old(i)))
+			return err
+		}))
+		add(m.measure("Touch (last access minutes old)", per, func(i int) error {
+			ss := pop.session(old(i))
+			return s.Touch(ctx, ss.ID, session.Access{At: time.Now(), IP: ss.LastIP})
+		}))
+		add(m.measure("List, first page of 100", lists, func(int) error {
+			p, err := s.List(ctx, session.Query{Limit: 100})
+			if err == nil && len(p.Items) != 100 {
+				err = fmt.Errorf("first page of %d sessions, want 100", len(p.Items))
+			}
+			return err
+		}))
+		add(m.measure("List, one user's sessions", per, func(i int) error {
+			_, err := s.List(ctx, session.Query{User: g[i].User})
+			return err
+		}))
+		add(m.measure("Due, none due (a sweep's call)", per, func(int) error {
+			d, err := s.Due(ctx, time.Now(), 100)
+			if err == nil && len(d) != 0 {
+				err = fmt.Errorf("%d due, want none", len(d))
+			}
+			return err
+		}))
+		add(m.measure("Due, 100 due", lists, func(int) error {
+			d, err := s.Due(ctx, time.Now().Add(13*time.Hour), 100)
+			if err == nil && len(d) != 100 {
+				err = fmt.Errorf("%d due, want 100", len(d))
+			}
+			return err
+		}))
+		add(m.measure("SetReauth (revocation)", per, func(i int) error {
+			return s.SetReauth(ctx, g[i].User, time.Now())
+		}))
+		add(m.measure("Delete, no subscriber", half, func(i int) error {
+			_, err := s.Delete(ctx, g[i].ID)
+			return err
+		}))
+		add(m.measure("Append session_revoked (ends history row)", half, func(i int) error {
+			return s.Append(ctx, event(g[i], activity.SessionRevoked))
+		}))
+		got, stop := subscribers(t, url, "gh", subs)
+		add(m.measure("Delete, 8 subscribers", per-half, func(i int) error {
+			_, err := s.Delete(ctx, g[half+i].ID)
+			return err
+		}))
+		want := int64(subs * (per - half))
+		deadline := time.Now().Add(5 * time.Second)
+		for got.Load() < want && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		stop()
+		if got.Load() != want {
+			t.Errorf("subscribers received %d ends, want %d", got.Load(), want)
+		}
+		add(m.measure("Append login_failed (no session)", per, func(i int) error {
+			return s.Append(ctx, event(g[i], activity.LoginFailed))
+		}))
 	}
-	if got.Load() != want {
-		t.Errorf("subscribers received %d ends, want %d", got.Load(), want)
+	var costs []opCost
+	byName := map[string]opCost{}
+	for _, name := range order {
+		c := combine(samples[name])
+		costs = append(costs, c)
+		byName[name] = c
 	}
-	add(m.measure("Append login_failed (no session)", n, func(i int) error {
-		return s.Append(ctx, event(fresh[i], activity.LoginFailed))
-	}))
-
+	claim, reauth, create, login := byName["ClaimOnce (sign-in state)"], byName["Reauth (sign-in)"], byName["Create"], byName["Append login_succeeded (+ history row)"]
+	get, touch, setReauth := byName["Get (cache miss)"], byName["Touch (last access minutes old)"], byName["SetReauth (revocation)"]
+	del, del8, revoked := byName["Delete, no subscriber"], byName["Delete, 8 subscribers"], byName["Append session_revoked (ends history row)"]
+	dueNone := byName["Due, none due (a sweep's call)"]
+	add = func(c opCost) { costs = append(costs, c) }
 	add(sum("= sign-in: ClaimOnce+Reauth+Create+Append", claim, reauth, create, login))
 	add(sum("= revocation: Get+SetReauth+Delete+Append", get, setReauth, del, revoked))
 	add(del8.minus(del, "= each subscriber of an end", subs))
@@ -491,7 +562,7 @@ func operationCosts(t testing.TB, url string, servers []string, sessions, n, wor
 // are one round trip each, and a cache miss writes nothing.
 func TestOperationCosts(t *testing.T) {
 	srv := testredis.StartServer(t)
-	costs := operationCosts(t, "redis://"+srv.Addr(), []string{srv.Addr()}, 5000, 200, 1)
+	costs := operationCosts(t, "redis://"+srv.Addr(), []string{srv.Addr()}, 5000, 200, 1, 1)
 	t.Logf("per call, standalone Redis, 5,000 sessions:\n%s", costTable(costs))
 	for _, c := range costs {
 		switch {
@@ -500,7 +571,7 @@ func TestOperationCosts(t *testing.T) {
 			if c.client > 1.01 || c.writes != 0 {
 				t.Errorf("%s: %.3f commands sent and %.2f writes per call, want 1 and 0", c.name, c.client, c.writes)
 			}
-		case c.name == "Touch", c.name == "Create":
+		case strings.HasPrefix(c.name, "Touch"), c.name == "Create":
 			if c.client > 1.01 {
 				t.Errorf("%s: %.2f commands sent per call, want 1 (a script)", c.name, c.client)
 			}
@@ -512,8 +583,9 @@ func TestOperationCosts(t *testing.T) {
 // standalone Redis, then a 3-master Cluster with each operation's split
 // over the masters. It measures once, whatever b.N.
 func BenchmarkOperationCosts(b *testing.B) {
-	n, sessions, workers := 2000, 100_000, 1
-	for env, p := range map[string]*int{"GATEHOUSE_BENCH_OPS": &n, "GATEHOUSE_BENCH_SESSIONS": &sessions, "GATEHOUSE_BENCH_WORKERS": &workers} {
+	n, sessions, rounds, workers := 2000, 100_000, 5, 1
+	for env, p := range map[string]*int{"GATEHOUSE_BENCH_OPS": &n, "GATEHOUSE_BENCH_SESSIONS": &sessions,
+		"GATEHOUSE_BENCH_ROUNDS": &rounds, "GATEHOUSE_BENCH_WORKERS": &workers} {
 		if v := os.Getenv(env); v != "" {
 			k, err := strconv.Atoi(v)
 			if err != nil || k < 1 {
@@ -524,7 +596,7 @@ func BenchmarkOperationCosts(b *testing.B) {
 	}
 	b.Run("standalone", func(b *testing.B) {
 		srv := testredis.StartServer(b)
-		costs := operationCosts(b, "redis://"+srv.Addr(), []string{srv.Addr()}, sessions, n, workers)
+		costs := operationCosts(b, "redis://"+srv.Addr(), []string{srv.Addr()}, sessions, n, rounds, workers)
 		// Printed rather than logged: benchmark logs are cut at ten lines.
 		fmt.Printf("per call, standalone Redis, %d sessions:\n%s", sessions, costTable(costs))
 		for b.Loop() {
@@ -540,7 +612,7 @@ func BenchmarkOperationCosts(b *testing.B) {
 		for _, sh := range shards {
 			masters = append(masters, sh.Addr)
 		}
-		costs := operationCosts(b, c.URL(), masters, sessions, n, workers)
+		costs := operationCosts(b, c.URL(), masters, sessions, n, rounds, workers)
 		fmt.Printf("per call, 3-master Cluster, %d sessions (per master: share of commands run, masters by slot range):\n%s", sessions, costTable(costs))
 		for b.Loop() {
 		}
