@@ -963,7 +963,9 @@ func (so *scaleOut) calibrate(rep *scaleOutReport) map[string]storeCost {
 		s.User = fmt.Sprintf("%08x-c0de-4b7e-9c1a-%012x", uint32(i)*2246822519, i)
 		s.Email = fmt.Sprintf("calib%04d@example.com", i)
 		s.ID = session.NewSecretFor(s.User).ID()
-		s.CreatedAt, s.LastAccess = now, now
+		// Seconds old when touched, as the load's sessions were (its
+		// touch_interval is 1s): a touch moves them in the indexes.
+		s.CreatedAt, s.LastAccess = now.Add(-3*time.Second), now.Add(-3*time.Second)
 		sessions[i] = s
 	}
 	event := func(s *session.Session, typ string) *activity.Event {

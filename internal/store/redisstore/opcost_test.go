@@ -113,6 +113,10 @@ type costMeter struct {
 	// overhead is what one pair of readings costs each server, taken off
 	// every measurement.
 	overhead []testredis.Stats
+	// idle is each server's CPU per second with nothing to do (a
+	// Cluster's bus, the server's timers), taken off every measurement
+	// for the time it took.
+	idle []float64 // µs per second
 }
 
 func newCostMeter(t testing.TB, s *Store, servers []string, workers int) *costMeter {
@@ -132,6 +136,16 @@ func newCostMeter(t testing.TB, s *Store, servers []string, workers int) *costMe
 			m.overhead[i].NetInput += d.NetInput / pairs
 			m.overhead[i].NetOutput += d.NetOutput / pairs
 		}
+	}
+	const idleFor = 500 * time.Millisecond
+	before := m.read()
+	start := time.Now()
+	time.Sleep(idleFor)
+	after := m.read()
+	took := time.Since(start).Seconds()
+	for i := range servers {
+		d := after[i].Sub(before[i])
+		m.idle = append(m.idle, max(float64((d.CPU-m.overhead[i].CPU).Microseconds())/took, 0))
 	}
 	return m
 }
@@ -159,6 +173,7 @@ func (m *costMeter) measure(name string, n int, op func(i int) error) opCost {
 	m.t.Helper()
 	m.counter.take()
 	before := m.read()
+	start := time.Now()
 	var (
 		next    atomic.Int64
 		wg      sync.WaitGroup
@@ -182,6 +197,7 @@ func (m *costMeter) measure(name string, n int, op func(i int) error) opCost {
 	if first != nil {
 		m.t.Fatal(first)
 	}
+	took := time.Since(start).Seconds()
 	after := m.read()
 	sent := m.counter.take()
 	c := opCost{name: name, n: n, byName: map[string]float64{}}
@@ -190,7 +206,7 @@ func (m *costMeter) measure(name string, n int, op func(i int) error) opCost {
 	perMaster := make([]float64, len(m.servers))
 	for i := range m.servers {
 		d := after[i].Sub(before[i])
-		c.cpu += float64((d.CPU - m.overhead[i].CPU).Microseconds()) / f
+		c.cpu += (float64((d.CPU-m.overhead[i].CPU).Microseconds()) - m.idle[i]*took) / f
 		c.in += float64(d.NetInput-m.overhead[i].NetInput) / f
 		c.out += float64(d.NetOutput-m.overhead[i].NetOutput) / f
 		c.writes += float64(d.Changes) / f
