@@ -535,12 +535,20 @@ func operationCosts(t testing.TB, url string, servers []string, sessions, n, rou
 		add(m.measure("Append session_revoked (ends history row)", half, func(i int) error {
 			return s.Append(ctx, event(g[i], activity.SessionRevoked))
 		}))
+		// An end's delivery alone, as Delete publishes it, to compare
+		// with 8 subscribers below: less noisy than Delete's difference.
+		publish := func(i int) error {
+			sh := s.shardOfID(g[i].ID)
+			return s.c.SPublish(ctx, sh.ended, g[i].ID).Err()
+		}
+		add(m.measure("SPUBLISH of an end, no subscriber", per, publish))
 		got, stop := subscribers(t, url, "gh", subs)
+		add(m.measure("SPUBLISH of an end, 8 subscribers", per, publish))
 		add(m.measure("Delete, 8 subscribers", per-half, func(i int) error {
 			_, err := s.Delete(ctx, g[half+i].ID)
 			return err
 		}))
-		want := int64(subs * (per - half))
+		want := int64(subs * (per - half + per))
 		deadline := time.Now().Add(5 * time.Second)
 		for got.Load() < want && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
@@ -564,10 +572,12 @@ func operationCosts(t testing.TB, url string, servers []string, sessions, n, rou
 	get, touch, setReauth := byName["Get (cache miss)"], byName["Touch (last access minutes old)"], byName["SetReauth (revocation)"]
 	del, del8, revoked := byName["Delete, no subscriber"], byName["Delete, 8 subscribers"], byName["Append session_revoked (ends history row)"]
 	dueNone := byName["Due, none due (a sweep's call)"]
+	pub0, pub8 := byName["SPUBLISH of an end, no subscriber"], byName["SPUBLISH of an end, 8 subscribers"]
 	add = func(c opCost) { costs = append(costs, c) }
 	add(sum("= sign-in: ClaimOnce+Reauth+Create+Append", claim, reauth, create, login))
 	add(sum("= revocation: Get+SetReauth+Delete+Append", get, setReauth, del, revoked))
-	add(del8.minus(del, "= each subscriber of an end", subs))
+	add(pub8.minus(pub0, "= each subscriber of an end", subs))
+	add(del8.minus(del, "= the same from Delete's difference", subs))
 	add(sum("= cache miss + touch", get, touch))
 	add(sum("= sweep of 16 shards, none due", dueNone))
 	return costs
