@@ -206,7 +206,7 @@ func (m *costMeter) measure(name string, n int, op func(i int) error) opCost {
 	perMaster := make([]float64, len(m.servers))
 	for i := range m.servers {
 		d := after[i].Sub(before[i])
-		c.cpu += (float64((d.CPU-m.overhead[i].CPU).Microseconds()) - m.idle[i]*took) / f
+		c.cpu += (float64((d.CPU - m.overhead[i].CPU).Microseconds()) - m.idle[i]*took) / f
 		c.in += float64(d.NetInput-m.overhead[i].NetInput) / f
 		c.out += float64(d.NetOutput-m.overhead[i].NetOutput) / f
 		c.writes += float64(d.Changes) / f
