@@ -48,9 +48,10 @@ import (
 // of the keys or takes more than half of the writes, a revocation is
 // seen by every other instance within 50 ms at p99, and no request or
 // background task fails. They also predict each master's commands and
-// CPU from the per-operation costs of docs/capacity.md (scaleOutCosts)
-// and the store calls the instances made, and report the prediction
-// against the measurement.
+// CPU from the store calls the instances made, at the per-call costs of
+// docs/capacity.md (scaleOutCosts) and at costs calibrated on the same
+// cluster after the load, report both against the measurement, and
+// check that the calibrated commands are within 25 %.
 
 // scaleOutSite is the site's host as the browsers know it: every instance
 // serves it, as behind a load balancer; a browser's connections go to the
@@ -62,12 +63,12 @@ const (
 
 type loadConfig struct {
 	instances int
-	users     int // each signs in once in the first phase
-	requests  int // requests of the second phase
-	mix       int // operations of the third phase
-	workers   int // concurrent clients
-	idle      time.Duration
-	calibrate int // calls of each store operation in the calibration
+	users     int           // each signs in once in the first phase
+	requests  int           // requests of the second phase
+	mix       int           // operations of the third phase
+	workers   int           // concurrent clients
+	idle      time.Duration // how long the masters' idle upkeep is measured
+	calibrate int           // calls of each store operation in the calibration
 }
 
 // scaleOut is the system under test.
@@ -83,7 +84,7 @@ type scaleOut struct {
 	idpSrv      *httptest.Server
 	users       []string // usernames of the load
 	warm        []string // usernames of the warm-up
-	inst        []*instance
+	inst        []*gatewayInstance
 	client      *http.Client
 	watch       endWatch
 	pool        livePool
@@ -99,7 +100,7 @@ const (
 	tagGroup  = session.Groups + 1
 )
 
-type instance struct {
+type gatewayInstance struct {
 	n     int
 	addr  string
 	store *countedStore
@@ -239,14 +240,14 @@ func (so *scaleOut) checkGroups() {
 	}
 }
 
-func (so *scaleOut) newInstance(i int) *instance {
+func (so *scaleOut) newInstance(i int) *gatewayInstance {
 	tb := so.tb
 	st, err := redisstore.New(redisstore.Options{URL: so.cluster.URL()})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = st.Close() })
-	in := &instance{n: i, ready: make(chan struct{})}
+	in := &gatewayInstance{n: i, ready: make(chan struct{})}
 	var once sync.Once
 	in.store = newCountedStore(st, func(id string) {
 		if id == "" {
@@ -681,24 +682,24 @@ type phaseResult struct {
 	stats                             []testredis.Stats // per master
 }
 
-type worker struct {
+type loadWorker struct {
 	r   *rand.Rand
 	res phaseResult
 }
 
 // run runs ops operations on the workers, op(w, i) doing the i-th.
-func (so *scaleOut) run(name string, ops int, op func(w *worker, i int) error) phaseResult {
+func (so *scaleOut) run(name string, ops int, op func(w *loadWorker, i int) error) phaseResult {
 	so.tb.Helper()
 	hits0, misses0 := so.cacheStats()
 	counts0 := so.counts()
 	before := so.readStats()
 	readAt := time.Now()
 	var next atomic.Int64
-	workers := make([]*worker, so.cfg.workers)
+	workers := make([]*loadWorker, so.cfg.workers)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for k := range workers {
-		w := &worker{r: rand.New(rand.NewPCG(uint64(k), uint64(len(name))))}
+		w := &loadWorker{r: rand.New(rand.NewPCG(uint64(k), uint64(len(name))))}
 		workers[k] = w
 		wg.Go(func() {
 			for {
@@ -775,7 +776,7 @@ func (so *scaleOut) readStats() []testredis.Stats {
 }
 
 // signInOp signs user, whom the caller claimed, in.
-func (so *scaleOut) signInOp(w *worker, inst int, user string) error {
+func (so *scaleOut) signInOp(w *loadWorker, inst int, user string) error {
 	defer so.pool.release(user)
 	t0 := time.Now()
 	ls, err := so.signIn(inst, user)
@@ -787,7 +788,7 @@ func (so *scaleOut) signInOp(w *worker, inst int, user string) error {
 	return nil
 }
 
-func (so *scaleOut) requestOp(w *worker) error {
+func (so *scaleOut) requestOp(w *loadWorker) error {
 	ls, ok := so.pool.pick(w.r)
 	if !ok {
 		return errors.New("no live session")
@@ -813,7 +814,7 @@ func (so *scaleOut) requestOp(w *worker) error {
 // every other instance has served it (and so holds it, unless its
 // cache_ttl has run out), and times how long until each of them has
 // dropped it; then checks that each refuses it.
-func (so *scaleOut) revokeOp(w *worker) error {
+func (so *scaleOut) revokeOp(w *loadWorker) error {
 	ls, ok := so.pool.take(w.r)
 	if !ok {
 		return errors.New("no session to revoke")
@@ -917,7 +918,7 @@ const warmUsers = 16
 // warmUp signs the warm-up users in, one instance after another, has
 // every instance serve each of their sessions, and revokes half of them.
 func (so *scaleOut) warmUp() {
-	w := &worker{r: rand.New(rand.NewPCG(99, 99))}
+	w := &loadWorker{r: rand.New(rand.NewPCG(99, 99))}
 	for i, u := range so.warm {
 		so.pool.claim(u, time.Now())
 		if err := so.signInOp(w, i%len(so.inst), u); err != nil {
@@ -1068,14 +1069,14 @@ func runScaleOut(tb testing.TB, cfg loadConfig) *scaleOutReport {
 	// script is compiled once on each master (EVAL after NOSCRIPT).
 	so.warmUp()
 
-	rep.phases = append(rep.phases, so.run("sign-ins", cfg.users, func(w *worker, i int) error {
+	rep.phases = append(rep.phases, so.run("sign-ins", cfg.users, func(w *loadWorker, i int) error {
 		so.pool.claim(so.users[i], time.Now())
 		return so.signInOp(w, i%cfg.instances, so.users[i])
 	}))
-	rep.phases = append(rep.phases, so.run("requests", cfg.requests, func(w *worker, i int) error {
+	rep.phases = append(rep.phases, so.run("requests", cfg.requests, func(w *loadWorker, i int) error {
 		return so.requestOp(w)
 	}))
-	rep.phases = append(rep.phases, so.run("mix", cfg.mix, func(w *worker, i int) error {
+	rep.phases = append(rep.phases, so.run("mix", cfg.mix, func(w *loadWorker, i int) error {
 		// 70 % requests, 15 % sign-ins, 15 % revocations.
 		switch k := i % 20; {
 		case k < 14:
@@ -1204,7 +1205,7 @@ func percentile(d []time.Duration, q float64) time.Duration {
 	return s[int(q*float64(len(s)-1)+0.5)]
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+func millis(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
 // check fails tb unless the SPEC's targets hold, and returns the worst
 // key and write shares and the revocation p99.
@@ -1250,7 +1251,7 @@ func (rep *scaleOutReport) check(tb testing.TB) (keyShare, writeShare float64, p
 	for p, ph := range rep.phases {
 		for m, st := range ph.stats {
 			got, want := float64(st.Calls(ignoredCommands...)), rep.calibrated[p][m].cmds
-			if got > 0 && abs(want/got-1) > 0.25 {
+			if got > 0 && absf(want/got-1) > 0.25 {
 				tb.Errorf("%s, master %d: %.0f commands, predicted %.0f: off by more than 25 %%", ph.name, m, got, want)
 			}
 		}
@@ -1271,8 +1272,8 @@ func (rep *scaleOutReport) String() string {
 			}
 		}
 		fmt.Fprintf(w, "%s\t%v\t%d\t%.1f\t%s\t%s\t%d\t%.0f\t%s\t%s\t%d\t%d\t%d\t\n", ph.name, ph.took.Round(time.Millisecond),
-			len(ph.signIns), float64(len(ph.signIns))/ph.took.Seconds(), ms(percentile(ph.signIns, 0.5)), ms(percentile(ph.signIns, 0.99)),
-			len(ph.requests), float64(len(ph.requests))/ph.took.Seconds(), ms(percentile(timed, 0.5)), ms(percentile(timed, 0.99)),
+			len(ph.signIns), float64(len(ph.signIns))/ph.took.Seconds(), millis(percentile(ph.signIns, 0.5)), millis(percentile(ph.signIns, 0.99)),
+			len(ph.requests), float64(len(ph.requests))/ph.took.Seconds(), millis(percentile(timed, 0.5)), millis(percentile(timed, 0.99)),
 			ph.hits, ph.misses, ph.revocations)
 	}
 	w.Flush()
@@ -1285,9 +1286,9 @@ func (rep *scaleOutReport) String() string {
 			"  from its store Delete's start    p50 %s  p99 %s  max %s\n"+
 			"  from the call's start            p50 %s  p99 %s  max %s\n"+
 			"  %d requests racing a revocation refused\n",
-			ph.revocations, len(ph.fromReturn), ms(percentile(ph.fromReturn, 0.5)), ms(percentile(ph.fromReturn, 0.99)), ms(percentile(ph.fromReturn, 1)), ph.early,
-			ms(percentile(ph.fromDelete, 0.5)), ms(percentile(ph.fromDelete, 0.99)), ms(percentile(ph.fromDelete, 1)),
-			ms(percentile(ph.fromStart, 0.5)), ms(percentile(ph.fromStart, 0.99)), ms(percentile(ph.fromStart, 1)), ph.refusedRevoked)
+			ph.revocations, len(ph.fromReturn), millis(percentile(ph.fromReturn, 0.5)), millis(percentile(ph.fromReturn, 0.99)), millis(percentile(ph.fromReturn, 1)), ph.early,
+			millis(percentile(ph.fromDelete, 0.5)), millis(percentile(ph.fromDelete, 0.99)), millis(percentile(ph.fromDelete, 1)),
+			millis(percentile(ph.fromStart, 0.5)), millis(percentile(ph.fromStart, 0.99)), millis(percentile(ph.fromStart, 1)), ph.refusedRevoked)
 	}
 	fmt.Fprintf(&b, "\nstore calls (all instances):\n")
 	w = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -1371,7 +1372,7 @@ func (rep *scaleOutReport) idleCPUs() string {
 func (rep *scaleOutReport) ratios(calibrated bool) (cmds, cpu float64) {
 	cmds, cpu = 1, 1
 	worse := func(cur, r float64) float64 {
-		if abs(r-1) > abs(cur-1) {
+		if absf(r-1) > absf(cur-1) {
 			return r
 		}
 		return cur
@@ -1389,7 +1390,7 @@ func (rep *scaleOutReport) ratios(calibrated bool) (cmds, cpu float64) {
 	return cmds, cpu
 }
 
-func abs(x float64) float64 {
+func absf(x float64) float64 {
 	if x < 0 {
 		return -x
 	}
