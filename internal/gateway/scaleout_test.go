@@ -901,6 +901,7 @@ type scaleOutReport struct {
 	idle     []testredis.Stats // per master, over cfg.idle with nothing to do
 	idleTook time.Duration
 	keys     []int64 // per master, at the end
+	keys0    []int64 // per master, before the load (after the warm-up)
 	// predicted is each phase's prediction per master from the costs of
 	// docs/capacity.md (scaleOutCosts); calibrated from the costs
 	// measured on this cluster right after the load (calibrate), which
@@ -1068,6 +1069,9 @@ func runScaleOut(tb testing.TB, cfg loadConfig) *scaleOutReport {
 	// command table (COMMAND, a 100 KB reply) on first use, and each
 	// script is compiled once on each master (EVAL after NOSCRIPT).
 	so.warmUp()
+	for _, st := range so.readStats() {
+		rep.keys0 = append(rep.keys0, st.Keys)
+	}
 
 	rep.phases = append(rep.phases, so.run("sign-ins", cfg.users, func(w *loadWorker, i int) error {
 		so.pool.claim(so.users[i], time.Now())
@@ -1347,7 +1351,7 @@ func (rep *scaleOutReport) String() string {
 	for _, k := range rep.keys {
 		keys += k
 	}
-	fmt.Fprintf(&b, "keys per master at the end: %v (", rep.keys)
+	fmt.Fprintf(&b, "keys per master before the load (after the warm-up): %v; at the end: %v (", rep.keys0, rep.keys)
 	for m, k := range rep.keys {
 		if m > 0 {
 			b.WriteString(", ")
