@@ -30,8 +30,21 @@ type evSource struct {
 }
 
 type evEntry struct {
-	id     string
-	values map[string]any // nil for an index entry
+	id      string
+	ms, seq uint64         // id, parsed once: the merge compares them often
+	values  map[string]any // nil for an index entry
+}
+
+func newEntry(id string, values map[string]any) evEntry {
+	m, q, _ := strings.Cut(id, "-")
+	ms, _ := strconv.ParseUint(m, 10, 64)
+	seq, _ := strconv.ParseUint(q, 10, 64)
+	return evEntry{id: id, ms: ms, seq: seq, values: values}
+}
+
+// newer orders entries newest first.
+func (e *evEntry) newer(o *evEntry) bool {
+	return e.ms > o.ms || e.ms == o.ms && e.seq > o.seq
 }
 
 // mergedEvents walks sources newest first between start and end (XREVRANGE
@@ -60,16 +73,23 @@ func (s *Store) newMerged(keys []string, lists []string, events bool, start, end
 	return m
 }
 
-// fill reads the next chunk of every source that ran dry and is not done.
+// fill reads the next chunk of every source that ran dry and is not
+// done, and in the same round trip of those running low, so that a long
+// read (an export) makes a round trip per chunk of all sources rather than
+// one per source.
 func (m *mergedEvents) fill(ctx context.Context) error {
+	dry := false
+	for _, src := range m.sources {
+		dry = dry || len(src.buf) == 0 && !src.done
+	}
+	if !dry {
+		return nil
+	}
 	var todo []*evSource
 	for _, src := range m.sources {
-		if len(src.buf) == 0 && !src.done {
+		if !src.done && int64(len(src.buf)) <= src.chunk/2 {
 			todo = append(todo, src)
 		}
-	}
-	if len(todo) == 0 {
-		return nil
 	}
 	streams := make([]*redis.XMessageSliceCmd, len(todo))
 	lists := make([]*redis.StringSliceCmd, len(todo))
@@ -94,18 +114,18 @@ func (m *mergedEvents) fill(ctx context.Context) error {
 			for j := len(ids) - 1; j >= 0; j-- {
 				id := fullListID(ids[j], G)
 				if inRange(id, src.start, m.end) {
-					src.buf = append(src.buf, evEntry{id: id})
+					src.buf = append(src.buf, newEntry(id, nil))
 				}
 			}
 			continue
 		}
 		msgs := streams[i].Val()
 		for _, msg := range msgs {
-			e := evEntry{id: msg.ID}
+			var vals map[string]any
 			if src.events {
-				e.values = msg.Values
+				vals = msg.Values
 			}
-			src.buf = append(src.buf, e)
+			src.buf = append(src.buf, newEntry(msg.ID, vals))
 		}
 		if int64(len(msgs)) < src.chunk {
 			src.done = true
@@ -126,7 +146,7 @@ func (m *mergedEvents) next(ctx context.Context) (e evEntry, ok bool, err error)
 		}
 		var best *evSource
 		for _, src := range m.sources {
-			if len(src.buf) > 0 && (best == nil || compareStreamIDs(src.buf[0].id, best.buf[0].id) > 0) {
+			if len(src.buf) > 0 && (best == nil || src.buf[0].newer(&best.buf[0])) {
 				best = src
 			}
 		}
