@@ -73,10 +73,12 @@ type loadConfig struct {
 
 // scaleOut is the system under test.
 type scaleOut struct {
-	tb      testing.TB
-	cfg     loadConfig
-	cluster *testredis.Cluster
-	masters []string // addresses, by slot range
+	// subjects maps login names to the provider's subjects (lists).
+	subjects sync.Map
+	tb       testing.TB
+	cfg      loadConfig
+	cluster  *testredis.Cluster
+	masters  []string // addresses, by slot range
 	// groupMaster is the master of each session group's shard, and of
 	// the "{gh}" tag (the sites registry, signing keys) at tagGroup.
 	groupMaster [tagGroup + 1]int
@@ -305,7 +307,7 @@ type countedStore struct {
 
 // countedOps are the operations counted, named as in scaleOutCosts.
 var countedOps = []string{"ClaimOnce", "Reauth", "Create", "AppendLogin", "AppendEnd", "AppendOther",
-	"Get", "Touch", "SetReauth", "Delete", "Due", "AddSite", "List", "LimitSessions", "SetTokens"}
+	"Get", "Touch", "SetReauth", "Delete", "Due", "AddSite", "List", "ListUser", "LimitSessions", "SetTokens"}
 
 func newCountedStore(st *redisstore.Store, onEnds func(string), onDelete func(string, time.Time)) *countedStore {
 	c := &countedStore{Store: st, n: map[string]*[tagGroup + 1]atomic.Int64{}, onEnds: onEnds, onDelete: onDelete}
@@ -369,7 +371,12 @@ func (c *countedStore) Due(ctx context.Context, t time.Time, n int) ([]*session.
 }
 
 func (c *countedStore) List(ctx context.Context, q session.Query) (session.Page, error) {
-	c.add("List", allGroups)
+	if q.User != "" {
+		// One user's sessions: one shard, their hash.
+		c.add("ListUser", session.UserGroup(q.User))
+	} else {
+		c.add("List", allGroups)
+	}
 	return c.Store.List(ctx, q)
 }
 
@@ -839,6 +846,11 @@ func (so *scaleOut) revokeOp(w *loadWorker) error {
 		}
 		w.res.requests = append(w.res.requests, 0) // counted, not timed
 	}
+	// Another instance lists the session, as its admin page would.
+	lister := (revoker + 1) % len(so.inst)
+	if listed, err := so.lists(lister, ls.user, ls.id); err != nil || !listed {
+		return fmt.Errorf("instance %d: session %s of %s listed %v (%v) before its revocation, want listed", lister, ls.id, ls.user, listed, err)
+	}
 	rv := so.watch.expect(ls.id, revoker, len(so.inst))
 	defer so.watch.forget(ls.id)
 	start := time.Now()
@@ -881,7 +893,36 @@ func (so *scaleOut) revokeOp(w *loadWorker) error {
 			return fmt.Errorf("instance %d: status %d for a session it was told had ended, want 401", j, status)
 		}
 	}
+	if listed, err := so.lists(lister, ls.user, ls.id); err != nil || listed {
+		return fmt.Errorf("instance %d: session %s listed %v (%v) after its revocation, want not", lister, ls.id, listed, err)
+	}
 	return nil
+}
+
+// lists reports whether instance i's store lists session id among the
+// sessions of the user who signs in as user.
+func (so *scaleOut) lists(i int, user, id string) (bool, error) {
+	if subject, ok := so.subjects.Load(user); ok {
+		user = subject.(string)
+	} else {
+		// The provider's subject for this login name: read once.
+		sess, err := so.inst[i].rt.Store().Get(context.Background(), id)
+		if err != nil {
+			return false, err
+		}
+		so.subjects.Store(user, sess.User)
+		user = sess.User
+	}
+	page, err := so.inst[i].rt.Store().List(context.Background(), session.Query{User: user})
+	if err != nil {
+		return false, err
+	}
+	for _, s := range page.Items {
+		if s.ID == id {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // freeUser claims a user who may sign in now.
@@ -1153,6 +1194,7 @@ var scaleOutCosts = map[string]storeCost{
 	"Delete":      {19.4, 141},
 	"Due":         {64, 574},
 	"List":        {1995, 11300},
+	"ListUser":    {13.9, 229},
 	// Not measured there; this load makes none, or a few.
 	"AddSite":       {1, 15},
 	"LimitSessions": {20, 150},

@@ -73,23 +73,16 @@ func (s *Store) newMerged(keys []string, lists []string, events bool, start, end
 	return m
 }
 
-// fill reads the next chunk of every source that ran dry and is not
-// done, and in the same round trip of those running low, so that a long
-// read (an export) makes a round trip per chunk of all sources rather than
-// one per source.
+// fill reads the next chunk of every source that ran dry and is not done.
 func (m *mergedEvents) fill(ctx context.Context) error {
-	dry := false
-	for _, src := range m.sources {
-		dry = dry || len(src.buf) == 0 && !src.done
-	}
-	if !dry {
-		return nil
-	}
 	var todo []*evSource
 	for _, src := range m.sources {
-		if !src.done && int64(len(src.buf)) <= src.chunk/2 {
+		if len(src.buf) == 0 && !src.done {
 			todo = append(todo, src)
 		}
+	}
+	if len(todo) == 0 {
+		return nil
 	}
 	streams := make([]*redis.XMessageSliceCmd, len(todo))
 	lists := make([]*redis.StringSliceCmd, len(todo))
