@@ -61,9 +61,11 @@ type mergedEvents struct {
 func (s *Store) newMerged(keys []string, lists []string, events bool, start, end string, limit int) *mergedEvents {
 	m := &mergedEvents{s: s, end: end}
 	n := len(keys)
-	// A source's first read is its share of the page, twice over, so that
-	// a first page usually takes one round trip; later reads double.
-	chunk := int64(min(max(2*(limit+1)/max(n, 1), 16), activity.MaxLimit+1))
+	// A source's first read is its share of the page and a quarter more,
+	// so that a page usually takes one round trip without reading (and
+	// decoding) much that the next page reads again; a source that runs
+	// dry reads twice as much the next time.
+	chunk := int64(min(max((limit+1)*5/4/max(n, 1)+4, 16), activity.MaxLimit+1))
 	for _, k := range keys {
 		m.sources = append(m.sources, &evSource{key: k, events: events, chunk: chunk, start: start})
 	}
