@@ -142,3 +142,36 @@ func TestReviewCreateOverIDOfAnotherUser(t *testing.T) {
 		}
 	}
 }
+
+// Every prefix of a session's address text finds it, whichever path
+// (IP index or walk) a shard takes.
+func TestReviewIPPrefixesOfOddAddresses(t *testing.T) {
+	s := newStore(t, testredis.Start(t), nil)
+	ctx := t.Context()
+	now := time.Now()
+	ips := []string{"::ffff:203.0.113.45", "2001:db8::5", "::1", "fe80::1:2:3", "2001:db8:0:1::", "10.0.0.1", "64:ff9b::192.0.2.33", "2001:DB8:AB::1"}
+	for i, ip := range ips {
+		sess := storetest.Session(i+1, "user"+string(rune('a'+i)), now.Add(time.Duration(i)*time.Second))
+		sess.IP, sess.LastIP = ip, ip
+		if err := s.Create(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, ip := range ips {
+		id := storetest.SessionID(i+1, "user"+string(rune('a'+i)))
+		for n := 1; n <= len(ip); n++ {
+			q := session.Query{IPPrefix: ip[:n]}
+			p, err := s.List(ctx, q)
+			if err != nil {
+				t.Fatalf("List(ip %q): %v", q.IPPrefix, err)
+			}
+			found := false
+			for _, got := range p.Items {
+				found = found || got.ID == id
+			}
+			if !found {
+				t.Errorf("List(ip %q) = %v, misses %s (%s)", q.IPPrefix, reviewIDs(p), id, ip)
+			}
+		}
+	}
+}
