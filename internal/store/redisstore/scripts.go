@@ -294,6 +294,13 @@ end
 local function dpf(site, cc)
   return (site or '') .. '\31' .. string.gsub(string.lower(cc or ''), '[^%w]', '')
 end
+-- dscore is a deadline's score in the partitions: a session without a
+-- deadline is there too, at +inf, so that the filters find it (Due never
+-- reaches it).
+local function dscore(d)
+  if d > 0 then return d end
+  return '+inf'
+end
 local function dpadd(dl, f, score, member)
   badd(dl .. ':' .. f, score, member)
   redis.call('HINCRBY', dl, f, 1)
@@ -477,14 +484,20 @@ local s = KEYS[1]
 -- A session created again under its id replaces the old one, whose
 -- index entries go first.
 if redis.call('EXISTS', s) == 1 then
-  local o = redis.call('HMGET', s, 'l', 'c', 'x', 't', 's', 's1', 'k', 'i', 'j')
+  local o = redis.call('HMGET', s, 'l', 'c', 'x', 't', 's', 's1', 'k', 'i', 'j', 'k1', 'u', 'u1')
   local ol, oc = tonumber(o[1] or '0'), tonumber(o[2] or '0')
+  -- The id may have been another user's (of the same group): that
+  -- user's hash stops listing it.
+  local ou = joinrest(s, 'u', o[11], o[12])
+  if ou and ou ~= ARGV[2] then
+    redis.call('HDEL', string.sub(KEYS[6], 1, #KEYS[6] - #ARGV[2]) .. ou, id)
+  end
   iprem(KEYS[9], o[8], oc, id)
   if o[9] and o[9] ~= '' then iprem(KEYS[9], o[9], oc, id .. '.') end
   brem(KEYS[3], o[1] or '0', id)
   brem(KEYS[4], o[2] or '0', id)
   local od = deadline(ol, tonumber(o[3] or '0'), tonumber(o[4] or '0'))
-  if od > 0 then dprem(KEYS[5], dpf(joinrest(s, 's', o[5], o[6]), o[7]), od, dmember(id, ol, oc)) end
+  dprem(KEYS[5], dpf(joinrest(s, 's', o[5], o[6]), joinrest(s, 'k', o[7], o[10])), dscore(od), dmember(id, ol, oc))
 end
 redis.call('DEL', s, KEYS[2])
 redis.call('HSET', s, unpack(ARGV, 19))
@@ -504,7 +517,7 @@ if ARGV[13] ~= '' then
 end
 badd(KEYS[3], ARGV[3], id)
 badd(KEYS[4], ARGV[4], id)
-if dl > 0 then dpadd(KEYS[5], dpf(ARGV[16], ARGV[17]), ARGV[5], dmember(id, last, created)) end
+dpadd(KEYS[5], dpf(ARGV[16], ARGV[17]), dscore(dl), dmember(id, last, created))
 ipadd(KEYS[9], ARGV[18], created, id)
 if ARGV[11] ~= '' and ARGV[11] ~= ARGV[18] then ipadd(KEYS[9], ARGV[11], created, id .. '.') end
 
@@ -594,7 +607,7 @@ var touchScript = redis.NewScript(luaLib + `
 local id, s = ARGV[1], KEYS[1]
 -- u1 tells a subject longer than one chunk, which must be joined to
 -- name the user's hash.
-local h = redis.call('HMGET', s, 'u', 'l', 'x', 't', 'i', 'c', 'a', 'u1', 's', 's1', 'k', 'j')
+local h = redis.call('HMGET', s, 'u', 'l', 'x', 't', 'i', 'c', 'a', 'u1', 's', 's1', 'k', 'j', 'k1')
 if not h[1] then return 0 end
 local user = joinrest(s, 'u', h[1], h[8])
 local at, now, grace, userttl = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
@@ -605,14 +618,13 @@ if dl > 0 and at >= dl then return 0 end
 local ndl, nlast = dl, last
 -- A new location may move the session to another partition of the
 -- deadline index.
-local part = dpf(joinrest(s, 's', h[9], h[10]), h[11])
+local site = joinrest(s, 's', h[9], h[10])
+local part = dpf(site, joinrest(s, 'k', h[11], h[13]))
 local npart = part
 if ARGV[9] == '1' then
-  local cc = ''
-  for i = 13, #ARGV - 1, 2 do
-    if ARGV[i] == 'k' then cc = ARGV[i + 1] end
-  end
-  npart = dpf(joinrest(s, 's', h[9], h[10]), cc)
+  local loc = {}
+  for i = 13, #ARGV - 1, 2 do loc[ARGV[i]] = ARGV[i + 1] end
+  npart = dpf(site, joined(loc, 'k'))
 end
 if at > last then
   ndl, nlast = deadline(at, expires, idle), at
@@ -621,8 +633,8 @@ if at > last then
   badd(KEYS[3], ARGV[2], id)
 end
 if at > last or npart ~= part then
-  if dl > 0 then dprem(KEYS[4], part, dl, dmember(id, last, created)) end
-  if ndl > 0 then dpadd(KEYS[4], npart, ndl, dmember(id, nlast, created)) end
+  dprem(KEYS[4], part, dscore(dl), dmember(id, last, created))
+  dpadd(KEYS[4], npart, dscore(ndl), dmember(id, nlast, created))
 end
 
 local ip = ARGV[3]
@@ -700,7 +712,7 @@ local last, created = tonumber(m['l'] or '0'), tonumber(m['c'] or '0')
 brem(KEYS[3], m['l'] or '0', id)
 brem(KEYS[4], m['c'] or '0', id)
 local dl = deadline(last, tonumber(m['x'] or '0'), tonumber(m['t'] or '0'))
-if dl > 0 then dprem(KEYS[5], dpf(joined(m, 's'), m['k']), dl, dmember(id, last, created)) end
+dprem(KEYS[5], dpf(joined(m, 's'), joined(m, 'k')), dscore(dl), dmember(id, last, created))
 iprem(KEYS[6], m['i'], created, id)
 if m['j'] and m['j'] ~= '' then iprem(KEYS[6], m['j'], created, id .. '.') end
 local tok = redis.call('GET', KEYS[2])
@@ -785,7 +797,7 @@ end
 -- partition or the IP index): sorted in the listing's order, after the
 -- cursor, a whole page (whatever the round asked for: it is cheap here),
 -- checking the IP prefix first when checkip.
-local function smallpage(cand, checkip)
+local function smallpage(cand, checkip, checkcc)
   table.sort(cand, function(a, b)
     if a[2] ~= b[2] then return a[2] > b[2] end
     return before(b[1], a[1])
@@ -800,10 +812,13 @@ local function smallpage(cand, checkip)
         break
       end
       local ok = true
-      if checkip then
-        local v = redis.call('HMGET', prefix .. e[1], 'i', 'j')
+      if checkip or checkcc then
+        local v = redis.call('HMGET', prefix .. e[1], 'i', 'j', 'k')
         local ip, lastip = v[1] or '', v[2] or v[1] or ''
-        ok = string.sub(ip, 1, #ipp) == ipp or string.sub(lastip, 1, #ipp) == ipp
+        ok = not checkip or string.sub(ip, 1, #ipp) == ipp or string.sub(lastip, 1, #ipp) == ipp
+        -- The partitions keep letters and digits of a country: "U.S."
+        -- is in "us"'s partition but is not "us".
+        ok = ok and (not checkcc or string.lower(v[3] or '') == country)
       end
       local sc = string.format('%d', e[2])
       if ok then
@@ -831,8 +846,10 @@ if (site ~= '' or sites or country ~= '' or nr > 0) and dlk ~= '' then
   for i = 2, #reg, 2 do size = size + tonumber(reg[i]) end
   SMALL = math.min(SMALL, math.max(64, math.floor(math.sqrt(8 * size))))
 end
-if (site ~= '' or sites or country ~= '') and dlk ~= '' then
-  local want_cc = string.gsub(country, '[^%w]', '')
+-- A country the partitions' names cannot tell (one with characters
+-- they drop) walks instead.
+local want_cc = string.gsub(country, '[^%w]', '')
+if (site ~= '' or sites or country ~= '') and dlk ~= '' and want_cc == country then
   local parts, total = {}, 0
   for i = 1, #reg, 2 do
     local ps, pc = string.match(reg[i], '^(.*)\31([^\31]*)$')
@@ -852,7 +869,7 @@ if (site ~= '' or sites or country ~= '') and dlk ~= '' then
         return true
       end)
     end
-    return smallpage(cand, ipp ~= '')
+    return smallpage(cand, ipp ~= '', country ~= '')
   end
 end
 -- An IP prefix that few of the shard's sessions match lists from the IP
@@ -892,7 +909,7 @@ if nr > 0 and ipp ~= '' and ipcount <= SMALL then
       end
       if ok then cand[#cand + 1] = {id, tonumber(v[1])} end
     end
-    return smallpage(cand, false)
+    return smallpage(cand, false, false)
   end
 end
 -- The walk reads a bucket at a time; index changes wait until it ends.
@@ -1118,7 +1135,7 @@ for i = keep + 1, #live do
   local e = live[i]
   brem(KEYS[2], e.m['l'] or '0', e.id)
   brem(KEYS[3], e.m['c'] or '0', e.id)
-  if e.dl > 0 then dprem(KEYS[4], dpf(joined(e.m, 's'), e.m['k']), e.dl, dmember(e.id, e.last, e.created)) end
+  dprem(KEYS[4], dpf(joined(e.m, 's'), joined(e.m, 'k')), dscore(e.dl), dmember(e.id, e.last, e.created))
   iprem(KEYS[5], e.m['i'], e.created, e.id)
   if e.m['j'] and e.m['j'] ~= '' then iprem(KEYS[5], e.m['j'], e.created, e.id .. '.') end
   local tk = kp .. e.id
