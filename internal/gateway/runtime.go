@@ -282,18 +282,22 @@ func (rt *Runtime) touch(ctx context.Context, t touchReq) {
 	case err != nil:
 		rt.cfg.OnError(fmt.Errorf("recording access: %w", err))
 	default:
-		c := t.s.Clone()
-		c.LastAccess = t.access.At
-		if t.access.IP != "" {
-			c.LastIP = t.access.IP
-		}
-		if t.access.Location != nil {
-			c.Location = *t.access.Location
-		}
-		if t.access.Device != nil {
-			c.Device = *t.access.Device
-		}
-		rt.cache.Put(c)
+		// The cached copy as it is now, not the request's: a refresh may
+		// have put new tokens there meanwhile.
+		rt.cache.Update(t.s.ID, func(c *session.Session) {
+			if t.access.At.After(c.LastAccess) {
+				c.LastAccess = t.access.At
+			}
+			if t.access.IP != "" {
+				c.LastIP = t.access.IP
+			}
+			if t.access.Location != nil {
+				c.Location = *t.access.Location
+			}
+			if t.access.Device != nil {
+				c.Device = *t.access.Device
+			}
+		})
 	}
 }
 

@@ -122,6 +122,21 @@ func (c *Cache) Put(s *Session) {
 	c.mu.Unlock()
 }
 
+// Update applies change to a copy of the cached session id, if it is
+// cached, and caches the copy. Unlike Put of a copy made earlier, it
+// keeps what others put meanwhile (a refresh's new tokens).
+func (c *Cache) Update(id string, change func(s *Session)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok {
+		return
+	}
+	s := e.s.Clone()
+	change(s)
+	c.m[id] = cacheEntry{s: s, fetched: e.fetched}
+}
+
 // Invalidate forgets a session; it is the Store.Subscribe callback. An
 // empty id forgets everything.
 func (c *Cache) Invalidate(id string) {

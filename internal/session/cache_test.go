@@ -151,3 +151,42 @@ func BenchmarkCacheHit(b *testing.B) {
 		}
 	}
 }
+
+// Update changes the cached copy as it is now: tokens another goroutine
+// put after the caller loaded the session survive (a touch finishing
+// after a refresh used to put back the old tokens).
+func TestCacheUpdateKeepsNewerPut(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	st := &oneSession{s: &Session{ID: "s1", User: "alice", Tokens: []byte("old"), LastAccess: now}}
+	c := NewCache(st, time.Minute, func() time.Time { return now })
+	seen, err := c.Get(ctx, "s1") // what a request loaded
+	if err != nil {
+		t.Fatal(err)
+	}
+	refreshed := seen.Clone()
+	refreshed.Tokens = []byte("new")
+	c.Put(refreshed)
+	c.Update(seen.ID, func(s *Session) { s.LastAccess = now.Add(time.Second) })
+	got, err := c.Get(ctx, "s1")
+	if err != nil || string(got.Tokens) != "new" || !got.LastAccess.Equal(now.Add(time.Second)) {
+		t.Fatalf("after Update: %+v, %v; want the new tokens and the later access", got, err)
+	}
+	if string(seen.Tokens) != "old" {
+		t.Fatal("Update changed a copy a caller holds")
+	}
+	c.Update("absent", func(s *Session) { t.Fatal("Update called change for an uncached id") })
+}
+
+// oneSession is a Store holding one session, for cache tests.
+type oneSession struct {
+	Store
+	s *Session
+}
+
+func (o *oneSession) Get(_ context.Context, id string) (*Session, error) {
+	if id != o.s.ID {
+		return nil, ErrNotFound
+	}
+	return o.s.Clone(), nil
+}
