@@ -103,3 +103,26 @@ func TestUserinfoSubjectMustMatch(t *testing.T) {
 		t.Fatalf("userinfo sub mallory for ID token sub alice: %+v, %v; want ErrTokenInvalid", res, err)
 	}
 }
+
+// Claims are read by their exact names (RFC 7519, 4): a token whose only
+// email is under "EMAIL", or whose only sid is under "Sid" or "ſid", has
+// neither. encoding/json, decoding into a struct, matched them anyway.
+func TestIdentityClaimNamesExact(t *testing.T) {
+	p := newFakeIdP(t)
+	res, err := p.exchange(t, map[string]any{
+		"EMAIL": "mallory@x.test", "email_verified": true, "Name": "Mallory", "PREFERRED_USERNAME": "mallory", "ſid": "s-1",
+	}, map[string]any{"sub": "alice", "Email": "mallory@x.test", "Sid": "s-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := res.Identity; id.Email != "" || id.EmailVerified || id.Name != "" || id.Username != "" || id.SID != "" {
+		t.Fatalf("identity %+v from claims under other spellings, want none of them", id)
+	}
+	res, err = p.exchange(t, map[string]any{"email": "a@x.test", "EMAIL": "mallory@x.test", "sid": "s-1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := res.Identity; id.Email != "a@x.test" || id.SID != "s-1" {
+		t.Fatalf("identity %+v, want the exactly named email and sid", id)
+	}
+}

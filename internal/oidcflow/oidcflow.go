@@ -325,11 +325,22 @@ type Result struct {
 }
 
 type claims struct {
-	Subject  string `json:"sub"`
-	Email    string `json:"email"`
-	Name     string `json:"name"`
-	Username string `json:"preferred_username"`
-	SID      string `json:"sid"`
+	Email    string
+	Name     string
+	Username string
+	SID      string
+}
+
+// readClaims takes the string claims by their exact names. Decoded into a
+// struct, encoding/json matches names regardless of case (and folds ſ to
+// s): a token with a claim "EMAIL" or "Sid" and no "email" or "sid" read
+// as one with them, as the logout token's claims did (FuzzLogoutToken).
+func readClaims(all map[string]any) claims {
+	str := func(k string) string {
+		v, _ := all[k].(string)
+		return v
+	}
+	return claims{Email: str("email"), Name: str("name"), Username: str("preferred_username"), SID: str("sid")}
 }
 
 // Exchange finishes a sign-in: it trades the code for tokens (sending the
@@ -412,14 +423,11 @@ func (c *Client) verify(ctx context.Context, d *discovery, raw string, tok *oaut
 			return nil, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
 		}
 	}
-	var cl claims
 	var all map[string]any
-	if err := idt.Claims(&cl); err != nil {
-		return nil, fmt.Errorf("%w: decoding claims: %w", ErrTokenInvalid, err)
-	}
 	if err := idt.Claims(&all); err != nil {
 		return nil, fmt.Errorf("%w: decoding claims: %w", ErrTokenInvalid, err)
 	}
+	cl := readClaims(all)
 	id := Identity{
 		Subject:  idt.Subject,
 		Email:    cl.Email,
@@ -458,12 +466,11 @@ func (c *Client) mergeUserInfo(ctx context.Context, d *discovery, tok *oauth2.To
 	if ui.Subject != id.Subject {
 		return fmt.Errorf("%w: userinfo subject differs from id token", ErrTokenInvalid)
 	}
-	var cl claims
 	var all map[string]any
-	if err := ui.Claims(&cl); err != nil {
+	if err := ui.Claims(&all); err != nil {
 		return fmt.Errorf("%w: decoding userinfo: %w", ErrProvider, err)
 	}
-	_ = ui.Claims(&all)
+	cl := readClaims(all)
 	if id.Email == "" {
 		// The email and its verified flag come from one source: a flag
 		// from the ID token says nothing about userinfo's email.
