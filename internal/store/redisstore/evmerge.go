@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -288,5 +287,3 @@ func (s *Store) shardOfKey(key string) *shard {
 	}
 	panic("redisstore: key " + key + " is in no shard")
 }
-
-var _ = slices.Contains[[]string]

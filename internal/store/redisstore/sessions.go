@@ -385,7 +385,8 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 	// page (scanScript), in parallel; merged, they give the page's ids,
 	// whose sessions are then read in one round trip.
 	start := s.now()
-	ids, next, err := mergeShards(s, "listing sessions", from, limit,
+	same := func(c cursor.Cursor) cursor.Cursor { return c }
+	ids, next, err := mergeShards(s, from, limit, same,
 		func(sh *shard, pos *cursor.Cursor, want, budget int) ([]cursor.Cursor, *cursor.Cursor, bool, int, error) {
 			index := sh.byLast
 			if byCreated {
@@ -413,7 +414,7 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 					}
 					return got, r, nil
 				},
-				func(c cursor.Cursor) cursor.Cursor { return c })
+				same)
 		})
 	if err != nil {
 		return session.Page{}, err
@@ -487,7 +488,7 @@ func (s *Store) readListed(ctx context.Context, ids []cursor.Cursor) ([]*session
 // ends at the highest such stop. Items below it are left for the next
 // page, which continues from the page's last item, or from that stop when
 // the page came back short.
-func mergeShards[T any](s *Store, what string, from *cursor.Cursor, limit int,
+func mergeShards[T any](s *Store, from *cursor.Cursor, limit int, key func(T) cursor.Cursor,
 	walk func(sh *shard, pos *cursor.Cursor, want, budget int) ([]T, *cursor.Cursor, bool, int, error)) ([]T, *cursor.Cursor, error) {
 	n := len(s.shards)
 	type state struct {
@@ -542,7 +543,7 @@ func mergeShards[T any](s *Store, what string, from *cursor.Cursor, limit int,
 				return nil, nil, r.err
 			}
 			for _, it := range r.items {
-				all = append(all, entry{it, itemKey(it)})
+				all = append(all, entry{it, key(it)})
 			}
 			// The highest stop: the one after which the others' items
 			// may come.
@@ -589,17 +590,6 @@ func mergeShards[T any](s *Store, what string, from *cursor.Cursor, limit int,
 		out[i] = all[i].item
 	}
 	return out, next, nil
-}
-
-// itemKey is an item's position in its index.
-func itemKey(v any) cursor.Cursor {
-	switch it := v.(type) {
-	case cursor.Cursor:
-		return it
-	case session.User:
-		return cursor.Cursor{Score: it.LastLogin.UnixMilli(), Member: it.User}
-	}
-	panic("redisstore: no index position for " + fmt.Sprintf("%T", v))
 }
 
 // scan runs a chunked scan script until the page is full, the index is
@@ -717,7 +707,10 @@ func (s *Store) Users(ctx context.Context, q session.UserQuery) (session.UserPag
 	limit := session.PageSize(q.Limit)
 	prefix := strings.ToLower(q.Prefix)
 	start := s.now()
-	items, next, err := mergeShards(s, "listing users", pos, limit,
+	byLogin := func(u session.User) cursor.Cursor {
+		return cursor.Cursor{Score: u.LastLogin.UnixMilli(), Member: u.User}
+	}
+	items, next, err := mergeShards(s, pos, limit, byLogin,
 		func(sh *shard, pos *cursor.Cursor, want, budget int) ([]session.User, *cursor.Cursor, bool, int, error) {
 			return scan(s, "listing users", pos, want, budget, start,
 				func(score, member string, want, budget int) ([]session.User, []any, error) {
@@ -737,9 +730,7 @@ func (s *Store) Users(ctx context.Context, q session.UserQuery) (session.UserPag
 					}
 					return got, r, nil
 				},
-				func(u session.User) cursor.Cursor {
-					return cursor.Cursor{Score: u.LastLogin.UnixMilli(), Member: u.User}
-				})
+				byLogin)
 		})
 	if err != nil {
 		return session.UserPage{}, err
