@@ -396,7 +396,7 @@ func (s *Store) List(ctx context.Context, q session.Query) (session.Page, error)
 				func(score, member string, want, budget int) ([]cursor.Cursor, []any, error) {
 					args := append([]any{sh.sessionPrefix, sh.byDeadline, score, member,
 						want, budget, q.IPPrefix, country, q.Site, field}, sites...)
-					args[13] = sh.byIP
+					args[13] = sh.byIP // ARGV[14], the placeholder "" in sites
 					r, err := scanScript.Run(ctx, s.c, []string{index}, args...).Slice()
 					if err != nil || len(r) != 5 {
 						return nil, r, err
