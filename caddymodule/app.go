@@ -109,6 +109,7 @@ type App struct {
 	geo         *geo.DB
 	logger      *zap.Logger
 	unrouteLogs func()
+	unmetrics   func()
 }
 
 // CaddyModule returns the Caddy module information.
@@ -182,7 +183,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		locate = db.Lookup
 	}
 	activityLog := a.logger.Named("activity")
-	rt, err := gateway.NewRuntime(gateway.RuntimeConfig{
+	cfg := gateway.RuntimeConfig{
 		Store:     h.sessions,
 		Events:    h.events,
 		Secret:    []byte(secret),
@@ -199,7 +200,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Alerts:  rules,
 		Webhook: alerts.WebhookConfig{URL: webhook},
 		AlertOn: a.AlertOn,
-	})
+	}
+	a.unmetrics, err = instrument(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	rt, err := gateway.NewRuntime(cfg)
 	if err != nil {
 		// Cleanup, which Caddy calls after a failed Provision, releases
 		// the store.
@@ -263,6 +269,9 @@ func (a *App) Stop() error {
 func (a *App) Cleanup() error {
 	if a.unrouteLogs != nil {
 		a.unrouteLogs()
+	}
+	if a.unmetrics != nil {
+		a.unmetrics()
 	}
 	var err error
 	if a.stores != nil {

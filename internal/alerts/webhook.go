@@ -43,6 +43,10 @@ type WebhookConfig struct {
 	Workers int
 	// OnError receives failed deliveries and drops.
 	OnError func(error)
+	// CountDelivery is called with the name of each WebhookStats counter
+	// as it grows ("delivered", "failed", "retried", "dropped",
+	// "skipped"): for metrics. Default: nothing.
+	CountDelivery func(result string)
 }
 
 // WebhookStats counts what became of alerts, for metrics.
@@ -95,6 +99,9 @@ func NewWebhook(cfg WebhookConfig) *Webhook {
 	if cfg.OnError == nil {
 		cfg.OnError = func(error) {}
 	}
+	if cfg.CountDelivery == nil {
+		cfg.CountDelivery = func(string) {}
+	}
 	return &Webhook{cfg: cfg, queue: make(chan activity.Event, cfg.QueueSize)}
 }
 
@@ -107,7 +114,7 @@ func (w *Webhook) Notify(e activity.Event) bool {
 		return true
 	default:
 		w.pending.Done()
-		w.dropped.Add(1)
+		w.count(&w.dropped, "dropped")
 		w.cfg.OnError(fmt.Errorf("alert webhook: queue full, dropped %s event %s", e.Type, e.ID))
 		return false
 	}
@@ -148,13 +155,19 @@ func (w *Webhook) Stats() WebhookStats {
 	}
 }
 
+// count adds one to c, the counter of Stats named result.
+func (w *Webhook) count(c *atomic.Uint64, result string) {
+	c.Add(1)
+	w.cfg.CountDelivery(result)
+}
+
 // errPermanent marks an answer that retrying cannot change.
 var errPermanent = errors.New("refused")
 
 func (w *Webhook) deliver(ctx context.Context, e activity.Event) {
 	body, err := json.Marshal(Payload(e))
 	if err != nil {
-		w.failed.Add(1)
+		w.count(&w.failed, "failed")
 		w.cfg.OnError(fmt.Errorf("alert webhook: encoding %s event %s: %w", e.Type, e.ID, err))
 		return
 	}
@@ -162,7 +175,7 @@ func (w *Webhook) deliver(ctx context.Context, e activity.Event) {
 	var last error
 	for attempt := range w.cfg.Attempts {
 		if attempt > 0 {
-			w.retried.Add(1)
+			w.count(&w.retried, "retried")
 			select {
 			case <-ctx.Done():
 				return
@@ -176,21 +189,21 @@ func (w *Webhook) deliver(ctx context.Context, e activity.Event) {
 				continue
 			}
 			if !won {
-				w.skipped.Add(1)
+				w.count(&w.skipped, "skipped")
 				return
 			}
 			claimed = true
 		}
 		last = w.post(ctx, body)
 		if last == nil {
-			w.delivered.Add(1)
+			w.count(&w.delivered, "delivered")
 			return
 		}
 		if errors.Is(last, errPermanent) || ctx.Err() != nil {
 			break
 		}
 	}
-	w.failed.Add(1)
+	w.count(&w.failed, "failed")
 	w.cfg.OnError(fmt.Errorf("alert webhook: delivering %s event %s: %w", e.Type, e.ID, last))
 }
 

@@ -89,6 +89,7 @@ func network(ip string) string {
 // recordLimited records an event anyone can cause (login_failed,
 // access_denied) on gateway gw through the flood limiter.
 func (rt *Runtime) recordLimited(ctx context.Context, gw *Gateway, e activity.Event) {
+	rt.cfg.CountEvent(e.Type, e.Reason)
 	now := rt.cfg.Now()
 	e.User, e.Email, e.Site, e.Device, e.City = clip(e.User), clip(e.Email), clip(e.Site), clip(e.Device), clip(e.City)
 	k := floodKey{gw: gw, typ: e.Type, reason: e.Reason, network: network(e.IP), user: e.User}

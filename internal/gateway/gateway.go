@@ -294,7 +294,34 @@ type checked struct {
 // so planted garbage cannot push the real cookie out of reach.
 const maxSessionCookies = 8
 
-// check finds the request's session and applies this site's rules to it:
+// Results of a session check, as CountCheck receives them.
+const (
+	CheckValid  = "valid"  // a live session passed this site's rules
+	CheckNone   = "none"   // no cookie, or none that names a session
+	CheckEnded  = "ended"  // the cookie of an ended session, or one this check ended
+	CheckDenied = "denied" // a live session this site's identity rules refuse
+	CheckError  = "error"  // the store could not say
+)
+
+// check is lookup, counted.
+func (g *Gateway) check(r *http.Request, ip netip.Addr) (checked, error) {
+	c, err := g.lookup(r, ip)
+	result := CheckNone
+	switch {
+	case err != nil:
+		result = CheckError
+	case c.denied != "":
+		result = CheckDenied
+	case c.s != nil:
+		result = CheckValid
+	case c.ended:
+		result = CheckEnded
+	}
+	g.rt.cfg.CountCheck(result)
+	return c, err
+}
+
+// lookup finds the request's session and applies this site's rules to it:
 // its own idle timeout and maximum lifetime (a session that outlived them
 // ends), and its identity rules, on every request, because a session
 // born on a laxer site that shares the cookie must never pass a stricter
@@ -305,7 +332,7 @@ const maxSessionCookies = 8
 // garbage or ended value first) nor sign them in as someone else: of
 // several live sessions of different users the one born on this site
 // wins, and without exactly one such the request has no session.
-func (g *Gateway) check(r *http.Request, ip netip.Addr) (checked, error) {
+func (g *Gateway) lookup(r *http.Request, ip netip.Addr) (checked, error) {
 	var c checked
 	var vals [maxSessionCookies]string
 	n := cookieValues(r.Header, g.sessionCookieName(r), &vals, session.WellFormedCookie)

@@ -63,6 +63,13 @@ type RuntimeConfig struct {
 	// AlertOn lists the event types posted to the webhook besides
 	// anomalies.
 	AlertOn []string
+	// CountCheck is called with the result of every session check (see
+	// Check*), on the request path: it must be cheap and not block.
+	CountCheck func(result string)
+	// CountEvent is called for every event as it happens, whether or not
+	// the store keeps it and before the flood limiter folds repeats into
+	// one event: for metrics.
+	CountEvent func(typ, reason string)
 }
 
 // Runtime holds the shared parts: store, cache, event log, keys and the
@@ -121,6 +128,12 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 	}
 	if cfg.OnError == nil {
 		cfg.OnError = func(error) {}
+	}
+	if cfg.CountCheck == nil {
+		cfg.CountCheck = func(string) {}
+	}
+	if cfg.CountEvent == nil {
+		cfg.CountEvent = func(string, string) {}
 	}
 	tokens, err := session.NewSealer(cfg.Secret, "tokens")
 	if err != nil {
@@ -405,6 +418,11 @@ func (rt *Runtime) Record(ctx context.Context, e activity.Event) {
 	}
 	if e.Actor == "" {
 		e.Actor = activity.ActorSystem
+	}
+	if e.Type != activity.LoginFailed && e.Type != activity.AccessDenied {
+		// Those two, which anyone can cause, recordLimited counted one
+		// by one before folding them.
+		rt.cfg.CountEvent(e.Type, e.Reason)
 	}
 	// The event must be written even if the client has gone away.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
