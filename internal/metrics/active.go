@@ -17,10 +17,9 @@ type SessionCounter interface {
 
 // How the active-sessions gauge asks its store.
 const (
-	// activeMaxAge is how long a count is reused: scrapes every few
-	// seconds, by several Prometheus servers, cost one count per
-	// interval.
-	activeMaxAge = 5 * time.Second
+	// activeMaxAge is how long a count is reused: several Prometheus
+	// servers scraping at once cost one count.
+	activeMaxAge = 2 * time.Second
 	// activeTimeout bounds a count, so that a scrape never hangs on a
 	// store that is down.
 	activeTimeout = 2 * time.Second
