@@ -30,6 +30,13 @@ type Backend interface {
 	Now() time.Time
 }
 
+// EventExporter may be implemented by a Backend to hand an export every
+// matching event in one pass (*gateway.Runtime does, reading Redis ahead
+// of the writer); without it exports read Events page by page.
+type EventExporter interface {
+	ExportEvents(ctx context.Context, f activity.Filter, each func(*activity.Event) error) error
+}
+
 // ErrorReporter may be implemented by a Backend to hear about failures
 // that turn into a 500: this package does not log, so without it the cause
 // is lost.

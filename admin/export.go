@@ -45,8 +45,9 @@ func location(b Backend) *time.Location {
 }
 
 // eventsCSV is GET /events.csv: every event matching the filters (limit
-// is ignored) within c's reach, newest first, streamed page by page so an
-// export of millions of rows needs the memory of one page.
+// is ignored) within c's reach, newest first, streamed as the store
+// hands them over, so an export of millions of rows needs the memory of a
+// few pages.
 func (a *api) eventsCSV(w http.ResponseWriter, r *http.Request, c caller) {
 	qv := r.URL.Query()
 	f, err := eventFilter(qv)
@@ -59,52 +60,95 @@ func (a *api) eventsCSV(w http.ResponseWriter, r *http.Request, c caller) {
 		a.fail(w, err)
 		return
 	}
-	f.Limit = activity.MaxLimit
 	ctx := r.Context()
-	// The first page comes before any byte is sent, so that a bad cursor
-	// or an unreachable store still gets its status code.
-	page, err := eventsInReach(ctx, a.b, c, f)
-	if err != nil {
-		a.fail(w, fmt.Errorf("exporting events: %w", err))
-		return
-	}
-	a.csvHeaders(w, "events")
-	if r.Method == http.MethodHead {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	// Recorded before the rows, so that a download cut short is in the
-	// log too.
-	rec.Record(ctx, exportEvent(r, c, f, mask != nil))
-	cw := activity.NewCSVWriter(w, mask)
+	var cw *activity.CSVWriter
 	flush := http.NewResponseController(w)
-	if err := cw.WriteHeader(); err != nil {
+	rows := 0
+	// start sends the status and the CSV header with the first row (or at
+	// the end of an empty export), so that a bad cursor or an unreachable
+	// store still gets its status code.
+	start := func() error {
+		a.csvHeaders(w, "events")
+		if r.Method == http.MethodHead {
+			w.WriteHeader(http.StatusOK)
+			return errExportDone
+		}
+		// Recorded before the rows, so that a download cut short is in
+		// the log too; the export's reads have begun below it.
+		rec.Record(ctx, exportEvent(r, c, f, mask != nil))
+		cw = activity.NewCSVWriter(w, mask)
+		if err := cw.WriteHeader(); err != nil {
+			return clientGone{err}
+		}
+		return nil
+	}
+	err = exportInReach(ctx, a.b, c, f, func(e *activity.Event) error {
+		if cw == nil {
+			if err := start(); err != nil {
+				return err
+			}
+		}
+		if err := cw.Write(e); err != nil {
+			return clientGone{err}
+		}
+		if rows++; rows%activity.MaxLimit == 0 {
+			if err := cw.Flush(); err != nil {
+				return clientGone{err}
+			}
+			_ = flush.Flush()
+		}
+		return nil
+	})
+	var gone clientGone
+	switch {
+	case errors.Is(err, errExportDone) || errors.As(err, &gone):
 		return
+	case err == nil && cw == nil:
+		if start() == nil {
+			_ = cw.Flush()
+		}
+	case err == nil:
+		_ = cw.Flush()
+	case cw == nil:
+		a.fail(w, fmt.Errorf("exporting events: %w", err))
+	default:
+		if ctx.Err() == nil {
+			reportError(a.b, fmt.Errorf("exporting events: %w", err))
+		}
+		// The status is sent: breaking the connection is the only way
+		// left to tell the client that the file is incomplete, rather
+		// than handing it a file that looks whole.
+		panic(http.ErrAbortHandler)
 	}
-	for {
-		for i := range page.Items {
-			if err := cw.Write(&page.Items[i]); err != nil {
-				return // the client has gone
-			}
-		}
-		if err := cw.Flush(); err != nil {
-			return
-		}
-		_ = flush.Flush()
-		if page.Next == "" || page.Next == f.Cursor {
-			return
-		}
-		f.Cursor = page.Next
-		if page, err = eventsInReach(ctx, a.b, c, f); err != nil {
-			if ctx.Err() == nil {
-				reportError(a.b, fmt.Errorf("exporting events: %w", err))
-			}
-			// The status is sent: breaking the connection is the only way
-			// left to tell the client that the file is incomplete, rather
-			// than handing it a file that looks whole.
-			panic(http.ErrAbortHandler)
-		}
+}
+
+// errExportDone stops an export that needs no rows (HEAD).
+var errExportDone = errors.New("export done")
+
+// clientGone is a failed write of an export: the client has gone.
+type clientGone struct{ err error }
+
+func (g clientGone) Error() string { return "writing export: " + g.err.Error() }
+func (g clientGone) Unwrap() error { return g.err }
+
+// exportInReach calls each with every event matching f in c's reach,
+// newest first: in one pass where the backend can, else page by page.
+func exportInReach(ctx context.Context, b Backend, c caller, f activity.Filter, each func(*activity.Event) error) error {
+	f.Sites = c.within(f.Site)
+	if f.Sites != nil && len(f.Sites) == 0 {
+		return nil
 	}
+	guarded := func(e *activity.Event) error {
+		// As in listInReach: the store filters, this only guards.
+		if !c.reaches(e.Site) {
+			return nil
+		}
+		return each(e)
+	}
+	if x, ok := b.(EventExporter); ok {
+		return x.ExportEvents(ctx, f, guarded)
+	}
+	return activity.Pages(ctx, b.Events, f, guarded)
 }
 
 // csvHeaders starts a CSV download named gatehouse-<what>-<time>.csv.

@@ -235,6 +235,12 @@ func (f *failAfter) Events(ctx context.Context, fl activity.Filter) (activity.Pa
 	return f.backend.Events(ctx, fl)
 }
 
+// ExportEvents pages through Events, so that its failure reaches the
+// export (the embedded backend's own one-pass export would bypass it).
+func (f *failAfter) ExportEvents(ctx context.Context, fl activity.Filter, each func(*activity.Event) error) error {
+	return activity.Pages(ctx, f.Events, fl, each)
+}
+
 // A store failure after the first rows have gone out must not leave a
 // file that looks complete: the handler breaks the connection
 // (http.ErrAbortHandler), the only signal left once the status is sent.

@@ -175,3 +175,43 @@ type Store interface {
 	// Trim drops events older than before.
 	Trim(ctx context.Context, before time.Time) error
 }
+
+// Exporter may be implemented by a Store that can hand over every event
+// a filter matches in one pass, faster than page by page (redisstore
+// reads all its shards ahead while the caller writes).
+type Exporter interface {
+	// Export calls each with every event f matches (f.Limit is ignored),
+	// newest first, from f.Cursor on, until each returns an error, which
+	// Export then returns. The event is valid only during the call.
+	Export(ctx context.Context, f Filter, each func(*Event) error) error
+}
+
+// Export calls each with every event in st that f matches, newest first:
+// through st's Export when it has one, else page by page.
+func Export(ctx context.Context, st Store, f Filter, each func(*Event) error) error {
+	if x, ok := st.(Exporter); ok {
+		return x.Export(ctx, f, each)
+	}
+	return Pages(ctx, st.Query, f, each)
+}
+
+// Pages calls each with every event f matches, reading them with query
+// a page of MaxLimit at a time.
+func Pages(ctx context.Context, query func(context.Context, Filter) (Page, error), f Filter, each func(*Event) error) error {
+	f.Limit = MaxLimit
+	for {
+		page, err := query(ctx, f)
+		if err != nil {
+			return err
+		}
+		for i := range page.Items {
+			if err := each(&page.Items[i]); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" || page.Next == f.Cursor {
+			return nil
+		}
+		f.Cursor = page.Next
+	}
+}

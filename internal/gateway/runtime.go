@@ -485,6 +485,12 @@ func (rt *Runtime) Events(ctx context.Context, f activity.Filter) (activity.Page
 	return rt.events.Query(ctx, f)
 }
 
+// ExportEvents calls each with every event f matches, newest first, in
+// one pass where the store can (activity.Export).
+func (rt *Runtime) ExportEvents(ctx context.Context, f activity.Filter, each func(*activity.Event) error) error {
+	return activity.Export(ctx, rt.events, f, each)
+}
+
 // ReportError hands a failure that did not fail a request (or was
 // answered with a generic 500) to the error callback.
 func (rt *Runtime) ReportError(err error) { rt.cfg.OnError(err) }

@@ -347,21 +347,72 @@ func encodeEvent(e *activity.Event) []any {
 }
 
 func decodeEvent(id string, vals map[string]any) (activity.Event, error) {
-	get := func(k string) string {
-		s, _ := vals[k].(string)
-		return s
-	}
-	e := activity.Event{
-		ID: id, Type: get("y"), User: get("u"), Email: get("e"), SessionID: get("s"), Site: get("si"),
-		IP: get("ip"), City: get("ci"), Country: get("co"), Device: get("d"), Inactivity: parseSeconds(get("in")),
-		Reason: get("r"), Actor: get("a"), Detail: get("dt"), MFA: get("mf") == "1", Duration: parseSeconds(get("du")),
-	}
-	if v := get("t"); v != "" && v != "0" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return e, fmt.Errorf("decoding event %s: time: %w", id, err)
+	e := activity.Event{ID: id}
+	for k, v := range vals {
+		s, _ := v.(string)
+		if err := setEventField(&e, k, s); err != nil {
+			return e, err
 		}
-		e.Time = time.UnixMilli(n).UTC()
 	}
 	return e, nil
+}
+
+// decodeEventFlat decodes an entry read as a flat field, value list (a
+// raw XRANGE reply), which spares the map of decodeEvent.
+func decodeEventFlat(id string, kv []any) (activity.Event, error) {
+	e := activity.Event{ID: id}
+	for i := 0; i+1 < len(kv); i += 2 {
+		k, _ := kv[i].(string)
+		v, _ := kv[i+1].(string)
+		if err := setEventField(&e, k, v); err != nil {
+			return e, err
+		}
+	}
+	return e, nil
+}
+
+// setEventField sets the field of e that an entry's field name stands
+// for (eventFields); unknown names are ignored.
+func setEventField(e *activity.Event, name, v string) error {
+	switch name {
+	case "t":
+		if v != "" && v != "0" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("decoding event %s: time: %w", e.ID, err)
+			}
+			e.Time = time.UnixMilli(n).UTC()
+		}
+	case "y":
+		e.Type = v
+	case "u":
+		e.User = v
+	case "e":
+		e.Email = v
+	case "s":
+		e.SessionID = v
+	case "si":
+		e.Site = v
+	case "ip":
+		e.IP = v
+	case "ci":
+		e.City = v
+	case "co":
+		e.Country = v
+	case "d":
+		e.Device = v
+	case "in":
+		e.Inactivity = parseSeconds(v)
+	case "r":
+		e.Reason = v
+	case "a":
+		e.Actor = v
+	case "dt":
+		e.Detail = v
+	case "mf":
+		e.MFA = v == "1"
+	case "du":
+		e.Duration = parseSeconds(v)
+	}
+	return nil
 }

@@ -41,9 +41,18 @@ func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, er
 		return activity.Page{}, nil
 	}
 
+	start, end, err := s.bounds(&f)
+	if err != nil {
+		return activity.Page{}, fmt.Errorf("querying events: %w", err)
+	}
+	return s.queryMerged(ctx, &f, s.querySources(&f, start, end, limit), limit)
+}
+
+// bounds turns f's time range and cursor into XREVRANGE bounds.
+func (s *Store) bounds(f *activity.Filter) (start, end string, err error) {
 	// An entry's ID is at or after its event's time and less than MaxSkew
 	// after it, so time bounds become ID bounds with that margin.
-	start, end := "+", "-"
+	start, end = "+", "-"
 	if !f.To.IsZero() {
 		start = strconv.FormatInt(f.To.Add(s.skew).UnixMilli(), 10)
 	}
@@ -52,7 +61,7 @@ func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, er
 	}
 	if f.Cursor != "" {
 		if !validStreamID(f.Cursor) {
-			return activity.Page{}, fmt.Errorf("querying events: %w %q", activity.ErrInvalidCursor, f.Cursor)
+			return "", "", fmt.Errorf("%w %q", activity.ErrInvalidCursor, f.Cursor)
 		}
 		// Resume strictly below the cursor, unless the To bound is lower
 		// still.
@@ -60,8 +69,7 @@ func (s *Store) Query(ctx context.Context, f activity.Filter) (activity.Page, er
 			start = "(" + f.Cursor
 		}
 	}
-
-	return s.queryMerged(ctx, &f, s.querySources(&f, start, end, limit), limit)
+	return start, end, nil
 }
 
 // Trim implements activity.Store, shard by shard.

@@ -157,6 +157,18 @@ func Events(t *testing.T, open EventOpener) {
 						t.Fatalf("Query(%+v) pages of %d =\n  %v\nwant\n  %v", tt.f, limit, got, want)
 					}
 				}
+				// Export hands over the same events in one pass, and
+				// from a cursor on, the rest of them.
+				if got := exportIDs(t, st, tt.f); !slices.Equal(got, want) {
+					t.Fatalf("Export(%+v) =\n  %v\nwant\n  %v", tt.f, got, want)
+				}
+				if len(want) > 2 {
+					f := tt.f
+					f.Cursor = want[1]
+					if got := exportIDs(t, st, f); !slices.Equal(got, want[2:]) {
+						t.Fatalf("Export(%+v) from %s = %v, want %v", tt.f, f.Cursor, got, want[2:])
+					}
+				}
 			})
 		}
 	})
@@ -316,8 +328,19 @@ func Events(t *testing.T, open EventOpener) {
 			{Types: []string{activity.LoginFailed, activity.SessionRevoked}, IPPrefix: "10.0.3."},
 			{User: "other@example.com", IPPrefix: "10.0.2."},
 		}
-		walks := make([][]string, len(filters))
+		walks := make([][]string, 2*len(filters))
 		for i, f := range filters {
+			// An export of the same filter, in one pass, while appends go
+			// on: walks[len(filters)+i].
+			err := activity.Export(ctx, st, f, func(e *activity.Event) error {
+				walks[len(filters)+i] = append(walks[len(filters)+i], e.ID)
+				return nil
+			})
+			if err != nil {
+				close(stop)
+				<-done
+				t.Fatalf("Export: %v", err)
+			}
 			f.Limit = 37
 			for range 200 {
 				page, err := st.Query(ctx, f)
@@ -347,8 +370,8 @@ func Events(t *testing.T, open EventOpener) {
 				break
 			}
 		}
-		for i, f := range filters {
-			got := walks[i]
+		for i, got := range walks {
+			f := filters[i%len(filters)]
 			if len(got) == 0 {
 				t.Fatalf("walk of %+v returned nothing", f)
 			}
@@ -357,7 +380,7 @@ func Events(t *testing.T, open EventOpener) {
 				t.Fatalf("walk of %+v starts at %s, not in the log", f, got[0])
 			}
 			if want := ref(all[from:], f); !slices.Equal(got, want) {
-				t.Fatalf("pages of %+v while appending: %d events, want %d (%s)", f, len(got), len(want), firstDiff(got, want))
+				t.Fatalf("walk %d (pages, then exports) of %+v while appending: %d events, want %d (%s)", i, f, len(got), len(want), firstDiff(got, want))
 			}
 		}
 	})
@@ -394,6 +417,17 @@ func Events(t *testing.T, open EventOpener) {
 }
 
 // firstDiff describes where two ID lists first differ.
+// exportIDs is the IDs activity.Export hands over for f, in order.
+func exportIDs(t *testing.T, st activity.Store, f activity.Filter) []string {
+	t.Helper()
+	var ids []string
+	must(t, "Export", activity.Export(context.Background(), st, f, func(e *activity.Event) error {
+		ids = append(ids, e.ID)
+		return nil
+	}))
+	return ids
+}
+
 func firstDiff(got, want []string) string {
 	for i := range min(len(got), len(want)) {
 		if got[i] != want[i] {
