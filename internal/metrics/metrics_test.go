@@ -298,6 +298,15 @@ func TestTimedStores(t *testing.T) {
 	if histCount(t, "append") != before+1 {
 		t.Error("Append was not timed")
 	}
+	// A store's one-pass export stays reachable through the wrapper.
+	x := &exporter{Store: mem}
+	before = histCount(t, "export")
+	if err := activity.Export(ctx, TimeEvents(x), activity.Filter{}, func(*activity.Event) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if x.calls != 1 || histCount(t, "export") != before+1 {
+		t.Errorf("export through the wrapper: %d calls of the store's Export, %d observations", x.calls, histCount(t, "export")-before)
+	}
 	if _, ok := TimeEvents(plainEvents{mem}).(activity.HistoryStore); ok {
 		t.Error("TimeEvents of a store without history claims to keep one")
 	}
@@ -439,4 +448,15 @@ func TestActiveSessionsRedis(t *testing.T) {
 	if v, ok := activeValue(t, b); ok {
 		t.Errorf("active a minute after the store went away = %v, want no value", v)
 	}
+}
+
+// exporter is an event store with a one-pass export that counts its calls.
+type exporter struct {
+	*memstore.Store
+	calls int
+}
+
+func (x *exporter) Export(ctx context.Context, f activity.Filter, each func(*activity.Event) error) error {
+	x.calls++
+	return activity.Pages(ctx, x.Query, f, each)
 }

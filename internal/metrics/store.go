@@ -19,7 +19,7 @@ var StoreOperations = []string{
 	"list", "users", "due", "claim_once", "claimed", "user_by_email",
 	"set_reauth", "reauth", "add_site", "site_scopes",
 	// activity.Store, activity.HistoryStore
-	"append", "query", "trim", "history",
+	"append", "query", "trim", "history", "export",
 }
 
 // timer observes the duration of one store operation.
@@ -53,6 +53,7 @@ var (
 	opQuery         = newTimer("query")
 	opTrim          = newTimer("trim")
 	opHistory       = newTimer("history")
+	opExport        = newTimer("export")
 )
 
 // TimeSessions returns s with the duration of every call (but Subscribe)
@@ -176,6 +177,13 @@ func (t timedEvents) Trim(ctx context.Context, before time.Time) error {
 	return t.s.Trim(ctx, before)
 }
 
+// Export keeps the store's one-pass export (activity.Exporter), when it
+// has one, through the wrapper; the whole export is one observation.
+func (t timedEvents) Export(ctx context.Context, f activity.Filter, each func(*activity.Event) error) error {
+	defer opExport.since(time.Now())
+	return activity.Export(ctx, t.s, f, each)
+}
+
 type timedHistory struct {
 	timedEvents
 	h activity.HistoryStore
@@ -191,4 +199,5 @@ var (
 	_ session.Store         = timedSessions{}
 	_ activity.Store        = timedEvents{}
 	_ activity.HistoryStore = timedHistory{}
+	_ activity.Exporter     = timedEvents{}
 )
