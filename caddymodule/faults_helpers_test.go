@@ -35,6 +35,8 @@ type faultEnv struct {
 	listen   string
 	site     string
 	logFile  string
+	// redirects are the callbacks the provider accepts.
+	redirects []string
 }
 
 func newFaultEnv(t *testing.T) *faultEnv {
@@ -60,9 +62,10 @@ func newFaultEnv(t *testing.T) *faultEnv {
 	return e
 }
 
-// addSite lets the provider send sign-ins back to site.
+// addSite lets the provider send sign-ins back to site too.
 func (e *faultEnv) addSite(site string) {
-	e.idp.AddClient(devidp.Client{ID: "site", Secret: "cs", RedirectURIs: []string{site + "/.gatehouse/callback"}})
+	e.redirects = append(e.redirects, site+"/.gatehouse/callback")
+	e.idp.AddClient(devidp.Client{ID: "site", Secret: "cs", RedirectURIs: e.redirects})
 }
 
 // config is siteConfig for this environment, with app changing the

@@ -7,6 +7,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -269,5 +270,138 @@ func TestFaultReload(t *testing.T) {
 			t.Logf("3 reloads (took %v) under load: requests %v (%d in flight during a reload; %d connections reset by Caddy's listener handover, each request retried once as browsers do), p99 %v, max %v", took, counts,
 				overlap, resets.Load(), p99.Round(time.Millisecond), maxLat.Round(time.Millisecond))
 		})
+	}
+}
+
+// TestFaultProviderDown stops the dev provider's HTTP server under load:
+// signed-in users keep working, a sign-in that needs the provider gets a
+// page saying it cannot be reached (502 or 503, no redirect loop), and
+// sign-in works again once the provider is back.
+func TestFaultProviderDown(t *testing.T) {
+	e := newFaultEnv(t)
+	// Site B, a second server whose handler has not met the provider yet
+	// (no discovery), as after a restart of gatehouse.
+	listenB := freePort(t)
+	siteB := "http://" + listenB
+	e.addSite(siteB)
+	cfg := e.config("redis://"+testredis.Start(t), nil)
+	var m map[string]any
+	if err := json.Unmarshal(cfg, &m); err != nil {
+		t.Fatal(err)
+	}
+	servers := m["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)
+	b, _ := json.Marshal(servers["s"])
+	var sb map[string]any
+	_ = json.Unmarshal(b, &sb)
+	sb["listen"] = []string{listenB}
+	servers["b"] = sb
+	cfg, _ = json.Marshal(m)
+	e.load(cfg)
+
+	hot := []*testflow.Browser{e.signIn("alice"), e.signIn("bob"), e.signIn("alice")}
+	// A sign-in under way: the provider has answered with a code, which
+	// the callback must exchange at the provider.
+	pending := testflow.New(t)
+	cb := pending.CallbackURL(pending.Follow(e.site+"/wanted"), "bob")
+
+	ctx, stop := context.WithCancel(context.Background())
+	var ss samples
+	wait := load(ctx, len(hot), &ss, func(i int) sample {
+		return request(hot[i].Client, e.site+"/data", false)
+	})
+	defer func() { stop(); wait() }()
+	time.Sleep(200 * time.Millisecond)
+
+	downAt := time.Now()
+	e.idpSrv.Stop()
+	if _, err := http.Get(e.idpSrv.URL() + "/.well-known/openid-configuration"); !isConnRefused(err) {
+		t.Fatalf("the provider still answers: %v", err)
+	}
+
+	// The callback cannot exchange its code.
+	start := time.Now()
+	p := pending.Follow(cb)
+	cbTook := time.Since(start)
+	checkProviderDownPage(t, "callback while the provider is down", p)
+
+	// Site B cannot even discover the provider.
+	nb := testflow.New(t)
+	start = time.Now()
+	p = nb.Follow(siteB + "/wanted")
+	bTook := time.Since(start)
+	checkProviderDownPage(t, "sign-in on a site that has not discovered the provider", p)
+
+	// Site A knows the provider's endpoints and sends the browser there,
+	// once (where the browser finds nothing listening).
+	na := testflow.New(t)
+	p = na.Do(http.MethodGet, e.site+"/wanted", nil, true)
+	if p.Status != http.StatusFound || !strings.HasPrefix(p.Header.Get("Location"), e.idpSrv.URL()) {
+		t.Errorf("sign-in on a site that knows the provider: %d to %q, want 302 to the provider", p.Status, p.Header.Get("Location"))
+	}
+
+	time.Sleep(time.Until(downAt.Add(1500 * time.Millisecond)))
+	e.idpSrv.Start(nil)
+	upAt := time.Now()
+	down := upAt.Sub(downAt)
+
+	// Sign-in completes again: on site A at once (the provider remembers
+	// bob, whose sign-in was interrupted)...
+	p = pending.Follow(e.site + "/wanted")
+	if p.Status != http.StatusOK || p.Body != "upstream ok" {
+		t.Errorf("sign-in on site A after the provider is back: %d at %s: %.200s", p.Status, p.URL, p.Body)
+	}
+	aBack := time.Since(upAt)
+	// ...and on site B once its failed discovery is no longer
+	// remembered (oidcflow's RetryAfter, 5 s), with a page each time
+	// meanwhile.
+	var bBack time.Duration
+	for {
+		p = nb.Follow(siteB + "/wanted")
+		if p.Status == http.StatusOK {
+			if final, _ := nb.SubmitLogin(p, "alice", "demo"); final.Status != http.StatusOK || final.Body != "upstream ok" {
+				t.Errorf("sign-in on site B after the provider is back: %d: %.200s", final.Status, final.Body)
+			}
+			bBack = time.Since(upAt)
+			break
+		}
+		if p.Status != http.StatusBadGateway {
+			t.Fatalf("sign-in on site B while it recovers: %d: %.200s", p.Status, p.Body)
+		}
+		if time.Since(upAt) > 7*time.Second {
+			t.Fatal("sign-in on site B does not work 7s after the provider is back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	wait()
+
+	all := ss.snapshot()
+	during := between(all, downAt, upAt)
+	counts, _, maxLat := summary(all)
+	dcounts, _, _ := summary(during)
+	if len(during) == 0 {
+		t.Fatal("no request ran while the provider was down")
+	}
+	if len(counts) != 1 || counts["200"] == 0 {
+		t.Errorf("signed-in requests: %v, want only 200s", counts)
+	}
+	t.Logf("provider down %v: signed-in requests during the outage %v, all %v (max %v); callback page in %v, undiscovered site's page in %v; sign-in back %v (site A) and %v (site B) after the provider",
+		down.Round(time.Millisecond), dcounts, counts, maxLat.Round(time.Millisecond), cbTook.Round(time.Millisecond),
+		bTook.Round(time.Millisecond), aBack.Round(time.Millisecond), bBack.Round(time.Millisecond))
+}
+
+// checkProviderDownPage checks that p is an HTML page with status 502 or
+// 503 that says the identity provider cannot be reached.
+func checkProviderDownPage(t *testing.T, what string, p testflow.Page) {
+	t.Helper()
+	if p.Status != http.StatusBadGateway && p.Status != http.StatusServiceUnavailable {
+		t.Errorf("%s: %d at %s, want 502 or 503: %.300s", what, p.Status, p.URL, p.Body)
+		return
+	}
+	if ct := p.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("%s: Content-Type %q, want an HTML page", what, ct)
+	}
+	if !strings.Contains(p.Body, "identity provider cannot be reached") {
+		t.Errorf("%s: the page does not say the identity provider cannot be reached: %.500s", what, p.Body)
 	}
 }
