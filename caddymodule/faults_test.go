@@ -9,6 +9,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -404,4 +406,82 @@ func checkProviderDownPage(t *testing.T, what string, p testflow.Page) {
 	if !strings.Contains(p.Body, "identity provider cannot be reached") {
 		t.Errorf("%s: the page does not say the identity provider cannot be reached: %.500s", what, p.Body)
 	}
+}
+
+// TestFaultWebhookHangs points alert_webhook at an endpoint that takes
+// every POST and never answers (for 30 s) while sign-ins fire alerts
+// under load: no request waits for it.
+func TestFaultWebhookHangs(t *testing.T) {
+	var hits, answered atomic.Int64
+	var hang atomic.Bool
+	release := make(chan struct{})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hang.Load() {
+			answered.Add(1)
+			return
+		}
+		hits.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	t.Cleanup(hook.Close)
+	t.Cleanup(func() { close(release) }) // before hook.Close, which waits for handlers
+
+	e := newFaultEnv(t)
+	e.load(e.config("redis://"+testredis.Start(t), func(app map[string]any) {
+		app["alert_webhook"] = hook.URL + "/hook"
+		app["alert_on"] = []string{"login_succeeded"}
+	}))
+	hot := []*testflow.Browser{e.signIn("alice"), e.signIn("bob"), e.signIn("alice")}
+	// Those sign-ins' alerts are delivered while the endpoint answers.
+	testflow.WaitFor(t, "the alerts of the first sign-ins", func() bool { return answered.Load() >= int64(len(hot)) })
+	// The baseline: the endpoint answers and no alert fires.
+	ctx, stop := context.WithCancel(context.Background())
+	var ss samples
+	wait := load(ctx, len(hot), &ss, func(i int) sample {
+		return request(hot[i].Client, e.site+"/data", false)
+	})
+	defer func() { stop(); wait() }()
+	time.Sleep(time.Second)
+	hang.Store(true)
+
+	// Firing: sign-ins, each a login_succeeded alert (and anomalies) for
+	// a webhook that is already hanging.
+	firing := time.Now()
+	var cbLat []time.Duration
+	for i := range 8 {
+		b := testflow.New(t)
+		cb := b.CallbackURL(b.Follow(e.site+"/"), []string{"alice", "bob"}[i%2])
+		start := time.Now()
+		if p := b.Do(http.MethodGet, cb, nil, true); p.Status != http.StatusFound {
+			t.Fatalf("callback %d: %d: %.200s", i, p.Status, p.Body)
+		}
+		cbLat = append(cbLat, time.Since(start))
+	}
+	testflow.WaitFor(t, "the webhook to be called", func() bool { return hits.Load() > 0 })
+	time.Sleep(time.Until(firing.Add(2 * time.Second)))
+	stop()
+	wait()
+	end := time.Now()
+
+	all := ss.snapshot()
+	counts, p99, maxLat := summary(between(all, firing, end))
+	bcounts, bp99, bmax := summary(between(all, time.Time{}, firing))
+	if len(counts) != 1 || counts["200"] == 0 {
+		t.Errorf("signed-in requests while alerts fire: %v, want only 200s", counts)
+	}
+	const bound = time.Second
+	if maxLat > bound {
+		t.Errorf("slowest signed-in request while the webhook hangs: %v, want under %v", maxLat, bound)
+	}
+	slices.Sort(cbLat)
+	if cbLat[len(cbLat)-1] > bound {
+		t.Errorf("slowest callback (which records the alerting event) while the webhook hangs: %v, want under %v", cbLat[len(cbLat)-1], bound)
+	}
+	t.Logf("webhook hanging (%d POSTs taken, none answered): endpoint answering, no alerts %v p99 %v max %v; while 8 sign-ins fired alerts %v p99 %v max %v; callbacks max %v",
+		hits.Load(), bcounts, bp99.Round(time.Millisecond), bmax.Round(time.Millisecond),
+		counts, p99.Round(time.Millisecond), maxLat.Round(time.Millisecond), cbLat[len(cbLat)-1].Round(time.Millisecond))
 }
