@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -484,4 +485,94 @@ func TestFaultWebhookHangs(t *testing.T) {
 	t.Logf("webhook hanging (%d POSTs taken, none answered): endpoint answering, no alerts %v p99 %v max %v; while 8 sign-ins fired alerts %v p99 %v max %v; callbacks max %v",
 		hits.Load(), bcounts, bp99.Round(time.Millisecond), bmax.Round(time.Millisecond),
 		counts, p99.Round(time.Millisecond), maxLat.Round(time.Millisecond), cbLat[len(cbLat)-1].Round(time.Millisecond))
+}
+
+// TestFaultRedisSlow puts a proxy between gatehouse and Redis that holds
+// every reply for longer than the Redis client's read timeout: requests
+// that need the store end within the timeout plus a margin (a 503),
+// cached sessions are served as usual, and no goroutines pile up.
+func TestFaultRedisSlow(t *testing.T) {
+	proxy := newSlowProxy(t, testredis.Start(t))
+	e := newFaultEnv(t)
+	e.load(e.config("redis://"+proxy.Addr(), func(app map[string]any) {
+		app["cache_ttl"] = "15s" // spans the slow phase
+	}))
+	hot := []*testflow.Browser{e.signIn("alice"), e.signIn("bob"), e.signIn("alice")}
+	var cold []*testflow.Browser
+	for i := range 6 {
+		cold = append(cold, e.signInCold([]string{"alice", "bob"}[i%2]))
+	}
+	clients := func() []*testflow.Browser { return append(slices.Clone(hot), cold...) }
+	// gatehouse's goroutines: the process's, less the proxy's, with the
+	// clients' idle keep-alive connections (and so the server's) closed.
+	ours := func() int {
+		for _, b := range clients() {
+			b.Client.CloseIdleConnections()
+		}
+		return runtime.NumGoroutine() - int(proxy.live.Load())
+	}
+	time.Sleep(100 * time.Millisecond)
+	base := ours()
+
+	const delay = 4 * time.Second // beyond go-redis's 3 s read timeout
+	proxy.SetDelay(delay)
+	slowAt := time.Now()
+	ctx, stop := context.WithCancel(context.Background())
+	var hs, cs samples
+	waitHot := load(ctx, len(hot), &hs, func(i int) sample {
+		return request(hot[i].Client, e.site+"/data", false)
+	})
+	var next atomic.Int64
+	waitCold := load(ctx, 3, &cs, func(int) sample {
+		return request(cold[int(next.Add(1))%len(cold)].Client, e.site+"/data", false)
+	})
+	peak := 0
+	for time.Since(slowAt) < 5*time.Second {
+		peak = max(peak, runtime.NumGoroutine()-int(proxy.live.Load()))
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	waitHot()
+	waitCold()
+	proxy.SetDelay(0)
+	slowFor := time.Since(slowAt)
+
+	hcounts, _, hmax := summary(hs.snapshot())
+	ccounts, _, cmax := summary(cs.snapshot())
+	if len(hcounts) != 1 || hcounts["200"] == 0 {
+		t.Errorf("cached sessions while Redis is slow: %v, want only 200s", hcounts)
+	}
+	for k := range ccounts {
+		if k != "200" && k != "503" {
+			t.Errorf("uncached sessions while Redis is slow: %v, want 503s (or 200s)", ccounts)
+			break
+		}
+	}
+	if ccounts["503"] == 0 {
+		t.Errorf("uncached sessions while Redis is slow: %v, want some 503s", ccounts)
+	}
+	// A reply is awaited storeTimeout, and go-redis retries a timed-out
+	// command once.
+	if bound := 2*storeTimeout + time.Second; cmax > bound {
+		t.Errorf("slowest uncached request while Redis is slow: %v, want under %v", cmax, bound)
+	}
+	// After the slow phase, gatehouse's goroutines return to the baseline.
+	var after int
+	deadline := time.Now().Add(8 * time.Second)
+	for {
+		if after = ours(); after <= base+10 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if after > base+10 {
+		t.Errorf("goroutines after the slow phase: %d, baseline %d (peak %d)", after, base, peak)
+	}
+	for i, b := range clients() {
+		if r := request(b.Client, e.site+"/data", false); r.status != http.StatusOK {
+			t.Errorf("session %d once Redis is fast again: %d (%v), want 200", i, r.status, r.err)
+		}
+	}
+	t.Logf("Redis replies held %v for %v: cached requests %v (max %v); uncached %v (max %v); goroutines baseline %d, peak %d, after %d",
+		delay, slowFor.Round(time.Millisecond), hcounts, hmax.Round(time.Millisecond), ccounts, cmax.Round(time.Millisecond), base, peak, after)
 }
