@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
@@ -42,6 +43,13 @@ func (h *storeHandle) Destruct() error {
 	return nil
 }
 
+// storeTimeout bounds the wait for one Redis reply (and for sending a
+// command) when the store URL sets no read_timeout or write_timeout. A
+// request's store calls are single small commands and scripts of a few
+// milliseconds at most; a reply later than this means a Redis in trouble,
+// and the request is better answered (from the cache, or 503) than held.
+const storeTimeout = time.Second
+
 func checkStoreURL(u string) error {
 	_, err := redisstore.ParseURL(u)
 	return err
@@ -65,11 +73,27 @@ func openStore(u string, maxEvents int64) (*storeHandle, error) {
 			m := memstore.New(memstore.Options{EventMaxLen: int(min(maxEvents, math.MaxInt32))})
 			return &storeHandle{key: key, sessions: m, events: m, secret: randomSecret(), maxEvents: maxEvents}, nil
 		}
-		r, err := redisstore.New(redisstore.Options{URL: u, EventMaxLen: maxEvents})
+		uo, err := redisstore.ParseURL(u)
 		if err != nil {
 			return nil, fmt.Errorf("opening store: %w", err)
 		}
-		return &storeHandle{key: key, sessions: r, events: r, close: r.Close, maxEvents: maxEvents}, nil
+		// go-redis waits 5 s for a reply and then retries once: a Redis
+		// that stalls held each request 10 s and more before its 503
+		// (issue 10, item 3). Requests wait on the store, so bound a
+		// reply by storeTimeout unless the URL says otherwise.
+		if uo.ReadTimeout == 0 {
+			uo.ReadTimeout = storeTimeout
+		}
+		if uo.WriteTimeout == 0 {
+			uo.WriteTimeout = uo.ReadTimeout
+		}
+		c := redis.NewUniversalClient(uo)
+		r, err := redisstore.New(redisstore.Options{Client: c, EventMaxLen: maxEvents})
+		if err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("opening store: %w", err)
+		}
+		return &storeHandle{key: key, sessions: r, events: r, close: c.Close, maxEvents: maxEvents}, nil
 	})
 	if err != nil {
 		return nil, err

@@ -583,11 +583,16 @@ func (g *Gateway) unauthenticated(w http.ResponseWriter, r *http.Request, ended 
 	})
 }
 
+// unavailable answers a request the session store could not serve: 503
+// with Retry-After, and for a browser a page that names the store (a
+// signed-in user or a sign-in cannot tell "the provider is down" from
+// "gatehouse is down" otherwise), never a redirect, which would loop
+// through the provider.
 func (g *Gateway) unavailable(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Retry-After", "1")
 	if isNavigation(r) {
 		g.page(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
-			"The sign-in service cannot be reached right now. Please try again in a moment.", "", "")
+			"The session store cannot be reached right now, so sessions cannot be checked or started. Please try again in a moment.", "", "")
 		return
 	}
 	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable"})

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/activity"
 	"github.com/gatehouse-proxy/gatehouse/internal/oidcflow"
@@ -108,6 +111,17 @@ func (g *Gateway) startLogin(w http.ResponseWriter, r *http.Request, rd string, 
 	http.Redirect(w, r, authURL, http.StatusFound)
 }
 
+// providerDown tells a provider that did not answer (refused, reset,
+// timed out) or failed (a 5xx) from one that answered and refused.
+func providerDown(err error) bool {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		return re.Response != nil && re.Response.StatusCode >= 500
+	}
+	var ue *url.Error
+	return errors.As(err, &ue)
+}
+
 // loginFailed answers a callback that cannot sign anyone in: a 400 page
 // with a link to try again (never an automatic restart, which could loop)
 // and a login_failed event.
@@ -175,6 +189,15 @@ func (g *Gateway) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := g.oidc.Exchange(r.Context(), g.redirectURL(r), code, ls.State)
+	if err != nil && providerDown(err) {
+		// Not the user's fault nor a refusal: a 502 that says so, as
+		// startLogin's, rather than a 400 that reads as a rejection.
+		g.rt.cfg.OnError(err)
+		w.Header().Set("Retry-After", "5")
+		g.loginFailed(w, r, activity.ReasonIDPError, http.StatusBadGateway,
+			"The identity provider cannot be reached right now, so the sign-in could not be completed. Please try again in a moment.", activity.Event{})
+		return
+	}
 	if err != nil {
 		reason := activity.ReasonIDPError
 		if errors.Is(err, oidcflow.ErrTokenInvalid) {
