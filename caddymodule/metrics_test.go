@@ -51,7 +51,7 @@ func scrape(t *testing.T, admin string) map[string]*dto.MetricFamily {
 
 // sample is the value of the series of fam whose label has value v (a
 // histogram's sample count); -1 when there is none.
-func sample(fams map[string]*dto.MetricFamily, name, label, v string) float64 {
+func metricSample(fams map[string]*dto.MetricFamily, name, label, v string) float64 {
 	f, ok := fams[name]
 	if !ok {
 		return -1
@@ -141,7 +141,7 @@ func TestMetricsThroughCaddy(t *testing.T) {
 	// The counters are the process's: compare with what they were.
 	base := scrape(t, admin)
 	delta := func(fams map[string]*dto.MetricFamily, name, label, v string) float64 {
-		return sample(fams, name, label, v) - max(sample(base, name, label, v), 0)
+		return metricSample(fams, name, label, v) - max(metricSample(base, name, label, v), 0)
 	}
 
 	alice, bob := testflow.New(t), testflow.New(t)
@@ -247,7 +247,7 @@ func TestMetricsThroughCaddy(t *testing.T) {
 		t.Helper()
 		var v float64
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if v = sample(scrape(t, admin), metrics.NameSessionsActive, "", ""); v == want {
+			if v = metricSample(scrape(t, admin), metrics.NameSessionsActive, "", ""); v == want {
 				return
 			}
 		}
@@ -274,13 +274,13 @@ func TestMetricsThroughCaddy(t *testing.T) {
 		}
 		for _, m := range f.GetMetric() {
 			l := m.GetLabel()[0]
-			was, now := sample(before, f.GetName(), l.GetName(), l.GetValue()), sample(after, f.GetName(), l.GetName(), l.GetValue())
+			was, now := metricSample(before, f.GetName(), l.GetName(), l.GetValue()), metricSample(after, f.GetName(), l.GetName(), l.GetValue())
 			if now < was {
 				t.Errorf("%s{%s=%q} went from %v to %v across the reload", f.GetName(), l.GetName(), l.GetValue(), was, now)
 			}
 		}
 	}
-	if was, now := sample(before, metrics.NameSessionChecks, "result", "valid"), sample(after, metrics.NameSessionChecks, "result", "valid"); now != was+1 {
+	if was, now := metricSample(before, metrics.NameSessionChecks, "result", "valid"), metricSample(after, metrics.NameSessionChecks, "result", "valid"); now != was+1 {
 		t.Errorf("valid checks %v before the reload, %v after one more request, want %v", was, now, was+1)
 	}
 	waitActive(1)
