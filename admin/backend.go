@@ -37,6 +37,13 @@ type EventExporter interface {
 	ExportEvents(ctx context.Context, f activity.Filter, each func(*activity.Event) error) error
 }
 
+// CounterSource may be implemented by a Backend whose store counts events
+// as they come (*gateway.Runtime, with Redis), so that the chart and
+// /stats need not read them; nil means it does not.
+type CounterSource interface {
+	Counter() activity.Counter
+}
+
 // ErrorReporter may be implemented by a Backend to hear about failures
 // that turn into a 500: this package does not log, so without it the cause
 // is lost.

@@ -274,10 +274,15 @@ func statsFor(ctx context.Context, b Backend, c caller, qv url.Values, loc *time
 		f.From = f.To.Add(-defaultStatsRange)
 	}
 	f.Cursor = ""
+	f.Sites = c.within(f.Site)
 	query := func(ctx context.Context, f activity.Filter) (activity.Page, error) {
 		return eventsInReach(ctx, b, c, f)
 	}
-	st, err := activity.CountEvents(ctx, query, f, f.From, f.To, bucket, loc)
+	var counter activity.Counter
+	if cs, ok := b.(CounterSource); ok {
+		counter = cs.Counter()
+	}
+	st, err := activity.CountEvents(ctx, query, counter, f, f.From, f.To, bucket, loc)
 	if errors.Is(err, activity.ErrStatsRange) {
 		return st, badf("%s", err.Error())
 	}

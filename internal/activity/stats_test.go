@@ -34,7 +34,7 @@ func TestCountEvents(t *testing.T) {
 		add(2*time.Hour+time.Duration(i)*time.Millisecond, activity.AccessDenied, "")
 	}
 
-	s, err := activity.CountEvents(ctx, st.Query, activity.Filter{}, t0.Add(5*time.Minute), t0.Add(150*time.Minute), time.Hour, nil)
+	s, err := activity.CountEvents(ctx, st.Query, nil, activity.Filter{}, t0.Add(5*time.Minute), t0.Add(150*time.Minute), time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestCountEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err = activity.CountEvents(ctx, st.Query, activity.Filter{}, t0, t0.Add(48*time.Hour), 24*time.Hour, ams)
+	s, err = activity.CountEvents(ctx, st.Query, nil, activity.Filter{}, t0, t0.Add(48*time.Hour), 24*time.Hour, ams)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestCountEventsBounds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := activity.CountEvents(context.Background(), st.Query, activity.Filter{}, tt.from, tt.to, tt.bucket, nil)
+			_, err := activity.CountEvents(context.Background(), st.Query, nil, activity.Filter{}, tt.from, tt.to, tt.bucket, nil)
 			if !errors.Is(err, activity.ErrStatsRange) {
 				t.Errorf("CountEvents = %v, want ErrStatsRange", err)
 			}

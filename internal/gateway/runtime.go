@@ -491,6 +491,13 @@ func (rt *Runtime) ExportEvents(ctx context.Context, f activity.Filter, each fun
 	return activity.Export(ctx, rt.events, f, each)
 }
 
+// Counter is the event store's counts for the chart (activity.Counter),
+// or nil when it keeps none.
+func (rt *Runtime) Counter() activity.Counter {
+	c, _ := rt.events.(activity.Counter)
+	return c
+}
+
 // ReportError hands a failure that did not fail a request (or was
 // answered with a generic 500) to the error callback.
 func (rt *Runtime) ReportError(err error) { rt.cfg.OnError(err) }

@@ -19,7 +19,7 @@ var StoreOperations = []string{
 	"list", "users", "due", "claim_once", "claimed", "user_by_email",
 	"set_reauth", "reauth", "add_site", "site_scopes",
 	// activity.Store, activity.HistoryStore
-	"append", "query", "trim", "history", "export",
+	"append", "query", "trim", "history", "export", "count",
 }
 
 // timer observes the duration of one store operation.
@@ -54,6 +54,7 @@ var (
 	opTrim          = newTimer("trim")
 	opHistory       = newTimer("history")
 	opExport        = newTimer("export")
+	opCount         = newTimer("count")
 )
 
 // TimeSessions returns s with the duration of every call (but Subscribe)
@@ -184,6 +185,17 @@ func (t timedEvents) Export(ctx context.Context, f activity.Filter, each func(*a
 	return activity.Export(ctx, t.s, f, each)
 }
 
+// CountQuarters keeps the store's event counts (activity.Counter), when
+// it has them, through the wrapper.
+func (t timedEvents) CountQuarters(ctx context.Context, sites []string, from, to time.Time, add func(time.Time, string, int64)) error {
+	c, ok := t.s.(activity.Counter)
+	if !ok {
+		return activity.ErrNoCounts
+	}
+	defer opCount.since(time.Now())
+	return c.CountQuarters(ctx, sites, from, to, add)
+}
+
 type timedHistory struct {
 	timedEvents
 	h activity.HistoryStore
@@ -200,4 +212,5 @@ var (
 	_ activity.Store        = timedEvents{}
 	_ activity.HistoryStore = timedHistory{}
 	_ activity.Exporter     = timedEvents{}
+	_ activity.Counter      = timedEvents{}
 )

@@ -83,6 +83,9 @@ func (s *Store) Trim(ctx context.Context, before time.Time) error {
 		if err := s.trimHistory(ctx, sh, before); err != nil {
 			return err
 		}
+		if err := s.trimCounters(ctx, sh, before); err != nil {
+			return err
+		}
 		// The indexes, to what the stream kept (retention and the cap).
 		if err := s.trimIndexes(ctx, sh); err != nil {
 			return err

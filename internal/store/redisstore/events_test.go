@@ -57,6 +57,7 @@ func appendMany(ctx context.Context, s *Store, n int, plain bool) error {
 				keys, args := s.appendArgs(&e)
 				if plain {
 					keys = keys[:1]
+					args[6] = 0 // no counters either
 				}
 				script.EvalSha(ctx, p, keys, args...)
 			}

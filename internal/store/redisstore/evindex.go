@@ -190,10 +190,13 @@ end
 // each by its stream key. When the stream is at its cap, the indexes
 // written are trimmed to its first entry as well (Trim does the rest). An
 // index whose last ID is not below the new one (left from a stream that
-// was deleted) is started afresh. KEYS stream, index set, then per index
-// its stream and its list. ARGV time ms, max length (0 none), small index
-// size, shard number, number of shards, "~" to trim whole stream nodes
-// only or "=" to trim exactly, then field/value pairs.
+// was deleted) is started afresh. A StatsTypes event also adds its weight
+// to its quarter hour in its counters (stats.go). KEYS stream, index set,
+// counter set, the nc counters, then per index its stream and its list.
+// ARGV time ms, max length (0 none), small index size, shard number,
+// number of shards, "~" to trim whole stream nodes only or "=" to trim
+// exactly, nc, the counters' day, quarter and weight, then field/value
+// pairs.
 var appendIndexedScript = redis.NewScript(luaIDs + `
 local args = {'XADD', KEYS[1]}
 local maxlen = tonumber(ARGV[2])
@@ -205,7 +208,7 @@ if maxlen > 0 then
 end
 local at = #args + 1
 args[at] = ARGV[1] .. '-' .. g
-for i = 7, #ARGV do args[#args + 1] = ARGV[i] end
+for i = 11, #ARGV do args[#args + 1] = ARGV[i] end
 local id = redis.pcall(unpack(args))
 if type(id) == 'table' and id.err then
   local lm, lq = 0, 0
@@ -220,7 +223,15 @@ if type(id) == 'table' and id.err then
   args[at] = string.format('%d-%d', lm, seq)
   id = redis.call(unpack(args))
 end
-if #KEYS < 3 then return id end
+local nc = tonumber(ARGV[7])
+for i = 4, 3 + nc do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('ZADD', KEYS[3], ARGV[8], KEYS[i])
+  end
+  redis.call('HINCRBY', KEYS[i], ARGV[9], ARGV[10])
+end
+local first = 4 + nc
+if #KEYS < first then return id end
 local small = tonumber(ARGV[3])
 local trim = nil
 if maxlen > 0 and redis.call('XLEN', KEYS[1]) >= maxlen then
@@ -240,7 +251,7 @@ local function xadd(key, v)
   end
 end
 local streams = {}
-for i = 3, #KEYS, 2 do
+for i = first, #KEYS, 2 do
   local s, l = KEYS[i], KEYS[i + 1]
   streams[#streams + 1] = s
   if redis.call('EXISTS', s) == 1 then
@@ -293,7 +304,13 @@ func (s *Store) appendArgs(e *activity.Event) (keys []string, args []any) {
 		t = 0
 	}
 	sh := s.shardOfEvent(e)
-	keys = []string{sh.events, sh.eventIndexes()}
+	keys = []string{sh.events, sh.eventIndexes(), sh.counterSet()}
+	day, quarter := quarterOf(t)
+	nc := 0
+	if slices.Contains(activity.StatsTypes, e.Type) {
+		keys = append(keys, sh.counter(e.Type, day, nil), sh.counter(e.Type, day, &e.Site))
+		nc = 2
+	}
 	for _, k := range sh.indexKeysOf(e) {
 		keys = append(keys, k, sh.indexList(k))
 	}
@@ -301,7 +318,7 @@ func (s *Store) appendArgs(e *activity.Event) (keys []string, args []any) {
 	if s.shardMaxLen() < exactTrimBelow {
 		trim = "="
 	}
-	return keys, append([]any{t, s.shardMaxLen(), smallIndex, sh.n, len(s.shards), trim}, encodeEvent(e)...)
+	return keys, append([]any{t, s.shardMaxLen(), smallIndex, sh.n, len(s.shards), trim, nc, day, quarter, activity.Weight(e)}, encodeEvent(e)...)
 }
 
 // exactTrimBelow is the shard cap below which the streams are trimmed

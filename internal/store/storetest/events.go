@@ -408,6 +408,8 @@ func Events(t *testing.T, open EventOpener) {
 		}
 	})
 
+	t.Run("Stats", func(t *testing.T) { stats(t, open) })
+
 	t.Run("BadCursor", func(t *testing.T) {
 		st := open(t, NewClock(T0).Now)
 		if _, err := st.Query(ctx, activity.Filter{Cursor: "garbage!"}); err == nil {
