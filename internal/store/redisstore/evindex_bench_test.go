@@ -2,11 +2,14 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +105,20 @@ func BenchmarkTenMillionEvents(b *testing.B) {
 			from := start.Add(time.Duration(r.IntN(60)) * day)
 			return activity.Filter{User: gen.subject(r.IntN(gen.users)), Types: []string{activity.LoginSucceeded}, From: from, To: from.Add(30 * day)}
 		})},
+		// The chart: a week by the hour, and 90 days by the day, from
+		// the counts (activity.Counter).
+		{"stats-7d", func() (int, error) {
+			st, err := activity.CountEvents(ctx, s.Query, s, activity.Filter{}, end.Add(-7*day), end, time.Hour, time.UTC)
+			return len(st.Buckets), err
+		}},
+		{"stats-90d", func() (int, error) {
+			st, err := activity.CountEvents(ctx, s.Query, s, activity.Filter{}, start, end, day, time.UTC)
+			return len(st.Buckets), err
+		}},
+		{"stats-7d-site", func() (int, error) {
+			st, err := activity.CountEvents(ctx, s.Query, s, activity.Filter{Site: gen.site(1)}, end.Add(-7*day), end, time.Hour, time.UTC)
+			return len(st.Buckets), err
+		}},
 		// Not indexed: a scan of up to EventMaxScan events, so fewer calls.
 		{"ip-prefix", first(func() activity.Filter { return activity.Filter{IPPrefix: "203.0.113."} })},
 	}
@@ -125,6 +142,8 @@ func BenchmarkTenMillionEvents(b *testing.B) {
 		d    time.Duration
 	}
 	walkResults := make([]walked, len(walks))
+	exportResults := make([]walked, len(walks))
+	exportHeap := make([]uint64, len(walks))
 	b.ResetTimer()
 	for b.Loop() {
 		for i, p := range probes {
@@ -163,6 +182,28 @@ func BenchmarkTenMillionEvents(b *testing.B) {
 			}
 			walkResults[i] = walked{rows, time.Since(t0)}
 		}
+		// The same filters through Export, as the CSV export reads them,
+		// with the heap sampled along the way: it must stay flat.
+		for i, w := range walks {
+			rows, peak := 0, uint64(0)
+			var ms runtime.MemStats
+			t0 := time.Now()
+			err := s.Export(ctx, w.f, func(*activity.Event) error {
+				if rows++; rows%100_000 == 0 {
+					runtime.ReadMemStats(&ms)
+					peak = max(peak, ms.HeapInuse)
+				}
+				if rows >= w.max {
+					return errEnough
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, errEnough) {
+				b.Fatalf("export %s: %v", w.name, err)
+			}
+			exportResults[i] = walked{rows, time.Since(t0)}
+			exportHeap[i] = peak
+		}
 	}
 	b.StopTimer()
 
@@ -183,7 +224,18 @@ func BenchmarkTenMillionEvents(b *testing.B) {
 		b.ReportMetric(rate, w.name+"-rows/s")
 		b.Logf("%-16s %8d rows in %v: %.0f rows/s", w.name, res.rows, res.d.Round(time.Millisecond), rate)
 	}
+	for i, w := range walks {
+		res := exportResults[i]
+		rate := float64(res.rows) / res.d.Seconds()
+		name := "export" + strings.TrimPrefix(w.name, "walk")
+		b.ReportMetric(rate, name+"-rows/s")
+		b.ReportMetric(float64(exportHeap[i])/(1<<20), name+"-heap-MiB")
+		b.Logf("%-16s %8d rows in %v: %.0f rows/s, heap at most %.1f MiB", name, res.rows, res.d.Round(time.Millisecond), rate, float64(exportHeap[i])/(1<<20))
+	}
 }
+
+// errEnough stops an export the benchmark has read enough of.
+var errEnough = errors.New("enough rows")
 
 // loadEvents appends events 0..n-1 as Append does, pipelined; the events
 // must come in time order, as a live log's do.
