@@ -23,7 +23,30 @@ const (
 	ixEmail = "e:"
 	ixType  = "y:"
 	ixSite  = "si:"
+	ixIP    = "ip:"
 )
+
+// ipBucket is the part of an event's IP text that its IP index is keyed
+// by: up to and including the second separator, "." for IPv4 and ":" for
+// IPv6 ("203.0.", "2001:db8:", "::"), so an IPv4 /16 or the first two
+// groups of an IPv6 address; ok is false for a text with fewer. Every IP
+// with an IPPrefix that holds a whole bucket has that bucket, so such a
+// filter reads one index in each shard.
+func ipBucket(ip string) (bucket string, ok bool) {
+	sep := byte('.')
+	if strings.IndexByte(ip, ':') >= 0 {
+		sep = ':'
+	}
+	n := 0
+	for i := 0; i < len(ip); i++ {
+		if ip[i] == sep {
+			if n++; n == 2 {
+				return ip[:i+1], true
+			}
+		}
+	}
+	return "", false
+}
 
 // maxReachIndexes is how many sites an admin's reach (Filter.Sites) may
 // name for Query to read their site indexes rather than the stream: a
@@ -82,14 +105,18 @@ func (sh *shard) indexKeysOf(e *activity.Event) []string {
 	if e.Site != "" {
 		keys = append(keys, sh.eventIndexKey(ixSite, e.Site))
 	}
+	if b, ok := ipBucket(e.IP); ok {
+		keys = append(keys, sh.eventIndexKey(ixIP, b))
+	}
 	return keys
 }
 
 // queryIndexKeys returns the index keys Query reads for f, the most
-// selective kind among f's fields (user, then site, then types, then a
-// small reach), or nil to scan the streams. Every event f matches is in
-// one of them; Match then applies the rest of f. A subject's index is in
-// its shard; an email's, a type's and a site's are in every shard.
+// selective kind among f's fields (user, then an IP prefix that holds a
+// whole bucket, then site, then types, then a small reach), or nil to
+// scan the streams. Every event f matches is in one of them; Match then
+// applies the rest of f. A subject's index is in its shard; an email's, an
+// IP bucket's, a type's and a site's are in every shard.
 func (s *Store) queryIndexKeys(f *activity.Filter) []string {
 	var keys []string
 	every := func(family, value string) {
@@ -102,6 +129,9 @@ func (s *Store) queryIndexKeys(f *activity.Filter) []string {
 		// The subject exactly, or the email in any case (Filter.Match).
 		keys = []string{s.shardOfUser(f.User).eventIndexKey(ixUser, f.User)}
 		every(ixEmail, foldKey(f.User))
+	case ipIndexed(f.IPPrefix):
+		b, _ := ipBucket(f.IPPrefix)
+		every(ixIP, b)
 	case f.Site != "":
 		every(ixSite, f.Site)
 	// Events with no type or site are not indexed: a filter that asks
@@ -119,6 +149,12 @@ func (s *Store) queryIndexKeys(f *activity.Filter) []string {
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys)
+}
+
+// ipIndexed tells whether an IPPrefix filter can read the IP index.
+func ipIndexed(prefix string) bool {
+	_, ok := ipBucket(prefix)
+	return ok
 }
 
 // foldKey maps s so that strings.EqualFold(a, b) exactly when
