@@ -51,8 +51,8 @@ port() {
 		return
 	done
 }
-# wait_for CMD...: retry for up to 10 s.
-wait_for() { for _ in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+# wait_for CMD...: retry for up to 30 s (a loaded machine starts slowly).
+wait_for() { for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 randhex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 
 echo "building gatehouse" >&2
