@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -97,11 +98,11 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 		return caddy.ExitCodeFailedStartup, fmt.Errorf("reading --client: %w", err)
 	}
 	for _, c := range clients {
-		parts := strings.Split(c, ",")
-		if len(parts) < 3 || parts[0] == "" || parts[1] == "" {
-			return caddy.ExitCodeFailedStartup, fmt.Errorf("--client: want id,secret,redirect_uri[,redirect_uri...]")
+		cl, err := parseClientFlag(c)
+		if err != nil {
+			return caddy.ExitCodeFailedStartup, err
 		}
-		opts.Clients = append(opts.Clients, devidp.Client{ID: parts[0], Secret: parts[1], RedirectURIs: parts[2:]})
+		opts.Clients = append(opts.Clients, cl)
 	}
 	d, err := startDemo(opts)
 	if err != nil {
@@ -126,6 +127,15 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 		return caddy.ExitCodeFailedQuit, err
 	}
 	return caddy.ExitCodeSuccess, nil
+}
+
+// parseClientFlag reads a --client value: id,secret,redirect_uri[,...].
+func parseClientFlag(v string) (devidp.Client, error) {
+	parts := strings.Split(v, ",")
+	if len(parts) < 3 || parts[0] == "" || parts[1] == "" || slices.Contains(parts[2:], "") {
+		return devidp.Client{}, fmt.Errorf("--client %q: want id,secret,redirect_uri[,redirect_uri...]", v)
+	}
+	return devidp.Client{ID: parts[0], Secret: parts[1], RedirectURIs: parts[2:]}, nil
 }
 
 type demoOptions struct {
