@@ -38,12 +38,16 @@ cleanup() {
 trap cleanup EXIT
 die() { echo "bench: $*" >&2; for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -15 "$f" >&2; }; done; exit 1; }
 
-# port VAR: a free loopback port, distinct from the ones already taken.
+# port VAR: a free loopback port, distinct from the ones already taken,
+# below the kernel's ephemeral range (where listeners on port 0 and
+# outgoing connections take theirs).
 taken=" "
+eph=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$eph" -gt 12000 ] || eph=32768
 port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (eph - 10000)))
 		[[ $taken == *" $p "* ]] && continue
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
 		taken+="$p "
