@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -25,7 +26,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "demo",
-		Usage: "[--redis <url>] [--listen <addr>] [--idp-listen <addr>]",
+		Usage: "[--redis <url>] [--listen <addr>] [--idp-listen <addr>] [--admin <addr>] [--cache-ttl <d>] [--client <id,secret,redirect_uri>]",
 		Short: "Runs a local playground: dev OpenID provider, sample app, protected site (development only)",
 		Long: `
 Starts, on loopback only:
@@ -40,12 +41,20 @@ Sessions live in memory unless --redis gives a Redis URL. Caddy's admin
 endpoint stays on its default (localhost:2019), so the CLI subcommands
 (gatehouse sessions, gatehouse revoke, gatehouse events) work against it.
 
+--admin moves Caddy's admin endpoint (to run two demos side by side),
+--cache-ttl sets the gatehouse app's cache_ttl, and --client registers
+one more client at the provider (another relying party to compare with);
+bench/run.sh uses all three.
+
 This is for trying gatehouse out. Never expose it: the provider's users and
 passwords are public.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().String("redis", "", "Redis URL for sessions and events (default: in memory)")
 			cmd.Flags().String("listen", "127.0.0.1:8080", "address of the protected site (loopback only)")
 			cmd.Flags().String("idp-listen", "127.0.0.1:8081", "address of the development OpenID provider (loopback only)")
+			cmd.Flags().String("admin", "", "address of Caddy's admin endpoint (loopback only; default localhost:2019)")
+			cmd.Flags().String("cache-ttl", "", "the gatehouse app's cache_ttl, e.g. 1ns (default: the app's default)")
+			cmd.Flags().StringArray("client", nil, "another provider client: id,secret,redirect_uri[,redirect_uri...] (repeatable)")
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runDemo)
 		},
 	})
@@ -63,19 +72,39 @@ const banner = `
   OpenID provider   %s
   Users             alice (admin), bob, carol (unverified email) — password: demo
   Store             %s
-  Caddy admin API   http://localhost:2019/gatehouse/sessions
+  Caddy admin API   http://%s/gatehouse/sessions
 
   Press Ctrl+C to stop.
 
 `
 
 func runDemo(fl caddycmd.Flags) (int, error) {
-	d, err := startDemo(demoOptions{
+	opts := demoOptions{
 		Listen:    fl.String("listen"),
 		IDPListen: fl.String("idp-listen"),
 		Redis:     fl.String("redis"),
 		Secret:    os.Getenv("GATEHOUSE_SECRET"),
-	})
+		Admin:     fl.String("admin"),
+	}
+	if v := fl.String("cache-ttl"); v != "" {
+		ttl, err := caddy.ParseDuration(v)
+		if err != nil || ttl <= 0 {
+			return caddy.ExitCodeFailedStartup, fmt.Errorf("--cache-ttl %q: want a positive duration", v)
+		}
+		opts.CacheTTL = ttl
+	}
+	clients, err := fl.GetStringArray("client")
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, fmt.Errorf("reading --client: %w", err)
+	}
+	for _, c := range clients {
+		cl, err := parseClientFlag(c)
+		if err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
+		opts.Clients = append(opts.Clients, cl)
+	}
+	d, err := startDemo(opts)
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
@@ -84,7 +113,11 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 	if d.opts.Redis != "" {
 		storeDesc = d.opts.Redis
 	}
-	fmt.Fprintf(os.Stderr, banner, d.SiteURL, d.SiteURL, d.SiteURL, d.IssuerURL, storeDesc)
+	adminAddr := "localhost:2019"
+	if d.opts.Admin != "" {
+		adminAddr = d.opts.Admin
+	}
+	fmt.Fprintf(os.Stderr, banner, d.SiteURL, d.SiteURL, d.SiteURL, d.IssuerURL, storeDesc, adminAddr)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -94,6 +127,15 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 		return caddy.ExitCodeFailedQuit, err
 	}
 	return caddy.ExitCodeSuccess, nil
+}
+
+// parseClientFlag reads a --client value: id,secret,redirect_uri[,...].
+func parseClientFlag(v string) (devidp.Client, error) {
+	parts := strings.Split(v, ",")
+	if len(parts) < 3 || parts[0] == "" || parts[1] == "" || slices.Contains(parts[2:], "") {
+		return devidp.Client{}, fmt.Errorf("--client %q: want id,secret,redirect_uri[,redirect_uri...]", v)
+	}
+	return devidp.Client{ID: parts[0], Secret: parts[1], RedirectURIs: parts[2:]}, nil
 }
 
 type demoOptions struct {
@@ -108,6 +150,10 @@ type demoOptions struct {
 	Admin string
 	// GeoIP is an optional City database path.
 	GeoIP string
+	// CacheTTL is the app's cache_ttl; zero means its default.
+	CacheTTL time.Duration
+	// Clients are more provider clients besides the demo site's.
+	Clients []devidp.Client
 }
 
 // demo is a running playground: provider, sample app and Caddy.
@@ -129,7 +175,11 @@ func (d *demo) Close() {
 // startDemo starts the provider, the sample app and Caddy with gatehouse
 // in front of the app.
 func startDemo(opts demoOptions) (*demo, error) {
-	for _, a := range []string{opts.Listen, opts.IDPListen} {
+	addrs := []string{opts.Listen, opts.IDPListen}
+	if opts.Admin != "" {
+		addrs = append(addrs, opts.Admin)
+	}
+	for _, a := range addrs {
 		if err := mustBeLoopback(a); err != nil {
 			return nil, err
 		}
@@ -167,6 +217,9 @@ func startDemo(opts demoOptions) (*demo, error) {
 		PostLogoutRedirectURIs: postLogout,
 		BackchannelLogoutURI:   d.SiteURL + "/.gatehouse/backchannel-logout",
 	})
+	for _, c := range opts.Clients {
+		idp.AddClient(c)
+	}
 
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -187,6 +240,7 @@ func startDemo(opts demoOptions) (*demo, error) {
 	cfg, err := demoConfig(demoConfigInput{
 		store: store, secret: secret, listen: listen, issuer: d.IssuerURL,
 		clientSecret: clientSecret, upstream: appLn.Addr().String(), admin: opts.Admin, geoip: opts.GeoIP,
+		cacheTTL: opts.CacheTTL,
 	})
 	if err != nil {
 		d.Close()
@@ -259,6 +313,7 @@ func startProvider(issuer string, ln net.Listener) (*devidp.Provider, error) {
 // one server on loopback with gatehouse in front of reverse_proxy.
 type demoConfigInput struct {
 	store, secret, listen, issuer, clientSecret, upstream, admin, geoip string
+	cacheTTL                                                            time.Duration
 }
 
 func demoConfig(in demoConfigInput) ([]byte, error) {
@@ -268,6 +323,9 @@ func demoConfig(in demoConfigInput) ([]byte, error) {
 	}
 	if in.geoip != "" {
 		app["geoip"] = in.geoip
+	}
+	if in.cacheTTL > 0 {
+		app["cache_ttl"] = in.cacheTTL.String()
 	}
 	cfg := map[string]any{
 		"apps": map[string]any{

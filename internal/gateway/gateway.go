@@ -347,7 +347,7 @@ func (g *Gateway) lookup(r *http.Request, ip netip.Addr) (checked, error) {
 		if err != nil {
 			continue
 		}
-		s, err := g.rt.cache.GetSecret(r.Context(), sec)
+		s, err := g.rt.cache.GetSecretAt(r.Context(), sec, now)
 		if errors.Is(err, session.ErrNotFound) {
 			c.ended = true
 			continue

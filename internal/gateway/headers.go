@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"strings"
+	"unicode"
 )
 
 // Identity headers for the upstream.
@@ -75,15 +76,22 @@ func equalFoldDash(a, b string) bool {
 // Control characters, which no header may carry, are percent-encoded in
 // every value; see JoinGroups for the groups list.
 func setIdentity(h http.Header, user, email, username string, groups []string) {
-	h[HeaderUser] = []string{escapeHeader(user, false)}
+	// One allocation for the four values; each header gets a slice of
+	// capacity 1, so that appending to one cannot write into another.
+	vals := make([]string, 4)
+	vals[0] = escapeHeader(user, false)
+	h[HeaderUser] = vals[0:1:1]
 	if email != "" {
-		h[HeaderEmail] = []string{escapeHeader(email, false)}
+		vals[1] = escapeHeader(email, false)
+		h[HeaderEmail] = vals[1:2:2]
 	}
 	if username != "" {
-		h[HeaderUsername] = []string{escapeHeader(username, false)}
+		vals[2] = escapeHeader(username, false)
+		h[HeaderUsername] = vals[2:3:3]
 	}
 	if len(groups) > 0 {
-		h[HeaderGroups] = []string{JoinGroups(groups)}
+		vals[3] = JoinGroups(groups)
+		h[HeaderGroups] = vals[3:4:4]
 	}
 }
 
@@ -153,19 +161,8 @@ func stripCookie(h http.Header, name string) {
 			out = append(out, line)
 			continue
 		}
-		var b strings.Builder
-		for part := range strings.SplitSeq(line, ";") {
-			p := strings.TrimSpace(part)
-			if p == "" || (strings.HasPrefix(p, name) && len(p) > len(name) && p[len(name)] == '=') {
-				continue
-			}
-			if b.Len() > 0 {
-				b.WriteString("; ")
-			}
-			b.WriteString(p)
-		}
-		if b.Len() > 0 {
-			out = append(out, b.String())
+		if v := stripCookieLine(line, name); v != "" {
+			out = append(out, v)
 		}
 	}
 	if len(out) == 0 {
@@ -173,4 +170,42 @@ func stripCookie(h http.Header, name string) {
 		return
 	}
 	h["Cookie"] = out
+}
+
+// stripCookieLine is line without the cookies called name: its other
+// cookies, trimmed, joined by "; ". When they stand in line just so (the
+// removed cookie came first or last), the result is that piece of line,
+// which costs no allocation; otherwise one.
+func stripCookieLine(line, name string) string {
+	start, end := -1, 0 // the kept cookies so far are line[start:end]
+	var b strings.Builder
+	joined := false // b holds the kept cookies instead
+	for off := 0; off < len(line); {
+		part, _, _ := strings.Cut(line[off:], ";")
+		p := strings.TrimSpace(part)
+		ps := off + len(part) - len(strings.TrimLeftFunc(part, unicode.IsSpace))
+		off += len(part) + 1
+		switch {
+		case p == "" || (strings.HasPrefix(p, name) && len(p) > len(name) && p[len(name)] == '='):
+		case start < 0:
+			start, end = ps, ps+len(p)
+		case !joined && ps == end+2 && line[end:ps] == "; ":
+			end = ps + len(p)
+		default:
+			if !joined {
+				b.Grow(len(line))
+				b.WriteString(line[start:end])
+				joined = true
+			}
+			b.WriteString("; ")
+			b.WriteString(p)
+		}
+	}
+	switch {
+	case joined:
+		return b.String()
+	case start >= 0:
+		return line[start:end]
+	}
+	return ""
 }

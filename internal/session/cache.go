@@ -2,6 +2,8 @@ package session
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,8 +30,25 @@ type Cache struct {
 	// the last flush.
 	ended   map[string]endMark
 	flushed uint64
+	// flights are the store lookups under way, by id: a miss joins one
+	// that started less than ttl ago instead of asking the store again,
+	// so that the parallel requests of a page, or of every connection
+	// when a busy session's entry goes stale, cost one round trip. An
+	// invalidation removes the id's flight, so that no caller arriving
+	// after an end is handed what a lookup from before it found.
+	flights map[string]*flight
+	// onJoin, for tests, runs when a miss joins a flight.
+	onJoin func()
 
 	hits, misses atomic.Uint64
+}
+
+// flight is a store lookup others may wait for.
+type flight struct {
+	started time.Time
+	done    chan struct{}
+	s       *Session
+	err     error
 }
 
 type cacheEntry struct {
@@ -49,11 +68,12 @@ func NewCache(store Store, ttl time.Duration, now func() time.Time) *Cache {
 		now = time.Now
 	}
 	return &Cache{
-		store: store,
-		ttl:   ttl,
-		now:   now,
-		m:     make(map[string]cacheEntry),
-		ended: make(map[string]endMark),
+		store:   store,
+		ttl:     ttl,
+		now:     now,
+		m:       make(map[string]cacheEntry),
+		ended:   make(map[string]endMark),
+		flights: make(map[string]*flight),
 	}
 }
 
@@ -71,11 +91,57 @@ func (c *Cache) Get(ctx context.Context, id string) (*Session, error) {
 		c.hits.Add(1)
 		return e.s, nil
 	}
+	return c.miss(ctx, id, now, e, ok)
+}
+
+// miss asks the store for id, or waits for a lookup of it that is under
+// way and recent enough; e is the stale entry, if ok.
+func (c *Cache) miss(ctx context.Context, id string, now time.Time, e cacheEntry, ok bool) (*Session, error) {
 	c.misses.Add(1)
-	c.mu.RLock()
+	c.mu.Lock()
+	if f := c.flights[id]; f != nil && now.Sub(f.started) < c.ttl {
+		c.mu.Unlock()
+		if c.onJoin != nil {
+			c.onJoin()
+		}
+		select {
+		case <-f.done:
+			if f.err == nil {
+				return f.s, nil
+			}
+			// The lookup failed, perhaps only because its caller gave
+			// up: try for ourselves.
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for a lookup of the session: %w", ctx.Err())
+		}
+		c.mu.Lock()
+	}
+	var mine *flight
+	if c.ttl > 0 && c.flights[id] == nil {
+		mine = &flight{started: now, done: make(chan struct{})}
+		c.flights[id] = mine
+	}
 	start := c.seq
-	c.mu.RUnlock()
-	s, err := c.store.Get(ctx, id)
+	c.mu.Unlock()
+	var s *Session
+	var err error
+	finished := false
+	if mine != nil {
+		defer func() {
+			mine.s, mine.err = s, err
+			if !finished {
+				mine.err = errors.New("session lookup did not finish") // store.Get panicked
+			}
+			c.mu.Lock()
+			if c.flights[id] == mine {
+				delete(c.flights, id)
+			}
+			c.mu.Unlock()
+			close(mine.done)
+		}()
+	}
+	s, err = c.store.Get(ctx, id)
+	finished = true
 	if err != nil {
 		if ok {
 			c.mu.Lock()
@@ -99,9 +165,14 @@ func (c *Cache) Get(ctx context.Context, id string) (*Session, error) {
 // GetSecret is Get for the session a cookie secret leads to. On a cache hit
 // it allocates nothing, which keeps the per-request check cheap.
 func (c *Cache) GetSecret(ctx context.Context, sec Secret) (*Session, error) {
+	return c.GetSecretAt(ctx, sec, c.now())
+}
+
+// GetSecretAt is GetSecret for a caller that has just read the cache's
+// clock: now is the time it read.
+func (c *Cache) GetSecretAt(ctx context.Context, sec Secret, now time.Time) (*Session, error) {
 	var buf [IDLen]byte
 	sec.id(&buf)
-	now := c.now()
 	c.mu.RLock()
 	e, ok := c.m[string(buf[:])]
 	c.mu.RUnlock()
@@ -109,7 +180,7 @@ func (c *Cache) GetSecret(ctx context.Context, sec Secret) (*Session, error) {
 		c.hits.Add(1)
 		return e.s, nil
 	}
-	return c.Get(ctx, string(buf[:]))
+	return c.miss(ctx, string(buf[:]), now, e, ok)
 }
 
 // Put replaces the cached copy of a session (after a touch, say) without
@@ -145,9 +216,11 @@ func (c *Cache) Invalidate(id string) {
 	c.seq++
 	if id == "" {
 		clear(c.m)
+		clear(c.flights)
 		c.flushed = c.seq
 	} else {
 		delete(c.m, id)
+		delete(c.flights, id)
 		c.ended[id] = endMark{seq: c.seq, at: now}
 	}
 	c.mu.Unlock()

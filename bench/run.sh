@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Requests/s and latency through gatehouse against bare Caddy reverse_proxy
+# (and oauth2-proxy, when OAUTH2_PROXY_BIN names its binary), interleaved in
+# one run on loopback. See bench/README.md.
+#
+#   bench/run.sh [seconds-per-run] [rounds] [connections]     (default 10 5 32)
+#
+# Environment: OAUTH2_PROXY_BIN (adds oauth2-proxy with its Redis session
+# store), WRK_THREADS (default 1), PROFILE=<file> (a CPU profile of the
+# gatehouse process during round 1 of the warm-cache configuration),
+# KEEP=1 (keep the work directory with every log and wrk output).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dur=${1:-10}; rounds=${2:-5}; conns=${3:-32}
+threads=${WRK_THREADS:-1}
+[ "$rounds" -ge 1 ] && [ "$dur" -ge 1 ] && [ "$conns" -ge 1 ] || { echo "usage: bench/run.sh [seconds] [rounds] [conns]" >&2; exit 2; }
+
+if ! command -v wrk >/dev/null; then
+	echo "installing wrk" >&2
+	{ apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; } >/dev/null 2>&1 ||
+		{ echo "needs wrk (apt-get install -y wrk)" >&2; exit 1; }
+fi
+for c in curl redis-server redis-cli go awk; do
+	command -v $c >/dev/null || { echo "needs $c" >&2; exit 1; }
+done
+if [ -n "${OAUTH2_PROXY_BIN:-}" ] && [ ! -x "$OAUTH2_PROXY_BIN" ]; then
+	echo "OAUTH2_PROXY_BIN=$OAUTH2_PROXY_BIN is not an executable" >&2; exit 1
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	if [ -n "${KEEP:-}" ]; then echo "work directory kept: $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+die() { echo "bench: $*" >&2; for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -15 "$f" >&2; }; done; exit 1; }
+
+# port VAR: a free loopback port, distinct from the ones already taken,
+# below the kernel's ephemeral range (where listeners on port 0 and
+# outgoing connections take theirs).
+taken=" "
+eph=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$eph" -gt 12000 ] || eph=32768
+port() {
+	local p
+	while :; do
+		p=$((10000 + RANDOM % (eph - 10000)))
+		[[ $taken == *" $p "* ]] && continue
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+		taken+="$p "
+		printf -v "$1" %d "$p"
+		return
+	done
+}
+# wait_for CMD...: retry for up to 30 s (a loaded machine starts slowly).
+wait_for() { for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+randhex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
+
+echo "building gatehouse" >&2
+go build -o "$work/gatehouse" ./cmd/gatehouse
+
+port rp
+redis-server --port "$rp" --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.log" 2>&1 &
+pids+=($!)
+rcli() { redis-cli -p "$rp" "$@"; }
+wait_for rcli ping || die "redis-server did not start"
+# snapshot FILE: calls so far by command, not counting INFO itself; prints
+# their sum.
+snapshot() { rcli info commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ && $1 != "cmdstat_info" {sub(/^cmdstat_/, "", $1); print $1, $3}' >"$1"; awk '{s += $2} END {print s + 0}' "$1"; }
+
+# Two demos on one Redis and one secret (two instances of one deployment):
+# A with the default cache_ttl (5s), B with cache_ttl 1ns, so that every
+# request of B reads Redis (cache_ttl 0 means "the default").
+secret=$(randhex 32)
+port siteA; port idpA; port adminA; port siteB; port idpB; port adminB; port up; port bare; port op
+o2secret=$(randhex 16)
+GATEHOUSE_SECRET=$secret "$work/gatehouse" demo --listen "127.0.0.1:$siteA" --idp-listen "127.0.0.1:$idpA" \
+	--admin "127.0.0.1:$adminA" --redis "redis://127.0.0.1:$rp/0" \
+	--client "oauth2-proxy,$o2secret,http://127.0.0.1:$op/oauth2/callback" >"$work/demo-a.log" 2>&1 &
+pids+=($!)
+GATEHOUSE_SECRET=$secret "$work/gatehouse" demo --listen "127.0.0.1:$siteB" --idp-listen "127.0.0.1:$idpB" \
+	--admin "127.0.0.1:$adminB" --redis "redis://127.0.0.1:$rp/0" --cache-ttl 1ns >"$work/demo-b.log" 2>&1 &
+pids+=($!)
+wait_for curl -sf -o /dev/null "http://127.0.0.1:$adminA/config/" || die "demo A did not start"
+wait_for curl -sf -o /dev/null "http://127.0.0.1:$adminB/config/" || die "demo B did not start"
+
+# One small upstream (a static "ok"), a bare reverse_proxy to it, and both
+# demos' gatehouse routes pointed at it instead of the sample app.
+api() { curl -sf -X "$2" -H 'Content-Type: application/json' "http://127.0.0.1:$1$3" ${4:+-d "$4"} >/dev/null || die "admin API $2 $3 failed"; }
+api "$adminA" POST /config/apps/http/servers/upstream "{\"listen\":[\"127.0.0.1:$up\"],\"automatic_https\":{\"disable\":true},\"routes\":[{\"handle\":[{\"handler\":\"static_response\",\"body\":\"ok\"}]}]}"
+api "$adminA" POST /config/apps/http/servers/bare "{\"listen\":[\"127.0.0.1:$bare\"],\"automatic_https\":{\"disable\":true},\"routes\":[{\"handle\":[{\"handler\":\"reverse_proxy\",\"upstreams\":[{\"dial\":\"127.0.0.1:$up\"}]}]}]}"
+api "$adminA" PATCH /config/apps/http/servers/demo/routes/0/handle/1/upstreams/0/dial "\"127.0.0.1:$up\""
+api "$adminB" PATCH /config/apps/http/servers/demo/routes/0/handle/1/upstreams/0/dial "\"127.0.0.1:$up\""
+wait_for curl -sf -o /dev/null "http://127.0.0.1:$bare/" || die "bare reverse_proxy does not answer"
+
+if [ -n "${OAUTH2_PROXY_BIN:-}" ]; then
+	"$OAUTH2_PROXY_BIN" --http-address "127.0.0.1:$op" --upstream "http://127.0.0.1:$up/" \
+		--provider oidc --oidc-issuer-url "http://localhost:$idpA" --client-id oauth2-proxy --client-secret "$o2secret" \
+		--redirect-url "http://127.0.0.1:$op/oauth2/callback" --scope "openid email profile" \
+		--code-challenge-method S256 --email-domain '*' --skip-provider-button \
+		--cookie-secret "$(randhex 16)" --cookie-secure=false \
+		--session-store-type redis --redis-connection-url "redis://127.0.0.1:$rp/1" \
+		--request-logging=false >"$work/oauth2-proxy.log" 2>&1 &
+	pids+=($!)
+	wait_for curl -sf -o /dev/null "http://127.0.0.1:$op/ping" || die "oauth2-proxy did not start"
+fi
+
+# signin START IDP NAME: follows START to the development provider, signs
+# in as bob through its form, follows the redirects back, and prints the
+# value of the cookie NAME.
+signin() {
+	local jar="$work/jar.$3" loc form id
+	loc=$(curl -s -c "$jar" -b "$jar" -o /dev/null -w '%{redirect_url}' -H 'Accept: text/html' "$1")
+	[ -n "$loc" ] || die "$1 did not redirect to the provider"
+	form=$(curl -s -L -c "$jar" -b "$jar" -H 'Accept: text/html' "$loc")
+	id=$(grep -o 'name="id" value="[^"]*"' <<<"$form" | sed 's/.*value="//;s/"$//')
+	[ -n "$id" ] || die "no login form at $loc"
+	curl -s -L -o /dev/null -c "$jar" -b "$jar" -H 'Accept: text/html' -H "Origin: $2" \
+		--data-urlencode "id=$id" -d username=bob -d password=demo "$2/login"
+	awk -v n="$3" '$6 == n {print $7}' "$jar" | tail -1
+}
+# check URL HEADER: the signed-in request must reach the upstream.
+check() {
+	local body
+	body=$(curl -s -H "$2" "$1")
+	[ "$body" = ok ] || die "signed-in request to $1 did not reach the upstream: ${body:0:200}"
+}
+
+cA=$(signin "http://localhost:$siteA/" "http://localhost:$idpA" gatehouse)
+[ -n "$cA" ] || die "sign-in through demo A failed"
+cB=$(signin "http://localhost:$siteB/" "http://localhost:$idpB" gatehouse)
+[ -n "$cB" ] || die "sign-in through demo B failed"
+check "http://127.0.0.1:$siteA/" "Cookie: gatehouse=$cA"
+check "http://127.0.0.1:$siteB/" "Cookie: gatehouse=$cB"
+
+names=(bare warm nocache)
+declare -A url hdr label
+url[bare]="http://127.0.0.1:$bare/"; hdr[bare]="X-Bench: bare"; label[bare]="bare reverse_proxy"
+url[warm]="http://127.0.0.1:$siteA/"; hdr[warm]="Cookie: gatehouse=$cA"; label[warm]="gatehouse, warm cache"
+url[nocache]="http://127.0.0.1:$siteB/"; hdr[nocache]="Cookie: gatehouse=$cB"; label[nocache]="gatehouse, cache_ttl 1ns"
+if [ -n "${OAUTH2_PROXY_BIN:-}" ]; then
+	cO=$(signin "http://127.0.0.1:$op/oauth2/start?rd=%2F" "http://localhost:$idpA" _oauth2_proxy)
+	[ -n "$cO" ] || die "sign-in through oauth2-proxy failed"
+	check "http://127.0.0.1:$op/" "Cookie: _oauth2_proxy=$cO"
+	names+=(o2p)
+	url[o2p]="http://127.0.0.1:$op/"; hdr[o2p]="Cookie: _oauth2_proxy=$cO"; label[o2p]="oauth2-proxy, Redis sessions"
+fi
+
+# run NAME SECONDS OUT: wrk with latency percentiles.
+run() { wrk -t"$threads" -c"$conns" -d"${2}s" --latency -H "${hdr[$1]}" "${url[$1]}" >"$3" 2>&1 || die "wrk failed: $(cat "$3")"; }
+# parse OUT: "rps p50_ms p99_ms requests bad" from wrk's output.
+parse() {
+	awk '
+		function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+		/^ +50% / {p50 = ms($2)} /^ +99% / {p99 = ms($2)}
+		/requests in/ {n = $1} /Requests\/sec/ {rps = $2}
+		/Non-2xx/ {bad += $NF} /Socket errors/ {gsub(/,/, ""); bad += $4 + $6 + $8 + $10}
+		END {printf "%s %s %s %s %d\n", rps, p50, p99, n, bad}' "$1"
+}
+
+echo "warming up" >&2
+for n in "${names[@]}"; do run "$n" 1 "$work/warmup.$n"; done
+
+res="$work/results"
+: >"$res"; : >"$work/bycmd"
+echo "measuring: ${#names[@]} configurations × $rounds rounds × ${dur}s, $conns connections, $threads wrk thread(s)" >&2
+for r in $(seq "$rounds"); do
+	# Rotate the order each round, so that drift on a shared machine
+	# favours no configuration.
+	k=${#names[@]}
+	for i in $(seq 0 $((k - 1))); do
+		n=${names[$(((i + r - 1) % k))]}
+		prof=
+		if [ -n "${PROFILE:-}" ] && [ "$r" = 1 ] && [ "$n" = warm ]; then
+			curl -s -o "$PROFILE" "http://127.0.0.1:$adminA/debug/pprof/profile?seconds=$dur" &
+			prof=$!
+		fi
+		before=$(snapshot "$work/cmds.before")
+		run "$n" "$dur" "$work/wrk.$r.$n"
+		after=$(snapshot "$work/cmds.after")
+		# Per-command deltas, for the breakdown under the table.
+		awk -v n="$n" 'NR == FNR {b[$1] = $2; next} $2 > b[$1] {print n, $1, $2 - b[$1]}' "$work/cmds.before" "$work/cmds.after" >>"$work/bycmd"
+		[ -n "$prof" ] && wait "$prof"
+		read -r rps p50 p99 reqs bad < <(parse "$work/wrk.$r.$n")
+		[ "$bad" = 0 ] || die "$n round $r: $bad non-2xx responses or socket errors: $(cat "$work/wrk.$r.$n")"
+		echo "$r $n $rps $p50 $p99 $reqs $((after - before))" >>"$res"
+		printf '  round %d  %-30s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  redis %d\n' "$r" "${label[$n]}" "$rps" "$p50" "$p99" "$((after - before))" >&2
+	done
+done
+
+echo
+printf '%s s × %s rounds, %s connections, %s wrk thread(s), %s\n' "$dur" "$rounds" "$conns" "$threads" "$(nproc) cores, $(uname -sr)"
+labels=$(for n in "${names[@]}"; do printf '%s=%s;' "$n" "${label[$n]}"; done)
+# Scripts (EVALSHA and kin) per configuration: each is one round trip, and
+# commandstats also counts every command a script runs.
+awk '$2 ~ /^(eval|evalsha|eval_ro|evalsha_ro|fcall|fcall_ro)$/ {s[$1] += $3} END {for (n in s) print "script", n, s[n]}' "$work/bycmd" >"$work/scripts"
+awk -v order="${names[*]}" -v labels="$labels" '
+	function median(a, m,    i, j, t, b) {
+		for (i = 1; i <= m; i++) b[i] = a[i]
+		for (i = 2; i <= m; i++) for (j = i; j > 1 && b[j - 1] > b[j]; j--) { t = b[j]; b[j] = b[j - 1]; b[j - 1] = t }
+		return (m % 2) ? b[(m + 1) / 2] : (b[m / 2] + b[m / 2 + 1]) / 2
+	}
+	function min(a, m,    i, v) { v = a[1]; for (i = 2; i <= m; i++) if (a[i] < v) v = a[i]; return v }
+	function max(a, m,    i, v) { v = a[1]; for (i = 2; i <= m; i++) if (a[i] > v) v = a[i]; return v }
+	$1 == "script" { scripts[$2] = $3; next }
+	{ rps[$2, $1] = $3; p50[$2, $1] = $4; p99[$2, $1] = $5; reqs[$2] += $6; cmds[$2] += $7; if ($1 > R) R = $1 }
+	END {
+		split(labels, l, ";"); for (i in l) { split(l[i], kv, "="); lab[kv[1]] = kv[2] }
+		k = split(order, names, " ")
+		printf "| %-30s | %-28s | %7s | %7s | %10s | %-23s | %13s | %16s |\n", "configuration", "requests/s median (min–max)", "p50 ms", "p99 ms", "p99 − bare", "ratio to bare (min–max)", "Redis cmd/req", "of which scripts"
+		printf "|%s|%s|%s|%s|%s|%s|%s|%s|\n", "--------------------------------", "------------------------------", "--------:", "--------:", "-----------:", "-------------------------", "--------------:", "-----------------:"
+		for (x = 1; x <= k; x++) {
+			n = names[x]
+			for (r = 1; r <= R; r++) {
+				a[r] = rps[n, r]; b50[r] = p50[n, r]; b99[r] = p99[n, r]
+				ra[r] = rps[n, r] / rps["bare", r]; d99[r] = p99[n, r] - p99["bare", r]
+			}
+			spread = sprintf("%.0f (%.0f–%.0f)", median(a, R), min(a, R), max(a, R))
+			ratio = sprintf("%.3f (%.3f–%.3f)", median(ra, R), min(ra, R), max(ra, R))
+			printf "| %-30s | %-28s | %7.2f | %7.2f | %+10.2f | %-23s | %13.4f | %16.4f |\n", lab[n], spread, median(b50, R), median(b99, R), median(d99, R), ratio, cmds[n] / reqs[n], scripts[n] / reqs[n]
+		}
+		print ""
+		print "p50 and p99: medians over rounds; p99 − bare and the ratio: medians of per-round differences and ratios;"
+		print "Redis cmd/req: INFO commandstats calls during the configuration'"'"'s runs / its requests; commandstats"
+		print "counts a script (EVALSHA, one round trip) and also each command it runs."
+	}' "$work/scripts" "$res"
+
+# Which commands, per request, each configuration made.
+awk -v order="${names[*]}" -v labels="$labels" '
+	NR == FNR {reqs[$2] += $6; next}
+	{c[$1, $2] += $3; cmds[$1] = cmds[$1] " " $2}
+	END {
+		split(labels, l, ";"); for (i in l) { split(l[i], kv, "="); lab[kv[1]] = kv[2] }
+		k = split(order, names, " ")
+		print "Redis commands per request, by command:"
+		for (x = 1; x <= k; x++) {
+			n = names[x]; line = ""; delete seen
+			m = split(cmds[n], cs, " ")
+			for (i = 1; i <= m; i++) if (!(cs[i] in seen)) { seen[cs[i]] = 1; line = line sprintf(" %s %.4f", cs[i], c[n, cs[i]] / reqs[n]) }
+			printf "  %-30s%s\n", lab[n] ":", (line == "" ? " none" : line)
+		}
+	}' "$res" "$work/bycmd"
