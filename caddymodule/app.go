@@ -55,7 +55,9 @@ type App struct {
 
 	// CacheTTL bounds how long an instance trusts a cached session without
 	// asking the store; ends are also pushed to every instance at once.
-	// Default: 5s.
+	// Default: 5s. In the Caddyfile, "cache_ttl 0" turns the cache off
+	// (every request reads the store); in JSON that is 1 (a nanosecond),
+	// as 0 means the default.
 	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
 
 	// TouchInterval throttles writes of a session's last access; each site

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -97,6 +98,11 @@ func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 		case "cache_ttl":
 			if err := durationArg(d, &app.CacheTTL); err != nil {
 				return nil, err
+			}
+			if app.CacheTTL == 0 {
+				// "cache_ttl 0": no cache, every request reads the store.
+				// JSON's 0 is the default, so it becomes 1ns there.
+				app.CacheTTL = caddy.Duration(time.Nanosecond)
 			}
 		case "touch_interval":
 			if err := durationArg(d, &app.TouchInterval); err != nil {

@@ -315,3 +315,27 @@ func TestUnmarshalRefresh(t *testing.T) {
 		t.Error("JSON pass_access_token without refresh accepted")
 	}
 }
+
+// "cache_ttl 0" turns the cache off; JSON's 0 would be the default, so it
+// adapts to a nanosecond, and an unset cache_ttl stays unset.
+func TestCacheTTLZeroMeansNoCache(t *testing.T) {
+	site := "app.example.com {\n\tgatehouse {\n\t\tissuer https://idp.example.com\n\t\tclient_id x\n\t}\n}\n"
+	for _, tt := range []struct{ global, want string }{
+		{"\t\tcache_ttl 0\n", `"cache_ttl":1`},
+		{"\t\tcache_ttl 0s\n", `"cache_ttl":1`},
+		{"\t\tcache_ttl 2s\n", `"cache_ttl":2000000000`},
+		{"\t\tretention 30d\n", ""},
+	} {
+		out, err := adapt(t, "{\n\tgatehouse {\n"+tt.global+"\t}\n}\n"+site)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.global, err)
+		}
+		if tt.want == "" {
+			if strings.Contains(string(out), "cache_ttl") {
+				t.Errorf("%q adapted to %s, want no cache_ttl", tt.global, out)
+			}
+		} else if !strings.Contains(string(out), tt.want) {
+			t.Errorf("%q adapted to %s, want %s", tt.global, out, tt.want)
+		}
+	}
+}

@@ -53,7 +53,7 @@ passwords are public.`,
 			cmd.Flags().String("listen", "127.0.0.1:8080", "address of the protected site (loopback only)")
 			cmd.Flags().String("idp-listen", "127.0.0.1:8081", "address of the development OpenID provider (loopback only)")
 			cmd.Flags().String("admin", "", "address of Caddy's admin endpoint (loopback only; default localhost:2019)")
-			cmd.Flags().String("cache-ttl", "", "the gatehouse app's cache_ttl, e.g. 1ns (default: the app's default)")
+			cmd.Flags().String("cache-ttl", "", "the gatehouse app's cache_ttl; 0 turns the cache off (default: the app's default)")
 			cmd.Flags().StringArray("client", nil, "another provider client: id,secret,redirect_uri[,redirect_uri...] (repeatable)")
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runDemo)
 		},
@@ -88,10 +88,11 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 	}
 	if v := fl.String("cache-ttl"); v != "" {
 		ttl, err := caddy.ParseDuration(v)
-		if err != nil || ttl <= 0 {
-			return caddy.ExitCodeFailedStartup, fmt.Errorf("--cache-ttl %q: want a positive duration", v)
+		if err != nil || ttl < 0 {
+			return caddy.ExitCodeFailedStartup, fmt.Errorf("--cache-ttl %q: want a duration, 0 for no cache", v)
 		}
-		opts.CacheTTL = ttl
+		// 0 turns the cache off, as "cache_ttl 0" does in a Caddyfile.
+		opts.CacheTTL = max(ttl, time.Nanosecond)
 	}
 	clients, err := fl.GetStringArray("client")
 	if err != nil {
