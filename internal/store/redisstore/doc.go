@@ -328,10 +328,13 @@
 // Query walked the stream newest first and gave up after EventMaxScan
 // (100,000) events. Now every event's ID also goes into an index per
 // user subject, email (folded so that strings.EqualFold agrees, as
-// Filter.Match compares emails), type and site, in the same script as
-// the XADD, so an index never lacks an event. Query reads the index of
-// the most selective field the filter has (user, then site, then types,
-// then an admin's reach of at most 4 sites; user reads the subject's and
+// Filter.Match compares emails), type, site and IP bucket (the text up to
+// its second separator: an IPv4 /16 such as "203.0.", or an IPv6
+// address's first two groups), in the same script as the XADD, so an
+// index never lacks an event. Query reads the index of the most selective
+// field the filter has (user, then an IP prefix at least a bucket long,
+// then site, then types, then an admin's reach of at most 4 sites; a
+// shorter IP prefix is still scanned; user reads the subject's and
 // the email's index, several types or sites read one each), merging them
 // newest first: an ID is taken only once every index has been read down
 // to it, so that pages have no gaps or duplicates, appends meanwhile
