@@ -341,7 +341,7 @@
 // being newer. It fetches the events with pipelined XRANGE id id and
 // applies the rest of the filter with Match; the cursor is the event ID,
 // as with the scan, which still serves filters with no indexed field (a
-// date range alone is an ID range of the stream, IP prefixes are scanned).
+// date range alone is an ID range of the stream, IP prefixes shorter than a bucket are scanned).
 //
 // An index entry has the event's own ID, so the stream's ID ranges (From,
 // To, the cursor) apply to indexes unchanged. Redis 7 preallocates a
