@@ -179,10 +179,11 @@ func (s *Store) exportReaders(ctx context.Context, f *activity.Filter) ([]*expor
 }
 
 // snapshot reads the newest ID of every shard's stream in one pipeline
-// and starts each reader there (or lower, at start): events appended
-// while the export runs are newer than its snapshot, as an index entry is
-// written with its event, so the export is of one moment, with no gaps,
-// as a walk of pages is. A reader of an empty stream is done at once.
+// and starts each reader at the newest of them (or lower, at start):
+// events appended while the export runs are newer than its snapshot, as
+// an index entry is written with its event, so the export is of one
+// moment, with no gaps, as a walk of pages is. When every stream is
+// empty the readers are done at once.
 //
 // The index lists are read here too, before any index stream: an Append
 // that brings a list to smallIndex IDs moves them to the index's stream,
@@ -206,16 +207,25 @@ func (s *Store) snapshot(ctx context.Context, readers []*exportReader, start str
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fail("exporting events", err)
 	}
+	// The cut is the newest ID of them all, not each stream's own: on a
+	// Cluster the pipeline's parts reach the masters in no set order, and
+	// an event appended to one shard after its newest ID was read, but
+	// before another's was, is older than what that other shard exports.
+	cut := ""
+	for _, c := range tops {
+		if top := c.Val(); len(top) > 0 && (cut == "" || compareStreamIDs(top[0].ID, cut) > 0) {
+			cut = top[0].ID
+		}
+	}
 	for i, r := range readers {
 		if r.list {
 			r.ids = lists[i].Val()
 		}
-		top := tops[r.stream].Val()
 		switch {
-		case len(top) == 0:
+		case cut == "":
 			r.done = true
-		case start == "+" || compareStreamIDs(top[0].ID, strings.TrimPrefix(start, "(")) < 0:
-			r.start = top[0].ID
+		case start == "+" || compareStreamIDs(cut, strings.TrimPrefix(start, "(")) < 0:
+			r.start = cut
 		default:
 			r.start = start
 		}
