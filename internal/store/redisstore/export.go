@@ -21,8 +21,9 @@ const (
 	// rows come soon, and each next read for twice as many.
 	exportChunk = 512
 	exportFirst = 64
-	// exportReads bounds the Redis calls one export has in flight, so
-	// that it leaves the connection pool to the requests.
+	// exportReads bounds the Redis calls the store's exports have in
+	// flight, all of them together (Store.exports), so that they leave
+	// the connection pool to the requests however many run at once.
 	exportReads = 4
 	// exportDense is the share of the streams an index must hold at least
 	// (one in exportDense) for an export to read it: fetching an event by
@@ -86,7 +87,7 @@ func (s *Store) Export(ctx context.Context, f activity.Filter, each func(*activi
 		cancel()
 		wg.Wait()
 	}()
-	sem := make(chan struct{}, exportReads)
+	sem := s.exports
 	for _, r := range readers {
 		if r.done {
 			continue

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -276,5 +277,71 @@ func TestReviewExportBoundsBelowZero(t *testing.T) {
 		if err != nil || n != 0 {
 			t.Errorf("Export(%+v) = %d events, %v; want none, no error", f, n, err)
 		}
+	}
+}
+
+// inflight counts the commands and pipelines a client has out at once,
+// and the most it had.
+type inflight struct{ now, most atomic.Int64 }
+
+func (h *inflight) enter() func() {
+	n := h.now.Add(1)
+	for m := h.most.Load(); n > m && !h.most.CompareAndSwap(m, n); m = h.most.Load() {
+	}
+	return func() { h.now.Add(-1) }
+}
+
+func (h *inflight) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *inflight) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		defer h.enter()()
+		return next(ctx, cmd)
+	}
+}
+func (h *inflight) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		defer h.enter()()
+		return next(ctx, cmds)
+	}
+}
+
+// exportReads bounded the Redis calls of one export, but every export had
+// its own bound: a few concurrent downloads (an auditor's script) held
+// the whole connection pool, and requests' store calls queued behind
+// them (24 exports at once: a GET waited 120 ms on average, 0.5 s at
+// worst, on a pool of 20). The bound is now the store's, shared by its
+// exports.
+func TestReviewExportsShareTheirBound(t *testing.T) {
+	addr := testredis.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { c.Close() })
+	s, err := New(Options{Client: c, Prefix: fmt.Sprintf("t%d", prefixes.Add(1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	now := time.Now().Add(-time.Hour)
+	for i := range 3000 {
+		e := &activity.Event{Time: now.Add(time.Duration(i) * time.Millisecond), Type: activity.LoginSucceeded, User: fmt.Sprintf("u%d", i%300), Site: "a.example"}
+		if err := s.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &inflight{}
+	c.AddHook(h)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			n := 0
+			if err := s.Export(ctx, activity.Filter{}, func(*activity.Event) error { n++; return nil }); err != nil || n != 3000 {
+				t.Errorf("Export = %d events, %v; want 3000", n, err)
+			}
+		})
+	}
+	wg.Wait()
+	// The snapshot's pipelines come before the readers' calls, one per
+	// export: those may overlap the bounded reads.
+	if most := h.most.Load(); most > exportReads+6 {
+		t.Fatalf("6 exports had %d Redis calls out at once, want at most %d (exportReads) and their snapshots", most, exportReads)
 	}
 }
