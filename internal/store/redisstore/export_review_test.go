@@ -291,16 +291,30 @@ func (h *inflight) enter() func() {
 	return func() { h.now.Add(-1) }
 }
 
+// connInit tells the commands go-redis sends to set up a new connection,
+// inside the call that needed it, through the same hooks.
+func connInit(cmd redis.Cmder) bool {
+	switch cmd.Name() {
+	case "hello", "client", "auth", "select", "ping":
+		return true
+	}
+	return false
+}
+
 func (h *inflight) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h *inflight) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		defer h.enter()()
+		if !connInit(cmd) {
+			defer h.enter()()
+		}
 		return next(ctx, cmd)
 	}
 }
 func (h *inflight) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		defer h.enter()()
+		if len(cmds) == 0 || !connInit(cmds[0]) {
+			defer h.enter()()
+		}
 		return next(ctx, cmds)
 	}
 }
