@@ -55,6 +55,11 @@ func (s *Store) bounds(f *activity.Filter) (start, end string, err error) {
 	start, end = "+", "-"
 	if !f.To.IsZero() {
 		start = strconv.FormatInt(f.To.Add(s.skew).UnixMilli(), 10)
+		if f.To.Add(s.skew).UnixMilli() < 0 {
+			// Before 1970: XREVRANGE refuses a negative ID, and no
+			// entry is at 0-0 (XADD never makes it), so nothing.
+			start = "0-0"
+		}
 	}
 	if !f.From.IsZero() {
 		end = strconv.FormatInt(max(f.From.UnixMilli(), 0), 10)
@@ -67,6 +72,10 @@ func (s *Store) bounds(f *activity.Filter) (start, end string, err error) {
 		// still.
 		if start == "+" || compareStreamIDs(f.Cursor, start) < 0 {
 			start = "(" + f.Cursor
+			if compareStreamIDs(f.Cursor, "0-0") == 0 {
+				// XREVRANGE cannot go below 0-0: nothing is there.
+				start = "0-0"
+			}
 		}
 	}
 	return start, end, nil

@@ -21,8 +21,9 @@ const (
 	// rows come soon, and each next read for twice as many.
 	exportChunk = 512
 	exportFirst = 64
-	// exportReads bounds the Redis calls one export has in flight, so
-	// that it leaves the connection pool to the requests.
+	// exportReads bounds the Redis calls the store's exports have in
+	// flight, all of them together (Store.exports), so that they leave
+	// the connection pool to the requests however many run at once.
 	exportReads = 4
 	// exportDense is the share of the streams an index must hold at least
 	// (one in exportDense) for an export to read it: fetching an event by
@@ -49,11 +50,12 @@ type exportBatch struct {
 // exportReader reads one source ahead of the merge: a shard's stream, an
 // index stream or an index list, whose events it fetches from stream.
 type exportReader struct {
-	key    string // the stream or index read in order
-	stream string // the shard's stream (key, or the index's events)
-	events bool   // key is the stream: its entries are the events
-	list   bool   // key is an index list: read whole, then done
-	start  string // the XREVRANGE start of the reader's first read
+	key    string   // the stream or index read in order
+	stream string   // the shard's stream (key, or the index's events)
+	events bool     // key is the stream: its entries are the events
+	list   bool     // key is an index list: read whole, then done
+	start  string   // the XREVRANGE start of the reader's first read
+	ids    []string // a list's IDs, read with the snapshot
 	ch     chan exportBatch
 	cur    []exportEvent
 	done   bool
@@ -85,7 +87,7 @@ func (s *Store) Export(ctx context.Context, f activity.Filter, each func(*activi
 		cancel()
 		wg.Wait()
 	}()
-	sem := make(chan struct{}, exportReads)
+	sem := s.exports
 	for _, r := range readers {
 		if r.done {
 			continue
@@ -178,16 +180,27 @@ func (s *Store) exportReaders(ctx context.Context, f *activity.Filter) ([]*expor
 }
 
 // snapshot reads the newest ID of every shard's stream in one pipeline
-// and starts each reader there (or lower, at start): events appended
-// while the export runs are newer than its snapshot, as an index entry is
-// written with its event, so the export is of one moment, with no gaps,
-// as a walk of pages is. A reader of an empty stream is done at once.
+// and starts each reader at the newest of them (or lower, at start):
+// events appended while the export runs are newer than its snapshot, as
+// an index entry is written with its event, so the export is of one
+// moment, with no gaps, as a walk of pages is. When every stream is
+// empty the readers are done at once.
+//
+// The index lists are read here too, before any index stream: an Append
+// that brings a list to smallIndex IDs moves them to the index's stream,
+// and a stream read before that move and a list read after it would
+// both miss them. Read in this order, the move at worst hands an ID over
+// twice, which the merge drops.
 func (s *Store) snapshot(ctx context.Context, readers []*exportReader, start string) error {
 	tops := make(map[string]*redis.XMessageSliceCmd)
+	lists := make([]*redis.StringSliceCmd, len(readers))
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, r := range readers {
+		for i, r := range readers {
 			if tops[r.stream] == nil {
 				tops[r.stream] = p.XRevRangeN(ctx, r.stream, "+", "-", 1)
+			}
+			if r.list {
+				lists[i] = p.LRange(ctx, r.key, 0, -1)
 			}
 		}
 		return nil
@@ -195,13 +208,25 @@ func (s *Store) snapshot(ctx context.Context, readers []*exportReader, start str
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fail("exporting events", err)
 	}
-	for _, r := range readers {
-		top := tops[r.stream].Val()
+	// The cut is the newest ID of them all, not each stream's own: on a
+	// Cluster the pipeline's parts reach the masters in no set order, and
+	// an event appended to one shard after its newest ID was read, but
+	// before another's was, is older than what that other shard exports.
+	cut := ""
+	for _, c := range tops {
+		if top := c.Val(); len(top) > 0 && (cut == "" || compareStreamIDs(top[0].ID, cut) > 0) {
+			cut = top[0].ID
+		}
+	}
+	for i, r := range readers {
+		if r.list {
+			r.ids = lists[i].Val()
+		}
 		switch {
-		case len(top) == 0:
+		case cut == "":
 			r.done = true
-		case start == "+" || compareStreamIDs(top[0].ID, strings.TrimPrefix(start, "(")) < 0:
-			r.start = top[0].ID
+		case start == "+" || compareStreamIDs(cut, strings.TrimPrefix(start, "(")) < 0:
+			r.start = cut
 		default:
 			r.start = start
 		}
@@ -231,18 +256,9 @@ func (r *exportReader) run(ctx context.Context, s *Store, f *activity.Filter, st
 		return fn()
 	}
 	if r.list {
-		var ids []string
-		err := call(func() (err error) {
-			ids, err = s.c.LRange(ctx, r.key, 0, -1).Result()
-			return err
-		})
-		if err != nil && !errors.Is(err, redis.Nil) {
-			send(exportBatch{err: fail("exporting events", err)})
-			return
-		}
 		G := uint64(len(s.shards))
 		var in []string
-		for _, v := range slices.Backward(ids) {
+		for _, v := range slices.Backward(r.ids) {
 			if id := fullListID(v, G); inRange(id, start, end) {
 				in = append(in, id)
 			}

@@ -131,6 +131,10 @@ type Store struct {
 	replicaTimeout time.Duration
 	replMu         sync.Mutex
 	replicas       map[string]replicaCount // by master address ("" unless Cluster)
+
+	// exports holds a token for each Redis call the store's exports
+	// have in flight (exportReads at most, all exports together).
+	exports chan struct{}
 }
 
 // shard holds the key names of one shard: every key of a user (sessions,
@@ -178,6 +182,7 @@ func New(opts Options) (*Store, error) {
 		scanFor: opts.MaxScanTime,
 		evScan:  opts.EventMaxScan,
 		skew:    opts.MaxSkew,
+		exports: make(chan struct{}, exportReads),
 
 		waitReplicas:   opts.WaitReplicas,
 		replicaTimeout: opts.ReplicaTimeout,

@@ -37,7 +37,12 @@ const (
 // Defaults differ from go-redis's to fail fast when Redis is down: a
 // request then gets its 503 (or a cached session) in milliseconds instead
 // of waiting through rounds of redials. Default: dial_timeout 2s, one dial
-// attempt per connection, max_retries 1.
+// attempt per connection, max_retries 0: go-redis sends a command whose
+// reply timed out again while the first copy still runs once Redis
+// answers, so after a stall a claim (SET NX) found itself taken, an end
+// found no session, an event was written twice; and the pool drops
+// connections that Redis closed before handing them out, so a restart
+// needs no retry.
 func ParseURL(s string) (*redis.UniversalOptions, error) {
 	if s == "" {
 		return nil, errors.New("parsing redis url: empty")
@@ -75,7 +80,7 @@ func ParseURL(s string) (*redis.UniversalOptions, error) {
 // Defaults ParseURL applies; see its comment.
 const (
 	defaultDialTimeout = 2 * time.Second
-	defaultMaxRetries  = 1
+	defaultMaxRetries  = -1 // go-redis's "none"; see ParseURL
 )
 
 func parseOne(s string) (*redis.UniversalOptions, error) {
