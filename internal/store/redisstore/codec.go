@@ -346,19 +346,9 @@ func encodeEvent(e *activity.Event) []any {
 	return out
 }
 
-func decodeEvent(id string, vals map[string]any) (activity.Event, error) {
-	e := activity.Event{ID: id}
-	for k, v := range vals {
-		s, _ := v.(string)
-		if err := setEventField(&e, k, s); err != nil {
-			return e, err
-		}
-	}
-	return e, nil
-}
-
 // decodeEventFlat decodes an entry read as a flat field, value list (a
-// raw XRANGE reply), which spares the map of decodeEvent.
+// raw XRANGE reply): go-redis's XMessage builds a map per entry, which
+// was most of the decoding.
 func decodeEventFlat(id string, kv []any) (activity.Event, error) {
 	e := activity.Event{ID: id}
 	for i := 0; i+1 < len(kv); i += 2 {

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -30,11 +31,11 @@ type evSource struct {
 
 type evEntry struct {
 	id      string
-	ms, seq uint64         // id, parsed once: the merge compares them often
-	values  map[string]any // nil for an index entry
+	ms, seq uint64 // id, parsed once: the merge compares them often
+	values  []any  // the entry's fields and values; nil for an index entry
 }
 
-func newEntry(id string, values map[string]any) evEntry {
+func newEntry(id string, values []any) evEntry {
 	m, q, _ := strings.Cut(id, "-")
 	ms, _ := strconv.ParseUint(m, 10, 64)
 	seq, _ := strconv.ParseUint(q, 10, 64)
@@ -85,19 +86,19 @@ func (m *mergedEvents) fill(ctx context.Context) error {
 	if len(todo) == 0 {
 		return nil
 	}
-	streams := make([]*redis.XMessageSliceCmd, len(todo))
+	streams := make([]*redis.Cmd, len(todo))
 	lists := make([]*redis.StringSliceCmd, len(todo))
-	_, err := m.s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+	err := m.s.pipelinedScripts(ctx, func(p redis.Pipeliner) error {
 		for i, src := range todo {
 			if src.list {
 				lists[i] = p.LRange(ctx, src.key, 0, -1)
 			} else {
-				streams[i] = p.XRevRangeN(ctx, src.key, src.start, m.end, src.chunk)
+				streams[i] = revRange(ctx, p, src.key, src.start, m.end, src.chunk)
 			}
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil {
 		return fail("querying events", err)
 	}
 	G := uint64(len(m.s.shards))
@@ -113,18 +114,23 @@ func (m *mergedEvents) fill(ctx context.Context) error {
 			}
 			continue
 		}
-		msgs := streams[i].Val()
-		for _, msg := range msgs {
-			var vals map[string]any
-			if src.events {
-				vals = msg.Values
+		msgs, _ := streams[i].Slice()
+		last := ""
+		for _, en := range msgs {
+			id, kv, ok := streamEntry(en)
+			if !ok {
+				return fmt.Errorf("querying events: malformed XREVRANGE reply from %s", src.key)
 			}
-			src.buf = append(src.buf, newEntry(msg.ID, vals))
+			if !src.events {
+				kv = nil
+			}
+			src.buf = append(src.buf, newEntry(id, kv))
+			last = id
 		}
 		if int64(len(msgs)) < src.chunk {
 			src.done = true
 		} else {
-			src.start = "(" + msgs[len(msgs)-1].ID
+			src.start = "(" + last
 			src.chunk = min(2*src.chunk, activity.MaxLimit+1)
 		}
 	}
@@ -182,8 +188,8 @@ func (s *Store) queryMerged(ctx context.Context, f *activity.Filter, m *mergedEv
 	var pending []string
 	// check decodes an event and adds it to the page; full reports that
 	// the page is complete (limit items and one more behind them).
-	check := func(id string, vals map[string]any) (full bool, err error) {
-		e, err := decodeEvent(id, vals)
+	check := func(id string, vals []any) (full bool, err error) {
+		e, err := decodeEventFlat(id, vals)
 		if err != nil {
 			return false, err
 		}
@@ -201,10 +207,10 @@ func (s *Store) queryMerged(ctx context.Context, f *activity.Filter, m *mergedEv
 		if len(pending) == 0 {
 			return false, nil
 		}
-		cmds := make([]*redis.XMessageSliceCmd, len(pending))
+		cmds := make([]*redis.Cmd, len(pending))
 		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, id := range pending {
-				cmds[i] = p.XRangeN(ctx, s.shardOfEventID(id).events, id, id, 1)
+				cmds[i] = p.Do(ctx, "XRANGE", s.shardOfEventID(id).events, id, id)
 			}
 			return nil
 		})
@@ -214,11 +220,15 @@ func (s *Store) queryMerged(ctx context.Context, f *activity.Filter, m *mergedEv
 		ids := pending
 		pending = pending[:0]
 		for i, c := range cmds {
-			msgs := c.Val()
+			msgs, _ := c.Slice()
 			if len(msgs) == 0 {
 				continue // trimmed since its index entry was written
 			}
-			if full, err := check(ids[i], msgs[0].Values); full || err != nil {
+			_, kv, ok := streamEntry(msgs[0])
+			if !ok {
+				return false, fmt.Errorf("querying events: malformed XRANGE reply for %s", ids[i])
+			}
+			if full, err := check(ids[i], kv); full || err != nil {
 				return full, err
 			}
 		}

@@ -278,7 +278,7 @@ func (r *exportReader) run(ctx context.Context, s *Store, f *activity.Filter, st
 		err := call(func() (err error) {
 			// Raw, not XRevRangeN: its map per entry was most of an
 			// export's decoding (decodeEventFlat).
-			entries, err = s.c.Do(ctx, "XREVRANGE", r.key, start, end, "COUNT", chunk).Slice()
+			entries, err = s.revRangeEntries(ctx, r.key, start, end, chunk)
 			return err
 		})
 		if err != nil && !errors.Is(err, redis.Nil) {

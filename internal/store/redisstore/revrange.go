@@ -1,0 +1,72 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// revRangeScript is XREVRANGE KEYS[1] ARGV[1] ARGV[2] COUNT ARGV[3] that
+// first makes sure the stream has an entry at or below the start. Redis
+// 7.0 walks the whole stream when an XREVRANGE starts below its first
+// entry (measured: 4 ms for 20,000 entries, 150 ms for a first page of
+// events at 10,000,000 events in 16 trimmed shards), which a date range
+// older than a shard's oldest event, or a cursor below it, asks for; the
+// forward XRANGE that answers "is there one" does not.
+var revRangeScript = redis.NewScript(`
+if #redis.call('XRANGE', KEYS[1], '-', ARGV[1], 'COUNT', 1) == 0 then return {} end
+return redis.call('XREVRANGE', KEYS[1], ARGV[1], ARGV[2], 'COUNT', ARGV[3])
+`)
+
+// revRange queues on p a reverse range read of a stream, raw (streamEntry
+// takes its entries apart): plain XREVRANGE from "+", else through
+// revRangeScript.
+func revRange(ctx context.Context, p redis.Pipeliner, key, start, end string, n int64) *redis.Cmd {
+	if start == "+" {
+		return p.Do(ctx, "XREVRANGE", key, start, end, "COUNT", n)
+	}
+	return revRangeScript.EvalSha(ctx, p, []string{key}, start, end, n)
+}
+
+// pipelinedScripts runs fn's pipeline and, when a script in it was not
+// loaded on its server yet (NOSCRIPT), loads revRangeScript and runs it
+// once more.
+func (s *Store) pipelinedScripts(ctx context.Context, fn func(p redis.Pipeliner) error) error {
+	for try := 0; ; try++ {
+		cmds, err := s.c.Pipelined(ctx, fn)
+		if err == nil || errors.Is(err, redis.Nil) {
+			return nil
+		}
+		noscript := false
+		for _, c := range cmds {
+			if e := c.Err(); e != nil && strings.HasPrefix(e.Error(), "NOSCRIPT") {
+				noscript = true
+			}
+		}
+		if !noscript || try > 0 {
+			return err
+		}
+		if err := revRangeScript.Load(ctx, s.c).Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// revRangeEntries is revRange run on its own.
+func (s *Store) revRangeEntries(ctx context.Context, key, start, end string, n int64) ([]any, error) {
+	var c *redis.Cmd
+	err := s.pipelinedScripts(ctx, func(p redis.Pipeliner) error {
+		c = revRange(ctx, p, key, start, end, n)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	v, err := c.Slice()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	return v, err
+}
