@@ -25,6 +25,7 @@ type evSource struct {
 	events bool // the entries are the events themselves
 	chunk  int64
 	start  string // XREVRANGE start of the next read
+	within bool   // start continues below an entry the source returned
 	buf    []evEntry
 	done   bool
 }
@@ -93,7 +94,7 @@ func (m *mergedEvents) fill(ctx context.Context) error {
 			if src.list {
 				lists[i] = p.LRange(ctx, src.key, 0, -1)
 			} else {
-				streams[i] = revRange(ctx, p, src.key, src.start, m.end, src.chunk)
+				streams[i] = revRange(ctx, p, src.key, src.start, m.end, src.chunk, src.within)
 			}
 		}
 		return nil
@@ -130,7 +131,7 @@ func (m *mergedEvents) fill(ctx context.Context) error {
 		if int64(len(msgs)) < src.chunk {
 			src.done = true
 		} else {
-			src.start = "(" + last
+			src.start, src.within = "("+last, true
 			src.chunk = min(2*src.chunk, activity.MaxLimit+1)
 		}
 	}

@@ -273,12 +273,13 @@ func (r *exportReader) run(ctx context.Context, s *Store, f *activity.Filter, st
 		}
 		return
 	}
+	within := false // start is the snapshot's or the cursor's, at first
 	for chunk := int64(exportFirst); ; chunk = min(2*chunk, exportChunk) {
 		var entries []any
 		err := call(func() (err error) {
 			// Raw, not XRevRangeN: its map per entry was most of an
 			// export's decoding (decodeEventFlat).
-			entries, err = s.revRangeEntries(ctx, r.key, start, end, chunk)
+			entries, err = s.revRangeEntries(ctx, r.key, start, end, chunk, within)
 			return err
 		})
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -315,7 +316,7 @@ func (r *exportReader) run(ctx context.Context, s *Store, f *activity.Filter, st
 		if int64(len(entries)) < chunk {
 			return
 		}
-		start = "(" + last
+		start, within = "("+last, true
 	}
 }
 
