@@ -453,13 +453,39 @@
 // 20 MiB for 90 days, whatever the number of events. The counts are of
 // what was written: events the cap (not retention) dropped still count.
 //
-// Measured at 1,000,000 events by BenchmarkTenMillionEvents (2 shared
-// cores, load average about 4): a week by the hour 11.3 / 18.3 ms (p50 /
-// p99), a site's week 2.1 / 8.8 ms, 90 days by the day 115 / 147 ms;
-// exports through Export: everything 216,000 rows/s, a site (5 %, its
-// index) 120,000, a type (10 %, its index) 95,000, where the same reads
-// in pages of 1,000 gave 48,000, 67,000 and 62,000. 301 bytes an event
-// in all (222 the streams).
+// Measured by BenchmarkTenMillionEvents after the shards, the export,
+// the counts and the IP index, on an otherwise idle 2-core VM (first
+// pages p50 / p99 of 200 calls; exports and walks of up to 1,000,000
+// rows; the walks read pages of 1,000):
+//
+//	                        1,000,000 events     10,000,000 events
+//	memory per event        414 B                274 B (stream 220)
+//	first page, no filter   2.1 ms               2.1 / 5.7 ms
+//	by user / email         0.5 ms               2.0 / 7.1 ms
+//	by type                 1.6 ms               2.0 / 4.8 ms
+//	by date range (a day)   3.8 ms               16.7 / 34.7 ms
+//	by rare site            1.3 ms               2.2 / 10.1 ms
+//	by IP prefix (a /24)    2.0 ms               2.1 / 3.4 ms
+//	chart, a week by hour   11.9 ms              30.9 / 50.1 ms
+//	chart, a site's week    2.4 ms               9.0 / 15.3 ms
+//	chart, 90 days by day   87 ms                163 / 243 ms
+//	export everything       219,000 rows/s       81,000 rows/s (*)
+//	export a site (5 %)     110,000 rows/s       92,000 rows/s
+//	export a type (10 %)    98,000 rows/s        62,000 rows/s
+//	read pages, everything  49,000 rows/s        41,000 rows/s
+//
+// (*) before reads continuing within a stream stopped going through the
+// guard script (revrange.go), which at 1M took the export of everything
+// from 219,000 to about 130,000 rows/s; not rerun at 10M since.
+// Memory per event falls as events accumulate: the IP buckets' and the
+// users' index lists have a fixed part (about 160 bytes a list), which
+// at 1,000,000 events of random addresses is spread over one or two
+// events a list (the IP index adds about 110 bytes an event there) and at
+// 10,000,000 over ten or more. Before the guard script, a day's range at
+// 10M took 155 / 246 ms: Redis 7.0 walks a whole stream when XREVRANGE
+// starts below its first entry, as it does in a shard trimmed past the
+// range. The export of a type or a site through its index costs an
+// XRANGE per event; at 10M it falls short of 100,000 rows/s.
 //
 // # Memory
 //
