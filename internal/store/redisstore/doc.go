@@ -474,9 +474,10 @@
 //	export a type (10 %)    98,000 rows/s        62,000 rows/s
 //	read pages, everything  49,000 rows/s        41,000 rows/s
 //
-// (*) before reads continuing within a stream stopped going through the
-// guard script (revrange.go), which at 1M took the export of everything
-// from 219,000 to about 130,000 rows/s; not rerun at 10M since.
+// (*) measured while reads continuing within a stream still went through
+// the guard script (revrange.go): the run before the guard gave 126,000
+// rows/s at 10M (a site 84,000, a type 50,000, on a busier machine); the
+// 1M column is after the fix; 10M was not rerun after it.
 // Memory per event falls as events accumulate: the IP buckets' and the
 // users' index lists have a fixed part (about 160 bytes a list), which
 // at 1,000,000 events of random addresses is spread over one or two
