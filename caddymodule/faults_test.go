@@ -153,8 +153,19 @@ func TestFaultRedisKilled(t *testing.T) {
 	if len(during) == 0 {
 		t.Fatal("no cached request ran while Redis was down")
 	}
-	if len(counts) != 1 || counts["200"] == 0 {
-		t.Errorf("cached sessions under load: %v, want only 200s", counts)
+	// Cached sessions are served while Redis is down, and once the store
+	// is back. In between, while the client reconnects (up to the 1 s the
+	// target allows, go-redis probing a dead server once a second), an
+	// entry whose cache_ttl ran out in the outage may get a 503 like an
+	// uncached one.
+	var outside []sample
+	for _, x := range all {
+		if x.start.Before(back) || !x.start.Before(back.Add(recovered+recoveryAllowance)) {
+			outside = append(outside, x)
+		}
+	}
+	if ocounts, _, _ := summary(outside); len(ocounts) != 1 || ocounts["200"] == 0 {
+		t.Errorf("cached sessions under load, but for the reconnection: %v, want only 200s", ocounts)
 	}
 	ucounts, _, umax := summary(us.snapshot())
 	if len(ucounts) != 1 || ucounts["503"] == 0 {
