@@ -166,6 +166,9 @@ func (m *mergedEvents) next(ctx context.Context) (e evEntry, ok bool, err error)
 	}
 }
 
+// errStopFetch ends an eventsByID walk that has what it needs.
+var errStopFetch = errors.New("stop fetching")
+
 // fullListID undoes listid (luaIDs): an integer is ms * G + seq.
 func fullListID(v string, G uint64) string {
 	if strings.Contains(v, "-") {
@@ -208,30 +211,22 @@ func (s *Store) queryMerged(ctx context.Context, f *activity.Filter, m *mergedEv
 		if len(pending) == 0 {
 			return false, nil
 		}
-		cmds := make([]*redis.Cmd, len(pending))
-		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, id := range pending {
-				cmds[i] = p.Do(ctx, "XRANGE", s.shardOfEventID(id).events, id, id)
+		ids := pending
+		pending = pending[:0]
+		full := false
+		var checkErr error
+		err := s.eventsByID(ctx, ids, func(id string, kv []any) error {
+			full, checkErr = check(id, kv)
+			if full || checkErr != nil {
+				return errStopFetch
 			}
 			return nil
 		})
-		if err != nil && !errors.Is(err, redis.Nil) {
+		switch {
+		case full || checkErr != nil:
+			return full, checkErr
+		case err != nil:
 			return false, fail("querying events", err)
-		}
-		ids := pending
-		pending = pending[:0]
-		for i, c := range cmds {
-			msgs, _ := c.Slice()
-			if len(msgs) == 0 {
-				continue // trimmed since its index entry was written
-			}
-			_, kv, ok := streamEntry(msgs[0])
-			if !ok {
-				return false, fmt.Errorf("querying events: malformed XRANGE reply for %s", ids[i])
-			}
-			if full, err := check(ids[i], kv); full || err != nil {
-				return full, err
-			}
 		}
 		return false, nil
 	}

@@ -331,36 +331,24 @@ func streamEntry(v any) (id string, kv []any, ok bool) {
 	return id, kv, ok
 }
 
-// fetch reads the events ids name from r's stream in one pipeline and
-// returns those f matches; an ID trimmed since its index entry was
-// written is skipped.
+// fetch reads the events ids name in one pipeline and returns those f
+// matches.
 func (r *exportReader) fetch(ctx context.Context, s *Store, f *activity.Filter, ids []string, call func(func() error) error) ([]exportEvent, error) {
-	cmds := make([]*redis.Cmd, len(ids))
-	err := call(func() error {
-		_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, id := range ids {
-				cmds[i] = p.Do(ctx, "XRANGE", r.stream, id, id)
-			}
-			return nil
-		})
-		return err
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fail("exporting events", err)
-	}
 	evs := make([]exportEvent, 0, len(ids))
-	for _, c := range cmds {
-		entries, _ := c.Slice()
-		if len(entries) == 0 {
-			continue // trimmed since its index entry was written
-		}
-		id, kv, ok := streamEntry(entries[0])
-		if !ok {
-			return nil, fmt.Errorf("exporting events: malformed XRANGE reply from %s", r.stream)
-		}
-		if evs, err = appendMatch(evs, f, id, kv); err != nil {
-			return nil, err
-		}
+	var decodeErr error
+	err := call(func() error {
+		return s.eventsByID(ctx, ids, func(id string, kv []any) error {
+			var err error
+			evs, err = appendMatch(evs, f, id, kv)
+			decodeErr = err
+			return err
+		})
+	})
+	switch {
+	case decodeErr != nil:
+		return nil, decodeErr
+	case err != nil:
+		return nil, fail("exporting events", err)
 	}
 	return evs, nil
 }

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -72,4 +73,35 @@ func (s *Store) revRangeEntries(ctx context.Context, key, start, end string, n i
 		return nil, nil
 	}
 	return v, err
+}
+
+// eventsByID reads the events ids name from their shards' streams in one
+// pipeline and calls each with those still there, in order: an ID
+// trimmed since its index entry was written is skipped. each's error
+// stops the walk and is returned as it is.
+func (s *Store) eventsByID(ctx context.Context, ids []string, each func(id string, kv []any) error) error {
+	cmds := make([]*redis.Cmd, len(ids))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.Do(ctx, "XRANGE", s.shardOfEventID(id).events, id, id)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	for i, c := range cmds {
+		entries, _ := c.Slice()
+		if len(entries) == 0 {
+			continue
+		}
+		_, kv, ok := streamEntry(entries[0])
+		if !ok {
+			return fmt.Errorf("malformed XRANGE reply for %s", ids[i])
+		}
+		if err := each(ids[i], kv); err != nil {
+			return err
+		}
+	}
+	return nil
 }
