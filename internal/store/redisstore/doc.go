@@ -460,24 +460,21 @@
 //
 //	                        1,000,000 events     10,000,000 events
 //	memory per event        414 B                274 B (stream 220)
-//	first page, no filter   2.1 ms               2.1 / 5.7 ms
-//	by user / email         0.5 ms               2.0 / 7.1 ms
-//	by type                 1.6 ms               2.0 / 4.8 ms
-//	by date range (a day)   3.8 ms               16.7 / 34.7 ms
-//	by rare site            1.3 ms               2.2 / 10.1 ms
-//	by IP prefix (a /24)    2.0 ms               2.1 / 3.4 ms
-//	chart, a week by hour   11.9 ms              30.9 / 50.1 ms
-//	chart, a site's week    2.4 ms               9.0 / 15.3 ms
-//	chart, 90 days by day   87 ms                163 / 243 ms
-//	export everything       219,000 rows/s       81,000 rows/s (*)
-//	export a site (5 %)     110,000 rows/s       92,000 rows/s
-//	export a type (10 %)    98,000 rows/s        62,000 rows/s
-//	read pages, everything  49,000 rows/s        41,000 rows/s
+//	first page, no filter   2.1 ms               2.6 / 10.8 ms
+//	by user / email         0.5 ms               2.2 / 9.2 ms
+//	by type                 1.6 ms               2.3 / 7.4 ms
+//	by date range (a day)   3.8 ms               12.6 / 24.2 ms
+//	by rare site            1.3 ms               2.4 / 7.7 ms
+//	by IP prefix (a /24)    2.0 ms               2.3 / 3.8 ms
+//	chart, a week by hour   11.9 ms              30.3 / 45.4 ms
+//	chart, a site's week    2.4 ms               9.5 / 16.7 ms
+//	chart, 90 days by day   87 ms                188 / 226 ms
+//	export everything       219,000 rows/s       196,000 rows/s
+//	export a site (5 %)     110,000 rows/s       102,000 rows/s
+//	export a type (10 %)    98,000 rows/s        80,000 rows/s
+//	read pages, everything  49,000 rows/s        36,000 rows/s
 //
-// (*) measured while reads continuing within a stream still went through
-// the guard script (revrange.go): the run before the guard gave 126,000
-// rows/s at 10M (a site 84,000, a type 50,000, on a busier machine); the
-// 1M column is after the fix; 10M was not rerun after it.
+// (1M: p50 only, one run; the heap during an export stayed under 42 MiB.)
 // Memory per event falls as events accumulate: the IP buckets' and the
 // users' index lists have a fixed part (about 160 bytes a list), which
 // at 1,000,000 events of random addresses is spread over one or two
@@ -485,8 +482,11 @@
 // 10,000,000 over ten or more. Before the guard script, a day's range at
 // 10M took 155 / 246 ms: Redis 7.0 walks a whole stream when XREVRANGE
 // starts below its first entry, as it does in a shard trimmed past the
-// range. The export of a type or a site through its index costs an
-// XRANGE per event; at 10M it falls short of 100,000 rows/s.
+// range. An export through an index costs an XRANGE per event: a site's
+// (5 % of the events) still reaches 100,000 rows/s at 10M, a type's
+// (10 %) 80,000. Reads that continue below a source's own last entry
+// skip the guard script, whose reply conversion had cut the export of
+// everything at 10M to 81,000 rows/s.
 //
 // # Memory
 //
