@@ -25,13 +25,7 @@ import (
 //
 // bench/run.sh measures against bare with wrk from other processes.
 func BenchmarkThroughCaddy(b *testing.B) {
-	idpSrv := httptest.NewServer(nil)
-	defer idpSrv.Close()
-	idp, err := devidp.New(devidp.Config{Issuer: idpSrv.URL, Users: devidp.DemoUsers()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	idpSrv.Config.Handler = idp
+	idpSrv, idp := startIDP(b)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok"))
 	}))

@@ -212,3 +212,17 @@ func TestValidateErrors(t *testing.T) {
 		})
 	}
 }
+
+// startIDP serves the development provider with the demo users on a test
+// server, closed when the test ends.
+func startIDP(t testing.TB) (*httptest.Server, *devidp.Provider) {
+	t.Helper()
+	srv := httptest.NewServer(nil)
+	t.Cleanup(srv.Close)
+	idp, err := devidp.New(devidp.Config{Issuer: srv.URL, Users: devidp.DemoUsers()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = idp
+	return srv, idp
+}

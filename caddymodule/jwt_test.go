@@ -77,13 +77,7 @@ func TestJWTHeaderConfig(t *testing.T) {
 // go-jose against the site's jwks.json.
 func TestJWTHeaderThroughCaddy(t *testing.T) {
 	t.Setenv("GH_E2E_CLIENT_SECRET", "s")
-	idpSrv := httptest.NewServer(nil)
-	defer idpSrv.Close()
-	idp, err := devidp.New(devidp.Config{Issuer: idpSrv.URL, Users: devidp.DemoUsers()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idpSrv.Config.Handler = idp
+	idpSrv, idp := startIDP(t)
 	var mu sync.Mutex
 	var got [][]string
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

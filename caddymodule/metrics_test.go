@@ -95,13 +95,7 @@ func TestMetricsThroughCaddy(t *testing.T) {
 	t.Setenv("GH_E2E_SECRET", strings.Repeat("s", 40))
 	t.Setenv("GH_E2E_CLIENT_SECRET", "client-secret-from-env")
 	storeURL := "redis://" + testredis.Start(t)
-	idpSrv := httptest.NewServer(nil)
-	defer idpSrv.Close()
-	idp, err := devidp.New(devidp.Config{Issuer: idpSrv.URL, Users: devidp.DemoUsers()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idpSrv.Config.Handler = idp
+	idpSrv, idp := startIDP(t)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("upstream ok"))
 	}))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -38,13 +37,7 @@ func clientFrom(src string) *http.Client {
 // 127.0.0.2 may name another client address or the https scheme.
 func TestTrustedProxiesThroughCaddy(t *testing.T) {
 	t.Setenv("GH_E2E_CLIENT_SECRET", "s")
-	idpSrv := httptest.NewServer(nil)
-	defer idpSrv.Close()
-	idp, err := devidp.New(devidp.Config{Issuer: idpSrv.URL, Users: devidp.DemoUsers()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idpSrv.Config.Handler = idp
+	idpSrv, idp := startIDP(t)
 	listen := freePort(t)
 	site := "http://" + listen
 	idp.AddClient(devidp.Client{ID: "site", Secret: "s", RedirectURIs: []string{

@@ -40,13 +40,7 @@ func TestStreamsThroughCaddyClosedByRevoke(t *testing.T) {
 	t.Setenv("GH_E2E_SECRET", secret)
 	t.Setenv("GH_E2E_CLIENT_SECRET", "cs")
 	redisURL := "redis://" + testredis.Start(t)
-	idpSrv := httptest.NewServer(nil)
-	defer idpSrv.Close()
-	idp, err := devidp.New(devidp.Config{Issuer: idpSrv.URL, Users: devidp.DemoUsers()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idpSrv.Config.Handler = idp
+	idpSrv, idp := startIDP(t)
 	sids := make(chan string, 4)
 	closed := make(chan string, 4)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
