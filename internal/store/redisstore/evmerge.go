@@ -89,7 +89,7 @@ func (m *mergedEvents) fill(ctx context.Context) error {
 	}
 	streams := make([]*redis.Cmd, len(todo))
 	lists := make([]*redis.StringSliceCmd, len(todo))
-	err := m.s.pipelinedScripts(ctx, func(p redis.Pipeliner) error {
+	err := m.s.pipelinedRevRange(ctx, func(p redis.Pipeliner) error {
 		for i, src := range todo {
 			if src.list {
 				lists[i] = p.LRange(ctx, src.key, 0, -1)

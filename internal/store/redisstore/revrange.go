@@ -34,10 +34,10 @@ func revRange(ctx context.Context, p redis.Pipeliner, key, start, end string, n 
 	return revRangeScript.EvalSha(ctx, p, []string{key}, start, end, n)
 }
 
-// pipelinedScripts runs fn's pipeline and, when a script in it was not
-// loaded on its server yet (NOSCRIPT), loads revRangeScript and runs it
-// once more.
-func (s *Store) pipelinedScripts(ctx context.Context, fn func(p redis.Pipeliner) error) error {
+// pipelinedRevRange runs fn's pipeline of revRange reads and, when
+// revRangeScript was not loaded on a server yet (NOSCRIPT), loads it and
+// runs the pipeline once more.
+func (s *Store) pipelinedRevRange(ctx context.Context, fn func(p redis.Pipeliner) error) error {
 	for try := 0; ; try++ {
 		cmds, err := s.c.Pipelined(ctx, fn)
 		if err == nil || errors.Is(err, redis.Nil) {
@@ -61,7 +61,7 @@ func (s *Store) pipelinedScripts(ctx context.Context, fn func(p redis.Pipeliner)
 // revRangeEntries is revRange run on its own.
 func (s *Store) revRangeEntries(ctx context.Context, key, start, end string, n int64, within bool) ([]any, error) {
 	var c *redis.Cmd
-	err := s.pipelinedScripts(ctx, func(p redis.Pipeliner) error {
+	err := s.pipelinedRevRange(ctx, func(p redis.Pipeliner) error {
 		c = revRange(ctx, p, key, start, end, n, within)
 		return nil
 	})
