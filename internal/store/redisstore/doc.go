@@ -275,21 +275,31 @@
 // free ID (same ms, sequence number 16 higher) when an instance's clock is
 // behind the newest entry or two events share a millisecond, so an ID is
 // never before its event and, with clocks within MaxSkew, not much after
-// it; Query turns From/To into an ID range on that basis. Every entry carries all of these
-// fields, in this order, even when empty, because Redis then stores the
-// field names once per stream node rather than once per entry:
+// it; Query turns From/To into an ID range on that basis. Every entry has
+// one field, p, whose value packs these, in this order, each as a uvarint
+// length and its bytes, after a version byte (1):
 //
 //	t time  y type  u user  e email  s session id  si site  ip IP
 //	ci city  co country  d device  in inactivity (seconds)  r reason
 //	a actor  dt detail  mf "1" when a login_succeeded had a second factor
 //	du duration (seconds)
 //
-// in and du are "" on events that end no session. New fields go at the
-// end of this list (du came last). An entry written before a field
-// existed lacks it and reads it as empty; Redis stores the names of an
-// entry whose fields differ from its node's first entry with the entry,
-// so the upgrade costs a little memory only in the node being filled
-// when it happens.
+// in and du are "" on events that end no session. New values go at the
+// end of this list (du came last); a value past the end of an older
+// entry reads as empty, and a reader ignores values it does not know.
+// Entries written before the packing (issue 8) carry these as sixteen
+// fields of their own, and still read.
+//
+// One value rather than sixteen fields is what makes reading events
+// cheap: per entry, Redis writes 3 strings of reply instead of 33 and
+// steps through 3 listpack elements instead of 18 to find an entry by
+// ID, and the client allocates one string instead of 33 (the event's
+// values are pieces of it). Measured at 1,000,000 events: XREVRANGE went
+// from about 4 to 0.8 µs of Redis time an entry, XRANGE by ID from 6.2
+// to 2.6 µs, and an export of a type through its index from 65,000 to
+// 126,000 rows/s, of everything from 120,000 to 486,000. It takes a
+// little less memory too: 236 instead of 243 bytes an event in a stream
+// of 20,000 (the names were stored once per node either way).
 //
 // # Login history
 //

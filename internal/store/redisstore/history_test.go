@@ -108,7 +108,7 @@ func TestEventInactivityOldFormat(t *testing.T) {
 	addr := testredis.Start(t)
 	s := newStorePrefix(t, addr, "old", nil)
 	ctx := t.Context()
-	vals := encodeEvent(&activity.Event{Time: time.UnixMilli(1_700_000_000_000), Type: activity.ExpiredIdle, User: "alice"})
+	vals := encodeEventFlat(&activity.Event{Time: time.UnixMilli(1_700_000_000_000), Type: activity.ExpiredIdle, User: "alice"})
 	for i := 0; i < len(vals); i += 2 {
 		if vals[i] == "in" {
 			vals[i+1] = "31m0s"
