@@ -466,25 +466,29 @@
 // Measured by BenchmarkTenMillionEvents after the shards, the export,
 // the counts and the IP index, on an otherwise idle 2-core VM (first
 // pages p50 / p99 of 200 calls; exports and walks of up to 1,000,000
-// rows; the walks read pages of 1,000):
+// rows; the walks read pages of 1,000). The 10M column is after the
+// packing of events into one value (see Event stream), the 1M column
+// before it:
 //
 //	                        1,000,000 events     10,000,000 events
-//	memory per event        414 B                274 B (stream 220)
-//	first page, no filter   2.1 ms               2.6 / 10.8 ms
-//	by user / email         0.5 ms               2.2 / 9.2 ms
-//	by type                 1.6 ms               2.3 / 7.4 ms
-//	by date range (a day)   3.8 ms               12.6 / 24.2 ms
-//	by rare site            1.3 ms               2.4 / 7.7 ms
-//	by IP prefix (a /24)    2.0 ms               2.3 / 3.8 ms
-//	chart, a week by hour   11.9 ms              30.3 / 45.4 ms
-//	chart, a site's week    2.4 ms               9.5 / 16.7 ms
-//	chart, 90 days by day   87 ms                188 / 226 ms
-//	export everything       219,000 rows/s       196,000 rows/s
-//	export a site (5 %)     110,000 rows/s       102,000 rows/s
-//	export a type (10 %)    98,000 rows/s        80,000 rows/s
-//	read pages, everything  49,000 rows/s        36,000 rows/s
+//	memory per event        414 B                273 B (stream 218)
+//	first page, no filter   2.1 ms               0.6 / 3.3 ms
+//	by user / email         0.5 ms               1.2 / 4.4 ms
+//	by type                 1.6 ms               1.3 / 2.4 ms
+//	by date range (a day)   3.8 ms               5.9 / 12.6 ms
+//	by rare site            1.3 ms               1.8 / 6.0 ms
+//	by IP prefix (a /24)    2.0 ms               1.3 / 3.0 ms
+//	chart, a week by hour   11.9 ms              26.1 / 34.5 ms
+//	chart, a site's week    2.4 ms               12.1 / 36.0 ms
+//	chart, 90 days by day   87 ms                177 / 238 ms
+//	export everything       219,000 rows/s       517,000 rows/s
+//	export a site (5 %)     110,000 rows/s       144,000 rows/s
+//	export a type (10 %)    98,000 rows/s        113,000 rows/s
+//	read pages, everything  49,000 rows/s        85,000 rows/s
 //
-// (1M: p50 only, one run; the heap during an export stayed under 42 MiB.)
+// (1M: p50 only, one run; the heap during an export stayed under 30 MiB
+// at 10M.) Before the packing, at 10M: 196,000, 102,000 and 80,000 rows/s
+// for the three exports, first pages p99 up to 24 ms.
 // Memory per event falls as events accumulate: the IP buckets' and the
 // users' index lists have a fixed part (about 160 bytes a list), which
 // at 1,000,000 events of random addresses is spread over one or two
@@ -492,11 +496,10 @@
 // 10,000,000 over ten or more. Before the guard script, a day's range at
 // 10M took 155 / 246 ms: Redis 7.0 walks a whole stream when XREVRANGE
 // starts below its first entry, as it does in a shard trimmed past the
-// range. An export through an index costs an XRANGE per event: a site's
-// (5 % of the events) still reaches 100,000 rows/s at 10M, a type's
-// (10 %) 80,000. Reads that continue below a source's own last entry
-// skip the guard script, whose reply conversion had cut the export of
-// everything at 10M to 81,000 rows/s.
+// range. An export through an index costs an XRANGE per event, 2.6 µs of
+// Redis time with packed events. Reads that continue below a source's
+// own last entry skip the guard script, whose reply conversion had cut
+// the export of everything at 10M to 81,000 rows/s.
 //
 // # Memory
 //
