@@ -6,8 +6,9 @@
 #   bench/run.sh [seconds-per-run] [rounds] [connections]     (default 10 5 32)
 #
 # Environment: OAUTH2_PROXY_BIN (adds oauth2-proxy with its Redis session
-# store), WRK_THREADS (default 1), PROFILE=<file> (a CPU profile of the
-# gatehouse process during round 1 of the warm-cache configuration),
+# store), WRK_THREADS (default 1), PROFILE=<prefix> (CPU profiles
+# <prefix>.bare, .warm, .nocache of the process serving each configuration
+# during its round 1),
 # KEEP=1 (keep the work directory with every log and wrk output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,7 +91,10 @@ wait_for curl -sf -o /dev/null "http://127.0.0.1:$adminB/config/" || die "demo B
 # One small upstream (a static "ok"), a bare reverse_proxy to it, and both
 # demos' gatehouse routes pointed at it instead of the sample app.
 api() { curl -sf -X "$2" -H 'Content-Type: application/json' "http://127.0.0.1:$1$3" ${4:+-d "$4"} >/dev/null || die "admin API $2 $3 failed"; }
-api "$adminA" POST /config/apps/http/servers/upstream "{\"listen\":[\"127.0.0.1:$up\"],\"automatic_https\":{\"disable\":true},\"routes\":[{\"handle\":[{\"handler\":\"static_response\",\"body\":\"ok\"}]}]}"
+# /.echo answers with the identity headers it got, so that the bench can
+# send bare exactly what gatehouse forwards for bob (bare-id below).
+echo_body='{http.request.header.X-Forwarded-User}\n{http.request.header.X-Forwarded-Email}\n{http.request.header.X-Forwarded-Preferred-Username}\n{http.request.header.X-Forwarded-Groups}'
+api "$adminA" POST /config/apps/http/servers/upstream "{\"listen\":[\"127.0.0.1:$up\"],\"automatic_https\":{\"disable\":true},\"routes\":[{\"match\":[{\"path\":[\"/.echo\"]}],\"handle\":[{\"handler\":\"static_response\",\"body\":\"$echo_body\"}]},{\"handle\":[{\"handler\":\"static_response\",\"body\":\"ok\"}]}]}"
 api "$adminA" POST /config/apps/http/servers/bare "{\"listen\":[\"127.0.0.1:$bare\"],\"automatic_https\":{\"disable\":true},\"routes\":[{\"handle\":[{\"handler\":\"reverse_proxy\",\"upstreams\":[{\"dial\":\"127.0.0.1:$up\"}]}]}]}"
 api "$adminA" PATCH /config/apps/http/servers/demo/routes/0/handle/1/upstreams/0/dial "\"127.0.0.1:$up\""
 api "$adminB" PATCH /config/apps/http/servers/demo/routes/0/handle/1/upstreams/0/dial "\"127.0.0.1:$up\""
@@ -136,9 +140,15 @@ cB=$(signin "http://localhost:$siteB/" "http://localhost:$idpB" gatehouse)
 check "http://127.0.0.1:$siteA/" "Cookie: gatehouse=$cA"
 check "http://127.0.0.1:$siteB/" "Cookie: gatehouse=$cB"
 
-names=(bare warm nocache)
+# The identity headers gatehouse forwards for bob, as the upstream got them.
+mapfile -t ident < <(curl -s -H "Cookie: gatehouse=$cA" "http://127.0.0.1:$siteA/.echo")
+[ -n "${ident[0]:-}" ] || die "no identity headers reached the upstream"
+names=(bare bareid warm nocache)
 declare -A url hdr label
+# hdr: the request headers wrk sends, one a line.
 url[bare]="http://127.0.0.1:$bare/"; hdr[bare]="X-Bench: bare"; label[bare]="bare reverse_proxy"
+url[bareid]="http://127.0.0.1:$bare/"; label[bareid]="bare, same identity headers"
+hdr[bareid]=$(printf 'X-Forwarded-User: %s\nX-Forwarded-Email: %s\nX-Forwarded-Preferred-Username: %s\nX-Forwarded-Groups: %s' "${ident[0]}" "${ident[1]:-}" "${ident[2]:-}" "${ident[3]:-}")
 url[warm]="http://127.0.0.1:$siteA/"; hdr[warm]="Cookie: gatehouse=$cA"; label[warm]="gatehouse, warm cache"
 url[nocache]="http://127.0.0.1:$siteB/"; hdr[nocache]="Cookie: gatehouse=$cB"; label[nocache]="gatehouse, cache_ttl 0"
 if [ -n "${OAUTH2_PROXY_BIN:-}" ]; then
@@ -150,7 +160,11 @@ if [ -n "${OAUTH2_PROXY_BIN:-}" ]; then
 fi
 
 # run NAME SECONDS OUT: wrk with latency percentiles.
-run() { wrk -t"$threads" -c"$conns" -d"${2}s" --latency -H "${hdr[$1]}" "${url[$1]}" >"$3" 2>&1 || die "wrk failed: $(cat "$3")"; }
+run() {
+	local h=() line
+	while IFS= read -r line; do h+=(-H "$line"); done <<<"${hdr[$1]}"
+	wrk -t"$threads" -c"$conns" -d"${2}s" --latency "${h[@]}" "${url[$1]}" >"$3" 2>&1 || die "wrk failed: $(cat "$3")"
+}
 # parse OUT: "rps p50_ms p99_ms requests bad" from wrk's output.
 parse() {
 	awk '
@@ -174,8 +188,10 @@ for r in $(seq "$rounds"); do
 	for i in $(seq 0 $((k - 1))); do
 		n=${names[$(((i + r - 1) % k))]}
 		prof=
-		if [ -n "${PROFILE:-}" ] && [ "$r" = 1 ] && [ "$n" = warm ]; then
-			curl -s -o "$PROFILE" "http://127.0.0.1:$adminA/debug/pprof/profile?seconds=$dur" &
+		if [ -n "${PROFILE:-}" ] && [ "$r" = 1 ] && [ "$n" != o2p ] && [ "$n" != bareid ]; then
+			# The process that serves n: B for cache_ttl 0, else A.
+			pa=$adminA; [ "$n" = nocache ] && pa=$adminB
+			curl -s -o "$PROFILE.$n" "http://127.0.0.1:$pa/debug/pprof/profile?seconds=$dur" &
 			prof=$!
 		fi
 		before=$(snapshot "$work/cmds.before")
@@ -221,6 +237,10 @@ awk -v order="${names[*]}" -v labels="$labels" '
 			spread = sprintf("%.0f (%.0f–%.0f)", median(a, R), min(a, R), max(a, R))
 			ratio = sprintf("%.3f (%.3f–%.3f)", median(ra, R), min(ra, R), max(ra, R))
 			printf "| %-30s | %-28s | %7.2f | %7.2f | %+10.2f | %-23s | %13.4f | %16.4f |\n", lab[n], spread, median(b50, R), median(b99, R), median(d99, R), ratio, cmds[n] / reqs[n], scripts[n] / reqs[n]
+		}
+		if (("warm", 1) in rps && ("bareid", 1) in rps) {
+			for (r = 1; r <= R; r++) { ra[r] = rps["warm", r] / rps["bareid", r]; d99[r] = p99["warm", r] - p99["bareid", r] }
+			printf "\n%s against %s: %.3f (%.3f–%.3f), p99 %+.2f ms\n", lab["warm"], lab["bareid"], median(ra, R), min(ra, R), max(ra, R), median(d99, R)
 		}
 		print ""
 		print "p50 and p99: medians over rounds; p99 − bare and the ratio: medians of per-round differences and ratios;"
