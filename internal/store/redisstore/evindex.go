@@ -227,7 +227,7 @@ end
 // written are trimmed to its first entry as well (Trim does the rest). An
 // index whose last ID is not below the new one (left from a stream that
 // was deleted) is started afresh. A StatsTypes event also adds its weight
-// to its quarter hour in its counters (stats.go). KEYS stream, index set,
+// to its quarter hour's 32 bits in its counters (stats.go). KEYS stream, index set,
 // counter set, the nc counters, then per index its stream and its list.
 // ARGV time ms, max length (0 none), small index size, shard number,
 // number of shards, "~" to trim whole stream nodes only or "=" to trim
@@ -264,7 +264,7 @@ for i = 4, 3 + nc do
   if redis.call('EXISTS', KEYS[i]) == 0 then
     redis.call('ZADD', KEYS[3], ARGV[8], KEYS[i])
   end
-  redis.call('HINCRBY', KEYS[i], ARGV[9], ARGV[10])
+  redis.call('BITFIELD', KEYS[i], 'OVERFLOW', 'SAT', 'INCRBY', 'u32', '#' .. ARGV[9], ARGV[10])
 end
 local first = 4 + nc
 if #KEYS < first then return id end
