@@ -288,7 +288,14 @@
 // end of this list (du came last); a value past the end of an older
 // entry reads as empty, and a reader ignores values it does not know.
 // Entries written before the packing (issue 8) carry these as sixteen
-// fields of their own, and still read.
+// fields of their own, and still read. A packed value holds at least
+// the sixteen values above; one with fewer, or an entry with neither p
+// nor the old t, is damaged and an error naming it, not a blank event.
+// The other way round does not work: an instance older than the packing
+// ignores p and reads a packed entry as a blank event, which no filter
+// on a type, user or site matches (so its alerts miss it). In a rolling
+// upgrade, replace every instance before relying on the events of the
+// ones still old.
 //
 // One value rather than sixteen fields is what makes reading events
 // cheap: per entry, Redis writes 3 strings of reply instead of 33 and
