@@ -404,8 +404,9 @@
 // 10,000,000 events took 2.56 GiB of Redis memory. The indexes cost 60
 // bytes an event at 1M events (20 per user) and 28 at 10M (200 per
 // user): per event less as users accumulate events. 50,000 events of
-// 5,000 users in TestMemoryPerEvent cost 237 bytes an event without indexes and 352
-// with (ten events a user, the lists' fixed part dominating). First
+// 5,000 users in TestMemoryPerEvent cost 226 bytes an event without indexes and 368
+// with, packed (233 and 375 with the old sixteen fields; ten events a
+// user, the lists' fixed part dominating). First
 // pages stay within a few milliseconds from 1M to 10M: an index read is
 // a range read. By user they grew from 0.25 to 3.5 ms because a user's
 // 200 IDs are lists (subject and email), read whole, and Query fetches
