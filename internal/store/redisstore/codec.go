@@ -319,6 +319,10 @@ var eventFields = []string{"t", "y", "u", "e", "s", "si", "ip", "ci", "co", "d",
 const (
 	packedField = "p"
 	eventPackV1 = 1
+	// eventPackV1Values is how many values every eventPackV1 value
+	// holds at least: the sixteen fields it was introduced with. Fewer
+	// is a damaged value, not an older one, and does not decode.
+	eventPackV1Values = 16
 )
 
 // secondsField encodes a count of seconds, "" for none.
@@ -370,8 +374,13 @@ func encodeEvent(e *activity.Event) []any {
 // decodeEventFlat decodes an entry read as a flat field, value list (a
 // raw XRANGE reply): go-redis's XMessage builds a map per entry, which
 // was most of the decoding.
+//
+// An entry with neither packedField nor the old encoding's t (which
+// every entry of it carries) is not an event, and is an error rather
+// than a blank event.
 func decodeEventFlat(id string, kv []any) (activity.Event, error) {
 	e := activity.Event{ID: id}
+	found := false
 	for i := 0; i+1 < len(kv); i += 2 {
 		k, _ := kv[i].(string)
 		v, _ := kv[i+1].(string)
@@ -384,18 +393,23 @@ func decodeEventFlat(id string, kv []any) (activity.Event, error) {
 		if err != nil {
 			return e, err
 		}
+		found = found || k == packedField || k == "t"
+	}
+	if !found {
+		return e, fmt.Errorf("decoding event %s: no event fields", id)
 	}
 	return e, nil
 }
 
 // unpackEvent sets e's fields from a packedField value. The strings are
 // pieces of v. Values past the known fields, from a newer version, are
-// ignored.
+// ignored; fewer than eventPackV1Values is an error.
 func unpackEvent(e *activity.Event, v string) error {
 	if len(v) == 0 || v[0] != eventPackV1 {
 		return fmt.Errorf("decoding event %s: unknown encoding", e.ID)
 	}
-	for i, off := 0, 1; off < len(v); i++ {
+	i, off := 0, 1
+	for ; off < len(v); i++ {
 		n, w := uvarint(v[off:])
 		if w <= 0 || n > uint64(len(v)-off-w) {
 			return fmt.Errorf("decoding event %s: truncated field %d", e.ID, i)
@@ -407,6 +421,9 @@ func unpackEvent(e *activity.Event, v string) error {
 			}
 		}
 		off += int(n)
+	}
+	if i < eventPackV1Values {
+		return fmt.Errorf("decoding event %s: %d values, want at least %d", e.ID, i, eventPackV1Values)
 	}
 	return nil
 }

@@ -288,7 +288,14 @@
 // end of this list (du came last); a value past the end of an older
 // entry reads as empty, and a reader ignores values it does not know.
 // Entries written before the packing (issue 8) carry these as sixteen
-// fields of their own, and still read.
+// fields of their own, and still read. A packed value holds at least
+// the sixteen values above; one with fewer, or an entry with neither p
+// nor the old t, is damaged and an error naming it, not a blank event.
+// The other way round does not work: an instance older than the packing
+// ignores p and reads a packed entry as a blank event, which no filter
+// on a type, user or site matches (so its alerts miss it). In a rolling
+// upgrade, replace every instance before relying on the events of the
+// ones still old.
 //
 // One value rather than sixteen fields is what makes reading events
 // cheap: per entry, Redis writes 3 strings of reply instead of 33 and
@@ -397,8 +404,9 @@
 // 10,000,000 events took 2.56 GiB of Redis memory. The indexes cost 60
 // bytes an event at 1M events (20 per user) and 28 at 10M (200 per
 // user): per event less as users accumulate events. 50,000 events of
-// 5,000 users in TestMemoryPerEvent cost 237 bytes an event without indexes and 352
-// with (ten events a user, the lists' fixed part dominating). First
+// 5,000 users in TestMemoryPerEvent cost 226 bytes an event without indexes and 368
+// with, packed (233 and 375 with the old sixteen fields; ten events a
+// user, the lists' fixed part dominating). First
 // pages stay within a few milliseconds from 1M to 10M: an index read is
 // a range read. By user they grew from 0.25 to 3.5 ms because a user's
 // 200 IDs are lists (subject and email), read whole, and Query fetches

@@ -195,7 +195,7 @@ func (s *Store) queryMerged(ctx context.Context, f *activity.Filter, m *mergedEv
 	check := func(id string, vals []any) (full bool, err error) {
 		e, err := decodeEventFlat(id, vals)
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("querying events: %w", err)
 		}
 		if !f.Match(&e) {
 			return false, nil
