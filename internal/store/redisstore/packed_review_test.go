@@ -191,33 +191,8 @@ func checkReviewReads(t *testing.T, s *Store, want map[string]activity.Event) {
 		}
 	}
 	for _, f := range filters {
-		var exp []string
-		for id, e := range want {
-			if f.Match(&e) {
-				exp = append(exp, id)
-			}
-		}
-		slices.SortFunc(exp, func(a, b string) int { return compareStreamIDs(b, a) })
-		var got []activity.Event
-		for g := f; ; {
-			page, err := s.Query(ctx, g)
-			if err != nil {
-				t.Fatalf("Query(%s): %v", filterText(f), err)
-			}
-			got = append(got, page.Items...)
-			if page.Next == "" {
-				break
-			}
-			g.Cursor = page.Next
-		}
-		var exported []activity.Event
-		err := s.Export(ctx, f, func(e *activity.Event) error {
-			exported = append(exported, *e)
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("Export(%s): %v", filterText(f), err)
-		}
+		exp := matchingIDs(want, f)
+		got, exported := queryAndExport(t, s, f)
 		for name, evs := range map[string][]activity.Event{"Query": got, "Export": exported} {
 			var ids []string
 			for i, e := range evs {
@@ -333,32 +308,8 @@ func TestPackedReviewMixedEntries(t *testing.T) {
 	}
 	check := func(f activity.Filter) {
 		t.Helper()
-		var exp []string
-		for id, e := range want {
-			if f.Match(&e) {
-				exp = append(exp, id)
-			}
-		}
-		slices.SortFunc(exp, func(a, b string) int { return compareStreamIDs(b, a) })
-		var got []activity.Event
-		for g := f; ; {
-			page, err := s.Query(ctx, g)
-			if err != nil {
-				t.Fatalf("Query(%+v): %v", f, err)
-			}
-			got = append(got, page.Items...)
-			if page.Next == "" {
-				break
-			}
-			g.Cursor = page.Next
-		}
-		var exported []activity.Event
-		if err := s.Export(ctx, f, func(e *activity.Event) error {
-			exported = append(exported, *e)
-			return nil
-		}); err != nil {
-			t.Fatalf("Export(%+v): %v", f, err)
-		}
+		exp := matchingIDs(want, f)
+		got, exported := queryAndExport(t, s, f)
 		for name, evs := range map[string][]activity.Event{"Query": got, "Export": exported} {
 			var ids []string
 			for i, e := range evs {
@@ -435,4 +386,42 @@ func TestPackedReviewMalformedEntry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// matchingIDs are the IDs of the events of want that f matches, newest
+// first.
+func matchingIDs(want map[string]activity.Event, f activity.Filter) []string {
+	var exp []string
+	for id, e := range want {
+		if f.Match(&e) {
+			exp = append(exp, id)
+		}
+	}
+	slices.SortFunc(exp, func(a, b string) int { return compareStreamIDs(b, a) })
+	return exp
+}
+
+// queryAndExport reads every event f matches twice: through Query, page
+// by page, and through Export.
+func queryAndExport(t *testing.T, s *Store, f activity.Filter) (queried, exported []activity.Event) {
+	t.Helper()
+	for g := f; ; {
+		page, err := s.Query(t.Context(), g)
+		if err != nil {
+			t.Fatalf("Query(%s): %v", filterText(f), err)
+		}
+		queried = append(queried, page.Items...)
+		if page.Next == "" {
+			break
+		}
+		g.Cursor = page.Next
+	}
+	err := s.Export(t.Context(), f, func(e *activity.Event) error {
+		exported = append(exported, *e)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Export(%s): %v", filterText(f), err)
+	}
+	return queried, exported
 }
