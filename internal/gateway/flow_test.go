@@ -48,9 +48,25 @@ func TestSignInRoundTrip(t *testing.T) {
 		if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("state") == "" || q.Get("nonce") == "" {
 			t.Errorf("authorization request lacks PKCE S256, state or nonce: %s", loc.RawQuery)
 		}
+		cb := mustURL(h.site.URL + "/.gatehouse/callback")
+		pending := map[string]bool{}
+		for _, c := range b.Jar.Cookies(cb) {
+			pending[c.Name] = true
+		}
 		e := b.login("alice", "/reports?year=2026")
 		if e.Path != "/reports?year=2026" {
 			t.Errorf("returned to %q, want /reports?year=2026", e.Path)
+		}
+		// The state cookie is single use: the callback deletes the one it
+		// used. The first navigation's sign-in, never finished, keeps its
+		// own until it expires, as another tab's would.
+		for _, c := range b.Jar.Cookies(cb) {
+			if strings.HasPrefix(c.Name, "gatehouse_login_") && !pending[c.Name] {
+				t.Errorf("state cookie %s of the finished sign-in is still in the jar", c.Name)
+			}
+		}
+		if len(pending) != 1 {
+			t.Errorf("the first navigation left %d cookies for the callback, want its one state cookie", len(pending))
 		}
 		want := map[string]string{
 			HeaderUser:     "alice",
