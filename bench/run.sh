@@ -3,7 +3,7 @@
 # (and oauth2-proxy, when OAUTH2_PROXY_BIN names its binary), interleaved in
 # one run on loopback. See bench/README.md.
 #
-#   bench/run.sh [seconds-per-run] [rounds] [connections]     (default 10 5 32)
+#   bench/run.sh [seconds-per-run] [rounds] [connections]     (default 2 25 32)
 #
 # Environment: OAUTH2_PROXY_BIN (adds oauth2-proxy with its Redis session
 # store), WRK_THREADS (default 1), PROFILE=<prefix> (CPU profiles
@@ -12,7 +12,7 @@
 # KEEP=1 (keep the work directory with every log and wrk output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dur=${1:-10}; rounds=${2:-5}; conns=${3:-32}
+dur=${1:-2}; rounds=${2:-25}; conns=${3:-32}
 threads=${WRK_THREADS:-1}
 [ "$rounds" -ge 1 ] && [ "$dur" -ge 1 ] && [ "$conns" -ge 1 ] || { echo "usage: bench/run.sh [seconds] [rounds] [conns]" >&2; exit 2; }
 
@@ -70,6 +70,11 @@ rcli() { redis-cli -p "$rp" "$@"; }
 wait_for rcli ping || die "redis-server did not start"
 # snapshot FILE: calls so far by command, not counting INFO itself; prints
 # their sum.
+# cputicks: CPU time (user + system, in clock ticks) of every server
+# process so far: Redis, both demos (which also hold the upstream and the
+# bare reverse_proxy) and oauth2-proxy.
+cputicks() { local p t=0 v; for p in "${pids[@]}"; do v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null) && t=$((t + v)); done; echo "$t"; }
+hz=$(getconf CLK_TCK)
 snapshot() { rcli info commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ && $1 != "cmdstat_info" {sub(/^cmdstat_/, "", $1); print $1, $3}' >"$1"; awk '{s += $2} END {print s + 0}' "$1"; }
 
 # Two demos on one Redis and one secret (two instances of one deployment):
@@ -194,16 +199,17 @@ for r in $(seq "$rounds"); do
 			curl -s -o "$PROFILE.$n" "http://127.0.0.1:$pa/debug/pprof/profile?seconds=$dur" &
 			prof=$!
 		fi
-		before=$(snapshot "$work/cmds.before")
+		before=$(snapshot "$work/cmds.before"); c0=$(cputicks)
 		run "$n" "$dur" "$work/wrk.$r.$n"
-		after=$(snapshot "$work/cmds.after")
+		c1=$(cputicks); after=$(snapshot "$work/cmds.after")
 		# Per-command deltas, for the breakdown under the table.
 		awk -v n="$n" 'NR == FNR {b[$1] = $2; next} $2 > b[$1] {print n, $1, $2 - b[$1]}' "$work/cmds.before" "$work/cmds.after" >>"$work/bycmd"
 		[ -n "$prof" ] && wait "$prof"
 		read -r rps p50 p99 reqs bad < <(parse "$work/wrk.$r.$n")
 		[ "$bad" = 0 ] || die "$n round $r: $bad non-2xx responses or socket errors: $(cat "$work/wrk.$r.$n")"
-		echo "$r $n $rps $p50 $p99 $reqs $((after - before))" >>"$res"
-		printf '  round %d  %-30s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  redis %d\n' "$r" "${label[$n]}" "$rps" "$p50" "$p99" "$((after - before))" >&2
+		cpu=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v n="$reqs" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')
+		echo "$r $n $rps $p50 $p99 $reqs $((after - before)) $cpu" >>"$res"
+		printf '  round %d  %-30s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  CPU %6.1f µs/req  redis %d\n' "$r" "${label[$n]}" "$rps" "$p50" "$p99" "$cpu" "$((after - before))" >&2
 	done
 done
 
@@ -222,30 +228,34 @@ awk -v order="${names[*]}" -v labels="$labels" '
 	function min(a, m,    i, v) { v = a[1]; for (i = 2; i <= m; i++) if (a[i] < v) v = a[i]; return v }
 	function max(a, m,    i, v) { v = a[1]; for (i = 2; i <= m; i++) if (a[i] > v) v = a[i]; return v }
 	$1 == "script" { scripts[$2] = $3; next }
-	{ rps[$2, $1] = $3; p50[$2, $1] = $4; p99[$2, $1] = $5; reqs[$2] += $6; cmds[$2] += $7; if ($1 > R) R = $1 }
+	{ rps[$2, $1] = $3; p50[$2, $1] = $4; p99[$2, $1] = $5; reqs[$2] += $6; cmds[$2] += $7; cpu[$2, $1] = $8; if ($1 > R) R = $1 }
 	END {
 		split(labels, l, ";"); for (i in l) { split(l[i], kv, "="); lab[kv[1]] = kv[2] }
 		k = split(order, names, " ")
-		printf "| %-30s | %-28s | %7s | %7s | %10s | %-23s | %13s | %16s |\n", "configuration", "requests/s median (min–max)", "p50 ms", "p99 ms", "p99 − bare", "ratio to bare (min–max)", "Redis cmd/req", "of which scripts"
-		printf "|%s|%s|%s|%s|%s|%s|%s|%s|\n", "--------------------------------", "------------------------------", "--------:", "--------:", "-----------:", "-------------------------", "--------------:", "-----------------:"
+		printf "| %-30s | %-28s | %7s | %7s | %10s | %-23s | %13s | %16s | %12s | %-21s |\n", "configuration", "requests/s median (min–max)", "p50 ms", "p99 ms", "p99 − bare", "ratio to bare (min–max)", "Redis cmd/req", "of which scripts", "CPU µs/req", "CPU to bare (min–max)"
+		printf "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "--------------------------------", "------------------------------", "--------:", "--------:", "-----------:", "-------------------------", "--------------:", "-----------------:", "-------------:", "-----------------------"
 		for (x = 1; x <= k; x++) {
 			n = names[x]
 			for (r = 1; r <= R; r++) {
 				a[r] = rps[n, r]; b50[r] = p50[n, r]; b99[r] = p99[n, r]
 				ra[r] = rps[n, r] / rps["bare", r]; d99[r] = p99[n, r] - p99["bare", r]
+				cu[r] = cpu[n, r]; cr[r] = cpu[n, r] / cpu["bare", r]
 			}
 			spread = sprintf("%.0f (%.0f–%.0f)", median(a, R), min(a, R), max(a, R))
 			ratio = sprintf("%.3f (%.3f–%.3f)", median(ra, R), min(ra, R), max(ra, R))
-			printf "| %-30s | %-28s | %7.2f | %7.2f | %+10.2f | %-23s | %13.4f | %16.4f |\n", lab[n], spread, median(b50, R), median(b99, R), median(d99, R), ratio, cmds[n] / reqs[n], scripts[n] / reqs[n]
+			cratio = sprintf("%.3f (%.3f–%.3f)", median(cr, R), min(cr, R), max(cr, R))
+			printf "| %-30s | %-28s | %7.2f | %7.2f | %+10.2f | %-23s | %13.4f | %16.4f | %12.1f | %-21s |\n", lab[n], spread, median(b50, R), median(b99, R), median(d99, R), ratio, cmds[n] / reqs[n], scripts[n] / reqs[n], median(cu, R), cratio
 		}
 		if (("warm", 1) in rps && ("bareid", 1) in rps) {
-			for (r = 1; r <= R; r++) { ra[r] = rps["warm", r] / rps["bareid", r]; d99[r] = p99["warm", r] - p99["bareid", r] }
-			printf "\n%s against %s: %.3f (%.3f–%.3f), p99 %+.2f ms\n", lab["warm"], lab["bareid"], median(ra, R), min(ra, R), max(ra, R), median(d99, R)
+			for (r = 1; r <= R; r++) { ra[r] = rps["warm", r] / rps["bareid", r]; d99[r] = p99["warm", r] - p99["bareid", r]; cr[r] = cpu["warm", r] / cpu["bareid", r] }
+			printf "\n%s against %s: %.3f (%.3f–%.3f), p99 %+.2f ms, CPU %.3f (%.3f–%.3f)\n", lab["warm"], lab["bareid"], median(ra, R), min(ra, R), max(ra, R), median(d99, R), median(cr, R), min(cr, R), max(cr, R)
 		}
 		print ""
 		print "p50 and p99: medians over rounds; p99 − bare and the ratio: medians of per-round differences and ratios;"
 		print "Redis cmd/req: INFO commandstats calls during the configuration'"'"'s runs / its requests; commandstats"
-		print "counts a script (EVALSHA, one round trip) and also each command it runs."
+		print "counts a script (EVALSHA, one round trip) and also each command it runs. CPU µs/req: user and"
+		print "system time of every server process (Redis, both demos with the upstream, oauth2-proxy) during the"
+		print "run / its requests (wrk not counted); the upstream is in the same process as bare, so it counts for all."
 	}' "$work/scripts" "$res"
 
 # Which commands, per request, each configuration made.
