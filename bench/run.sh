@@ -254,8 +254,9 @@ awk -v order="${names[*]}" -v labels="$labels" '
 		print "p50 and p99: medians over rounds; p99 − bare and the ratio: medians of per-round differences and ratios;"
 		print "Redis cmd/req: INFO commandstats calls during the configuration'"'"'s runs / its requests; commandstats"
 		print "counts a script (EVALSHA, one round trip) and also each command it runs. CPU µs/req: user and"
-		print "system time of every server process (Redis, both demos with the upstream, oauth2-proxy) during the"
-		print "run / its requests (wrk not counted); the upstream is in the same process as bare, so it counts for all."
+		print "system time of every server process (Redis, both demos with the upstream, oauth2-proxy) during a"
+		print "run / its requests, median over rounds (wrk not counted); the upstream is in the same process as bare,"
+		print "so it counts for all."
 	}' "$work/scripts" "$res"
 
 # Which commands, per request, each configuration made.
