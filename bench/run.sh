@@ -7,8 +7,11 @@
 #
 # Environment: OAUTH2_PROXY_BIN (adds oauth2-proxy with its Redis session
 # store), WRK_THREADS (default 1), PROFILE=<prefix> (CPU profiles
-# <prefix>.bare, .warm, .nocache of the process serving each configuration
-# during its round 1),
+# <prefix>.<name> of the process serving each configuration, every
+# round's merged, and <prefix>.<name>.requests, the requests they saw),
+# CONFIGS="warm bwarm" (only these configurations and their bare ones; the
+# names: bare bareid warm nocache bbare bwarm o2p), SEED=<n> (the random
+# order of the rounds, to repeat a run),
 # KEEP=1 (keep the work directory with every log and wrk output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -148,20 +151,53 @@ check "http://127.0.0.1:$siteB/" "Cookie: gatehouse=$cB"
 # The identity headers gatehouse forwards for bob, as the upstream got them.
 mapfile -t ident < <(curl -s -H "Cookie: gatehouse=$cA" "http://127.0.0.1:$siteA/.echo")
 [ -n "${ident[0]:-}" ] || die "no identity headers reached the upstream"
-names=(bare bareid warm nocache)
-declare -A url hdr label
+names=(bare bareid warm nocache bbare bwarm)
+declare -A url hdr label base
 # hdr: the request headers wrk sends, one a line.
 url[bare]="http://127.0.0.1:$bare/"; hdr[bare]="X-Bench: bare"; label[bare]="bare reverse_proxy"
 url[bareid]="http://127.0.0.1:$bare/"; label[bareid]="bare, same identity headers"
 hdr[bareid]=$(printf 'X-Forwarded-User: %s\nX-Forwarded-Email: %s\nX-Forwarded-Preferred-Username: %s\nX-Forwarded-Groups: %s' "${ident[0]}" "${ident[1]:-}" "${ident[2]:-}" "${ident[3]:-}")
 url[warm]="http://127.0.0.1:$siteA/"; hdr[warm]="Cookie: gatehouse=$cA"; label[warm]="gatehouse, warm cache"
 url[nocache]="http://127.0.0.1:$siteB/"; hdr[nocache]="Cookie: gatehouse=$cB"; label[nocache]="gatehouse, cache_ttl 0"
+# The same two with what a browser sends on a navigation (Chromium's
+# headers, and an app cookie of the site besides gatehouse's): wrk's bare
+# request has one header, which makes every header gatehouse adds look
+# dear (a request past 8 headers also outgrows Go's small-map size, on
+# the way out and again in the upstream).
+browser=$(printf '%s\n' \
+	'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36' \
+	'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8' \
+	'Accept-Language: en-US,en;q=0.9' 'Accept-Encoding: gzip, deflate, br, zstd' \
+	'Sec-Ch-Ua: "Chromium";v="131", "Not_A Brand";v="24"' 'Sec-Ch-Ua-Mobile: ?0' 'Sec-Ch-Ua-Platform: "Linux"' \
+	'Sec-Fetch-Dest: document' 'Sec-Fetch-Mode: navigate' 'Sec-Fetch-Site: same-origin' 'Sec-Fetch-User: ?1' \
+	'Upgrade-Insecure-Requests: 1')
+appcookie="app_session=$(randhex 16); theme=dark"
+url[bbare]="http://127.0.0.1:$bare/"; label[bbare]="bare, browser request"; base[bbare]=bbare
+hdr[bbare]="$browser
+Referer: http://127.0.0.1:$bare/
+Cookie: $appcookie"
+url[bwarm]="http://127.0.0.1:$siteA/"; label[bwarm]="gatehouse, browser request"; base[bwarm]=bbare
+hdr[bwarm]="$browser
+Referer: http://127.0.0.1:$siteA/
+Cookie: $appcookie; gatehouse=$cA"
 if [ -n "${OAUTH2_PROXY_BIN:-}" ]; then
 	cO=$(signin "http://127.0.0.1:$op/oauth2/start?rd=%2F" "http://localhost:$idpA" _oauth2_proxy)
 	[ -n "$cO" ] || die "sign-in through oauth2-proxy failed"
 	check "http://127.0.0.1:$op/" "Cookie: _oauth2_proxy=$cO"
 	names+=(o2p)
 	url[o2p]="http://127.0.0.1:$op/"; hdr[o2p]="Cookie: _oauth2_proxy=$cO"; label[o2p]="oauth2-proxy, Redis sessions"
+fi
+# CONFIGS narrows the run to some configurations (and the bare ones they
+# are compared with): more rounds of fewer, for a tighter interval.
+if [ -n "${CONFIGS:-}" ]; then
+	declare -A want
+	for n in $CONFIGS; do
+		[ -n "${url[$n]:-}" ] || die "CONFIGS: no configuration $n (there are: ${names[*]})"
+		want[$n]=1; want[${base[$n]:-bare}]=1
+	done
+	sel=()
+	for n in "${names[@]}"; do [ -n "${want[$n]:-}" ] && sel+=("$n"); done
+	names=("${sel[@]}")
 fi
 
 # run NAME SECONDS OUT: wrk with latency percentiles.
@@ -186,17 +222,24 @@ for n in "${names[@]}"; do run "$n" 1 "$work/warmup.$n"; done
 res="$work/results"
 : >"$res"; : >"$work/bycmd"
 echo "measuring: ${#names[@]} configurations × $rounds rounds × ${dur}s, $conns connections, $threads wrk thread(s)" >&2
+# SEED makes the order of a run repeatable; it is printed with the table.
+seed=${SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}
+RANDOM=$seed
 for r in $(seq "$rounds"); do
-	# Rotate the order each round, so that drift on a shared machine
-	# favours no configuration.
-	k=${#names[@]}
-	for i in $(seq 0 $((k - 1))); do
-		n=${names[$(((i + r - 1) % k))]}
+	# A new random order each round, so that neither drift on a shared
+	# machine nor what a heavy run leaves behind (a GC tail, a busy
+	# Redis) always falls on the same configuration: a rotation would
+	# have bare always follow the heaviest.
+	order=("${names[@]}")
+	for ((i = ${#order[@]} - 1; i > 0; i--)); do
+		j=$((RANDOM % (i + 1))); t=${order[i]}; order[i]=${order[j]}; order[j]=$t
+	done
+	for n in "${order[@]}"; do
 		prof=
-		if [ -n "${PROFILE:-}" ] && [ "$r" = 1 ] && [ "$n" != o2p ] && [ "$n" != bareid ]; then
+		if [ -n "${PROFILE:-}" ] && [ "$n" != o2p ] && [ "$n" != bareid ]; then
 			# The process that serves n: B for cache_ttl 0, else A.
 			pa=$adminA; [ "$n" = nocache ] && pa=$adminB
-			curl -s -o "$PROFILE.$n" "http://127.0.0.1:$pa/debug/pprof/profile?seconds=$dur" &
+			curl -s -o "$work/prof.$n.$r" "http://127.0.0.1:$pa/debug/pprof/profile?seconds=$dur" &
 			prof=$!
 		fi
 		before=$(snapshot "$work/cmds.before"); c0=$(cputicks)
@@ -213,17 +256,41 @@ for r in $(seq "$rounds"); do
 	done
 done
 
+if [ -n "${PROFILE:-}" ]; then
+	# Every round's profile of a configuration, merged: drift between
+	# rounds then weighs on all configurations alike.
+	for n in "${names[@]}"; do
+		ls "$work"/prof."$n".* >/dev/null 2>&1 || continue
+		go tool pprof -proto "$work"/prof."$n".* >"$PROFILE.$n" 2>/dev/null || echo "bench: merging the profiles of $n failed" >&2
+		awk -v n="$n" '$2 == n {s += $6} END {print s}' "$res" >"$PROFILE.$n.requests"
+	done
+fi
+
 echo
-printf '%s s × %s rounds, %s connections, %s wrk thread(s), %s\n' "$dur" "$rounds" "$conns" "$threads" "$(nproc) cores, $(uname -sr)"
+printf '%s s × %s rounds in random order (SEED=%s), %s connections, %s wrk thread(s), %s\n' "$dur" "$rounds" "$seed" "$conns" "$threads" "$(nproc) cores, $(uname -sr)"
 labels=$(for n in "${names[@]}"; do printf '%s=%s;' "$n" "${label[$n]}"; done)
+# The bare configuration each one is compared with: its own request shape.
+bases=$(for n in "${names[@]}"; do printf '%s=%s;' "$n" "${base[$n]:-bare}"; done)
 # Scripts (EVALSHA and kin) per configuration: each is one round trip, and
 # commandstats also counts every command a script runs.
 awk '$2 ~ /^(eval|evalsha|eval_ro|evalsha_ro|fcall|fcall_ro)$/ {s[$1] += $3} END {for (n in s) print "script", n, s[n]}' "$work/bycmd" >"$work/scripts"
-awk -v order="${names[*]}" -v labels="$labels" '
+awk -v order="${names[*]}" -v labels="$labels" -v bases="$bases" '
 	function median(a, m,    i, j, t, b) {
 		for (i = 1; i <= m; i++) b[i] = a[i]
 		for (i = 2; i <= m; i++) for (j = i; j > 1 && b[j - 1] > b[j]; j--) { t = b[j]; b[j] = b[j - 1]; b[j - 1] = t }
 		return (m % 2) ? b[(m + 1) / 2] : (b[m / 2] + b[m / 2 + 1]) / 2
+	}
+	# ci(a, m): a 95 % confidence interval for the median of a[1..m],
+	# distribution-free: the k-th smallest to the k-th largest, k the
+	# largest with P(B < k) <= 2.5 % for B ~ Binomial(m, 1/2) (for 25
+	# rounds the 8th to the 18th, 95.7 %). "-" under 6 rounds.
+	function ci(a, m, f,    i, j, t, b, k, c, p) {
+		c = 0; p = 0.5 ^ m; k = 0
+		for (i = 0; i <= m; i++) { c += p; if (c > 0.025) break; k = i + 1; p = p * (m - i) / (i + 1) }
+		if (k == 0) return "-"
+		for (i = 1; i <= m; i++) b[i] = a[i]
+		for (i = 2; i <= m; i++) for (j = i; j > 1 && b[j - 1] > b[j]; j--) { t = b[j]; b[j] = b[j - 1]; b[j - 1] = t }
+		return sprintf(f "–" f, b[k], b[m + 1 - k])
 	}
 	function min(a, m,    i, v) { v = a[1]; for (i = 2; i <= m; i++) if (a[i] < v) v = a[i]; return v }
 	function max(a, m,    i, v) { v = a[1]; for (i = 2; i <= m; i++) if (a[i] > v) v = a[i]; return v }
@@ -231,27 +298,31 @@ awk -v order="${names[*]}" -v labels="$labels" '
 	{ rps[$2, $1] = $3; p50[$2, $1] = $4; p99[$2, $1] = $5; reqs[$2] += $6; cmds[$2] += $7; cpu[$2, $1] = $8; if ($1 > R) R = $1 }
 	END {
 		split(labels, l, ";"); for (i in l) { split(l[i], kv, "="); lab[kv[1]] = kv[2] }
+		split(bases, l, ";"); for (i in l) { split(l[i], kv, "="); bs[kv[1]] = kv[2] }
 		k = split(order, names, " ")
-		printf "| %-30s | %-28s | %7s | %7s | %10s | %-23s | %13s | %16s | %12s | %-21s |\n", "configuration", "requests/s median (min–max)", "p50 ms", "p99 ms", "p99 − bare", "ratio to bare (min–max)", "Redis cmd/req", "of which scripts", "CPU µs/req", "CPU to bare (min–max)"
-		printf "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "--------------------------------", "------------------------------", "--------:", "--------:", "-----------:", "-------------------------", "--------------:", "-----------------:", "-------------:", "-----------------------"
+		printf "| %-30s | %-28s | %7s | %7s | %-22s | %-37s | %13s | %16s | %12s | %-21s |\n", "configuration", "requests/s median (min–max)", "p50 ms", "p99 ms", "p99 − bare [95 % CI]", "ratio to bare [95 % CI] (min–max)", "Redis cmd/req", "of which scripts", "CPU µs/req", "CPU to bare (min–max)"
+		printf "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", "--------------------------------", "------------------------------", "--------:", "--------:", "------------------------", "---------------------------------------", "--------------:", "-----------------:", "-------------:", "-----------------------"
 		for (x = 1; x <= k; x++) {
 			n = names[x]
 			for (r = 1; r <= R; r++) {
 				a[r] = rps[n, r]; b50[r] = p50[n, r]; b99[r] = p99[n, r]
-				ra[r] = rps[n, r] / rps["bare", r]; d99[r] = p99[n, r] - p99["bare", r]
-				cu[r] = cpu[n, r]; cr[r] = cpu[n, r] / cpu["bare", r]
+				ra[r] = rps[n, r] / rps[bs[n], r]; d99[r] = p99[n, r] - p99[bs[n], r]
+				cu[r] = cpu[n, r]; cr[r] = cpu[n, r] / cpu[bs[n], r]
 			}
 			spread = sprintf("%.0f (%.0f–%.0f)", median(a, R), min(a, R), max(a, R))
-			ratio = sprintf("%.3f (%.3f–%.3f)", median(ra, R), min(ra, R), max(ra, R))
+			ratio = sprintf("%.3f [%s] (%.3f–%.3f)", median(ra, R), ci(ra, R, "%.3f"), min(ra, R), max(ra, R))
+			dp99 = sprintf("%+.2f [%s]", median(d99, R), ci(d99, R, "%+.2f"))
 			cratio = sprintf("%.3f (%.3f–%.3f)", median(cr, R), min(cr, R), max(cr, R))
-			printf "| %-30s | %-28s | %7.2f | %7.2f | %+10.2f | %-23s | %13.4f | %16.4f | %12.1f | %-21s |\n", lab[n], spread, median(b50, R), median(b99, R), median(d99, R), ratio, cmds[n] / reqs[n], scripts[n] / reqs[n], median(cu, R), cratio
+			printf "| %-30s | %-28s | %7.2f | %7.2f | %-22s | %-37s | %13.4f | %16.4f | %12.1f | %-21s |\n", lab[n], spread, median(b50, R), median(b99, R), dp99, ratio, cmds[n] / reqs[n], scripts[n] / reqs[n], median(cu, R), cratio
 		}
 		if (("warm", 1) in rps && ("bareid", 1) in rps) {
 			for (r = 1; r <= R; r++) { ra[r] = rps["warm", r] / rps["bareid", r]; d99[r] = p99["warm", r] - p99["bareid", r]; cr[r] = cpu["warm", r] / cpu["bareid", r] }
-			printf "\n%s against %s: %.3f (%.3f–%.3f), p99 %+.2f ms, CPU %.3f (%.3f–%.3f)\n", lab["warm"], lab["bareid"], median(ra, R), min(ra, R), max(ra, R), median(d99, R), median(cr, R), min(cr, R), max(cr, R)
+			printf "\n%s against %s: %.3f [%s] (%.3f–%.3f), p99 %+.2f ms [%s], CPU %.3f (%.3f–%.3f)\n", lab["warm"], lab["bareid"], median(ra, R), ci(ra, R, "%.3f"), min(ra, R), max(ra, R), median(d99, R), ci(d99, R, "%+.2f"), median(cr, R), min(cr, R), max(cr, R)
 		}
 		print ""
-		print "p50 and p99: medians over rounds; p99 − bare and the ratio: medians of per-round differences and ratios;"
+		print "p50 and p99: medians over rounds; p99 − bare and the ratio: medians of per-round differences and ratios,"
+		print "[95 % CI] of that median from the rounds (order statistics, no assumption on their distribution);"
+		print "the browser-request rows are compared with bare, browser request, the others with bare reverse_proxy;"
 		print "Redis cmd/req: INFO commandstats calls during the configuration'"'"'s runs / its requests; commandstats"
 		print "counts a script (EVALSHA, one round trip) and also each command it runs. CPU µs/req: user and"
 		print "system time of every server process (Redis, both demos with the upstream, oauth2-proxy) during a"

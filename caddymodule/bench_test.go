@@ -80,13 +80,21 @@ func BenchmarkThroughCaddy(b *testing.B) {
 	br.Login("http://"+site, "/", "bob")
 	cookie := "gatehouse=" + br.Cookie("http://"+site, "gatehouse")
 
-	run := func(b *testing.B, url, cookie string) {
+	run := func(b *testing.B, url, cookie string, browser bool) {
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		if browser {
+			cookie = strings.TrimSuffix("app_session=4f1c2e9a7b3d5f60; theme=dark; "+cookie, "; ")
+		}
 		b.ReportAllocs()
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				if browser {
+					for k, v := range browserHeaders {
+						req.Header[k] = v
+					}
+				}
 				if cookie != "" {
 					req.Header.Set("Cookie", cookie)
 				}
@@ -104,7 +112,27 @@ func BenchmarkThroughCaddy(b *testing.B) {
 			}
 		})
 	}
-	b.Run("bare", func(b *testing.B) { run(b, "http://"+bare+"/", "") })
-	b.Run("bare-headers", func(b *testing.B) { run(b, "http://"+bareHeaders+"/", cookie) })
-	b.Run("gatehouse", func(b *testing.B) { run(b, "http://"+site+"/", cookie) })
+	b.Run("bare", func(b *testing.B) { run(b, "http://"+bare+"/", "", false) })
+	b.Run("bare-headers", func(b *testing.B) { run(b, "http://"+bareHeaders+"/", cookie, false) })
+	b.Run("gatehouse", func(b *testing.B) { run(b, "http://"+site+"/", cookie, false) })
+	// The same with what a browser sends on a navigation, and an app
+	// cookie of the site's own.
+	b.Run("bare-browser", func(b *testing.B) { run(b, "http://"+bare+"/", "", true) })
+	b.Run("gatehouse-browser", func(b *testing.B) { run(b, "http://"+site+"/", cookie, true) })
+}
+
+// browserHeaders are Chromium's request headers on a navigation.
+var browserHeaders = http.Header{
+	"User-Agent":                {"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"},
+	"Accept":                    {"text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8"},
+	"Accept-Language":           {"en-US,en;q=0.9"},
+	"Sec-Ch-Ua":                 {`"Chromium";v="131", "Not_A Brand";v="24"`},
+	"Sec-Ch-Ua-Mobile":          {"?0"},
+	"Sec-Ch-Ua-Platform":        {`"Linux"`},
+	"Sec-Fetch-Dest":            {"document"},
+	"Sec-Fetch-Mode":            {"navigate"},
+	"Sec-Fetch-Site":            {"same-origin"},
+	"Sec-Fetch-User":            {"?1"},
+	"Upgrade-Insecure-Requests": {"1"},
+	"Referer":                   {"http://localhost/"},
 }
