@@ -71,13 +71,13 @@ redis-server --port "$rp" --bind 127.0.0.1 --save '' --appendonly no >"$work/red
 pids+=($!)
 rcli() { redis-cli -p "$rp" "$@"; }
 wait_for rcli ping || die "redis-server did not start"
-# snapshot FILE: calls so far by command, not counting INFO itself; prints
-# their sum.
 # cputicks: CPU time (user + system, in clock ticks) of every server
 # process so far: Redis, both demos (which also hold the upstream and the
 # bare reverse_proxy) and oauth2-proxy.
 cputicks() { local p t=0 v; for p in "${pids[@]}"; do v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null) && t=$((t + v)); done; echo "$t"; }
 hz=$(getconf CLK_TCK)
+# snapshot FILE: calls so far by command, not counting INFO itself; prints
+# their sum.
 snapshot() { rcli info commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ && $1 != "cmdstat_info" {sub(/^cmdstat_/, "", $1); print $1, $3}' >"$1"; awk '{s += $2} END {print s + 0}' "$1"; }
 
 # Two demos on one Redis and one secret (two instances of one deployment):
@@ -275,21 +275,24 @@ bases=$(for n in "${names[@]}"; do printf '%s=%s;' "$n" "${base[$n]:-bare}"; don
 # commandstats also counts every command a script runs.
 awk '$2 ~ /^(eval|evalsha|eval_ro|evalsha_ro|fcall|fcall_ro)$/ {s[$1] += $3} END {for (n in s) print "script", n, s[n]}' "$work/bycmd" >"$work/scripts"
 awk -v order="${names[*]}" -v labels="$labels" -v bases="$bases" '
-	function median(a, m,    i, j, t, b) {
+	# sorted(a, m, b): b[1..m] is a[1..m] in ascending order.
+	function sorted(a, m, b,    i, j, t) {
 		for (i = 1; i <= m; i++) b[i] = a[i]
 		for (i = 2; i <= m; i++) for (j = i; j > 1 && b[j - 1] > b[j]; j--) { t = b[j]; b[j] = b[j - 1]; b[j - 1] = t }
+	}
+	function median(a, m,    b) {
+		sorted(a, m, b)
 		return (m % 2) ? b[(m + 1) / 2] : (b[m / 2] + b[m / 2 + 1]) / 2
 	}
 	# ci(a, m): a 95 % confidence interval for the median of a[1..m],
 	# distribution-free: the k-th smallest to the k-th largest, k the
 	# largest with P(B < k) <= 2.5 % for B ~ Binomial(m, 1/2) (for 25
 	# rounds the 8th to the 18th, 95.7 %). "-" under 6 rounds.
-	function ci(a, m, f,    i, j, t, b, k, c, p) {
+	function ci(a, m, f,    i, b, k, c, p) {
 		c = 0; p = 0.5 ^ m; k = 0
 		for (i = 0; i <= m; i++) { c += p; if (c > 0.025) break; k = i + 1; p = p * (m - i) / (i + 1) }
 		if (k == 0) return "-"
-		for (i = 1; i <= m; i++) b[i] = a[i]
-		for (i = 2; i <= m; i++) for (j = i; j > 1 && b[j - 1] > b[j]; j--) { t = b[j]; b[j] = b[j - 1]; b[j - 1] = t }
+		sorted(a, m, b)
 		return sprintf(f "–" f, b[k], b[m + 1 - k])
 	}
 	function min(a, m,    i, v) { v = a[1]; for (i = 2; i <= m; i++) if (a[i] < v) v = a[i]; return v }
