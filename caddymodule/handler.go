@@ -357,7 +357,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			case "http.auth.user.id":
 				return s.User, true
 			case "http.auth.user.email":
-				return s.Email, true
+				return h.gw.Email(s), true
 			case "http.auth.user.groups":
 				return gateway.JoinGroups(s.Groups), true
 			case "http.auth.user.session_id":

@@ -264,7 +264,7 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request) *session.Session
 		return nil
 	}
 	s := c.s
-	setIdentity(r.Header, s.User, s.Email, s.Username, s.Groups)
+	setIdentity(r.Header, s.User, g.email(s), s.Username, s.Groups)
 	if g.cfg.PassAccessToken {
 		if v := g.accessToken(s); v != nil {
 			r.Header[HeaderAccessToken] = v
@@ -447,14 +447,21 @@ func (g *Gateway) expiry(s *session.Session, now time.Time) string {
 	return ""
 }
 
-// email is the session's email as far as rules may use it: empty unless
-// the provider verified it (or the site opted out of that check).
+// email is the session's email as far as rules and the upstream may use
+// it: empty unless the provider verified it (or the site opted out of
+// that check). An upstream told an address the user merely typed would
+// take them for its owner (Grafana's auth proxy signs users in by
+// X-Forwarded-Email), so the header and the {http.auth.user.email}
+// placeholder carry only this, like the signed assertion.
 func (g *Gateway) email(s *session.Session) string {
 	if s.EmailVerified || g.cfg.InsecureUnverifiedEmail {
 		return s.Email
 	}
 	return ""
 }
+
+// Email is s's email for the upstream: empty unless verified (see email).
+func (g *Gateway) Email(s *session.Session) string { return g.email(s) }
 
 // refusal is why this site's identity rules refuse s, or "".
 func (g *Gateway) refusal(s *session.Session) string {

@@ -196,3 +196,34 @@ func TestReview15SessionCookieNeverForwarded(t *testing.T) {
 		}
 	}
 }
+
+// An email the provider does not vouch for grants nothing at the gateway
+// and is left out of the signed assertion; the plain header must not
+// hand it to the upstream either, which would take carol for whoever
+// owns the address she typed (Grafana's auth proxy, for one, signs users
+// in by X-Forwarded-Email).
+func TestReview15UnverifiedEmailNotForwarded(t *testing.T) {
+	h := newHarness(t, memBackend)
+	carol := h.browser()
+	e := carol.login("carol", "/")
+	if v := e.Headers[HeaderEmail]; v != nil {
+		t.Errorf("carol's unverified email reached the upstream: %q", v)
+	}
+	r := carol.Do(http.MethodGet, h.site.URL+"/.gatehouse/auth", nil, false)
+	if r.Status != http.StatusOK {
+		t.Fatalf("forward-auth for carol: %d", r.Status)
+	}
+	if v := r.Header[HeaderEmail]; v != nil {
+		t.Errorf("forward-auth hands on carol's unverified email: %q", v)
+	}
+	// The documented opt-out passes it.
+	lax := h.addSite(func(c *Config) { c.InsecureUnverifiedEmail = true })
+	c := h.browser()
+	if e := parseEcho(t, c.Login(lax.URL(), "/", "carol")); !slices.Equal(e.Headers[HeaderEmail], []string{"carol@example.com"}) {
+		t.Errorf("insecure_unverified_email site: email %q, want carol's", e.Headers[HeaderEmail])
+	}
+	// A verified email still passes.
+	if e := h.browser().login("alice", "/"); !slices.Equal(e.Headers[HeaderEmail], []string{"alice@example.com"}) {
+		t.Errorf("alice's email = %q", e.Headers[HeaderEmail])
+	}
+}
