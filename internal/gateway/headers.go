@@ -73,8 +73,9 @@ func equalFoldDash(a, b string) bool {
 }
 
 // setIdentity sets the identity headers; stripIdentity must run first.
-// Control characters, which no header may carry, are percent-encoded in
-// every value; see JoinGroups for the groups list.
+// Control characters, which no header may carry, and spaces at a value's
+// edges, which HTTP drops, are percent-encoded in every value; see
+// JoinGroups for the groups list.
 func setIdentity(h http.Header, user, email, username string, groups []string) {
 	// One allocation for the four values; each header gets a slice of
 	// capacity 1, so that appending to one cannot write into another.
@@ -96,8 +97,8 @@ func setIdentity(h http.Header, user, email, username string, groups []string) {
 }
 
 // JoinGroups is the comma list of X-Forwarded-Groups and the
-// {http.auth.user.groups} placeholder. In each group "%", "," and control
-// characters are percent-encoded, so that a group named "staff,admins"
+// {http.auth.user.groups} placeholder. In each group "%", ",", control
+// characters and a leading or trailing space are percent-encoded, so that a group named "staff,admins"
 // cannot pass for two groups to an upstream that splits on commas
 // (issue 6, item 11): split on "," and percent-decode each part to get
 // the names back.
@@ -123,14 +124,19 @@ func JoinGroups(groups []string) string {
 	return b.String()
 }
 
-// escapeHeader percent-encodes control characters and, in a list item,
-// "%" and ",". It returns s itself when nothing needs encoding.
+// escapeHeader percent-encodes control characters, a space that begins
+// or ends s and, in a list item, "%" and ",". It returns s itself when
+// nothing needs encoding. The spaces: HTTP drops them at a value's edges
+// and upstreams trim list items, so a group " admins" would otherwise
+// arrive as "admins", and a subject " alice" as "alice".
 func escapeHeader(s string, item bool) string {
-	special := func(c byte) bool {
-		return c < 0x20 || c == 0x7f || item && (c == '%' || c == ',')
+	special := func(i int) bool {
+		c := s[i]
+		return c < 0x20 || c == 0x7f || item && (c == '%' || c == ',') ||
+			c == ' ' && (i == 0 || i == len(s)-1)
 	}
 	i := 0
-	for i < len(s) && !special(s[i]) {
+	for i < len(s) && !special(i) {
 		i++
 	}
 	if i == len(s) {
@@ -140,7 +146,7 @@ func escapeHeader(s string, item bool) string {
 	b := make([]byte, 0, len(s)+8)
 	b = append(b, s[:i]...)
 	for ; i < len(s); i++ {
-		if c := s[i]; special(c) {
+		if c := s[i]; special(i) {
 			b = append(b, '%', hex[c>>4], hex[c&15])
 		} else {
 			b = append(b, c)

@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/devidp"
 )
 
 // Review 15: a hostile look at the request path (identity headers,
@@ -165,35 +169,109 @@ func TestReview15ForwardAuthSpoofs(t *testing.T) {
 	}
 }
 
-// The session secret never reaches the upstream, however the Cookie
-// header is laid out: several lines, quoted values, both names, odd
-// spacing; other cookies pass.
-func TestReview15SessionCookieNeverForwarded(t *testing.T) {
-	h := newHarness(t, memBackend)
-	alice := h.browser()
-	alice.login("alice", "/")
-	sec := alice.cookie("gatehouse")
-	for _, cookies := range [][]string{
-		{"a=1", "gatehouse=" + sec},
-		{"gatehouse=" + sec, "gatehouse=" + sec + "; b=2"},
-		{`gatehouse="` + sec + `"; a=1`},
-		{"a=1;gatehouse=" + sec + ";b=2"},
-		{"a=1;  \tgatehouse=" + sec + " \t;b=2"},
-		{"__Host-gatehouse=" + sec + "; gatehouse=" + sec},
-		{strings.Repeat("x=y; ", 2000) + "gatehouse=" + sec},
+// proxiedSite is a site that reaches its upstream through a real HTTP hop
+// (httputil.ReverseProxy, as Caddy's reverse_proxy does), so the upstream
+// sees the headers as an HTTP parser reads them off the wire.
+func proxiedSite(t *testing.T, h *harness) string {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(upstream))
+	t.Cleanup(up.Close)
+	u, _ := url.Parse(up.URL)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	st := &site{}
+	st.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s := st.gw.Serve(w, r); s != nil {
+			rp.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(st.srv.Close)
+	id := "site-" + st.srv.Listener.Addr().String()
+	gw, err := New(h.baseConfig(id), h.rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.gw = gw
+	h.register(id, st.srv.URL)
+	return st.srv.URL
+}
+
+// splitGroups is the README's recipe: split on ",", percent-decode each.
+func splitGroups(t *testing.T, v string) []string {
+	var out []string
+	for p := range strings.SplitSeq(v, ",") {
+		g, err := url.PathUnescape(p)
+		if err != nil {
+			t.Errorf("group %q does not percent-decode: %v", p, err)
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// Odd identity values from the provider reach the upstream as one header
+// each, with no header injected, and the groups come back by the README's
+// recipe as the provider named them: a group " gatehouse-admins" must
+// not reach the upstream as "gatehouse-admins" (HTTP drops the spaces at
+// a value's edges, and most upstreams trim list items).
+func TestReview15OddIdentityValues(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		sub    string
+		claims map[string]any
+		groups []string
+	}{
+		{"long subject", strings.Repeat("s", 150), nil, nil},
+		{"subject with comma, percent, edge spaces", " a,b%0A ", nil, nil},
+		{"control characters", "", map[string]any{"preferred_username": "a\r\nX-Forwarded-User: root\x00", "email": "a\nb@example.com"},
+			[]string{"x\r\nX-Forwarded-Groups: admin", "nul\x00"}},
+		{"commas and percent", "", nil, []string{"staff,gatehouse-admins", "100%", "%2C"}},
+		{"unicode", "\u202eodd\u2028", map[string]any{"preferred_username": "\u202eadmin\u2028x"}, []string{"\u2028", "\u200fgrp"}},
+		{"edge spaces, one group", "", nil, []string{" gatehouse-admins"}},
+		{"edge spaces, several", "", nil, []string{"staff ", " gatehouse-admins "}},
 	} {
-		req := "GET /x HTTP/1.1\nHost: HOST\nAccept: application/json\n"
-		for _, c := range cookies {
-			req += "Cookie: " + c + "\n"
-		}
-		resp, body := rawRequest(t, h.site.URL, req+"Connection: close\n\n")
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("%.80q: %d", cookies, resp.StatusCode)
-			continue
-		}
-		if strings.Contains(body, sec) {
-			t.Errorf("%.80q: the session secret reached the upstream: %.300s", cookies, body)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			sub := tt.sub
+			if sub == "" {
+				sub = "odd"
+			}
+			h := newHarnessIDP(t, memBackend, nil, func(c *devidp.Config) {
+				c.Users = append(c.Users, devidp.User{Subject: sub, Username: "odd", Password: "demo", Email: "odd@example.com"})
+			})
+			base := proxiedSite(t, h)
+			h.tamper = func(c map[string]any) {
+				for k, v := range tt.claims {
+					c[k] = v
+				}
+				if tt.groups != nil {
+					c["groups"] = tt.groups
+				}
+			}
+			b := h.browser()
+			e := parseEcho(t, b.Login(base, "/", "odd"))
+			got := identityOf(e)
+			for k, v := range got {
+				if len(v) != 1 {
+					t.Errorf("%s has %d values: %q", k, len(v), v)
+				}
+			}
+			if want := []string{escapeHeader(sub, false)}; !slices.Equal(got["x-forwarded-user"], want) {
+				t.Errorf("user = %q, want %q", got["x-forwarded-user"], want)
+			}
+			if tt.groups != nil {
+				g := got["x-forwarded-groups"]
+				if len(g) != 1 {
+					t.Fatalf("groups header = %q", g)
+				}
+				if dec := splitGroups(t, g[0]); !slices.Equal(dec, tt.groups) {
+					t.Errorf("groups %q decode to %q, want %q", g[0], dec, tt.groups)
+				}
+				for _, item := range strings.Split(g[0], ",") {
+					if strings.TrimSpace(item) == "gatehouse-admins" {
+						t.Errorf("a group reaches the upstream as %q: %q", item, tt.groups)
+					}
+				}
+			}
+		})
 	}
 }
 
@@ -225,5 +303,37 @@ func TestReview15UnverifiedEmailNotForwarded(t *testing.T) {
 	// A verified email still passes.
 	if e := h.browser().login("alice", "/"); !slices.Equal(e.Headers[HeaderEmail], []string{"alice@example.com"}) {
 		t.Errorf("alice's email = %q", e.Headers[HeaderEmail])
+	}
+}
+
+// The session secret never reaches the upstream, however the Cookie
+// header is laid out: several lines, quoted values, both names, odd
+// spacing; other cookies pass.
+func TestReview15SessionCookieNeverForwarded(t *testing.T) {
+	h := newHarness(t, memBackend)
+	alice := h.browser()
+	alice.login("alice", "/")
+	sec := alice.cookie("gatehouse")
+	for _, cookies := range [][]string{
+		{"a=1", "gatehouse=" + sec},
+		{"gatehouse=" + sec, "gatehouse=" + sec + "; b=2"},
+		{`gatehouse="` + sec + `"; a=1`},
+		{"a=1;gatehouse=" + sec + ";b=2"},
+		{"a=1;  \tgatehouse=" + sec + " \t;b=2"},
+		{"__Host-gatehouse=" + sec + "; gatehouse=" + sec},
+		{strings.Repeat("x=y; ", 2000) + "gatehouse=" + sec},
+	} {
+		req := "GET /x HTTP/1.1\nHost: HOST\nAccept: application/json\n"
+		for _, c := range cookies {
+			req += "Cookie: " + c + "\n"
+		}
+		resp, body := rawRequest(t, h.site.URL, req+"Connection: close\n\n")
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%.80q: %d", cookies, resp.StatusCode)
+			continue
+		}
+		if strings.Contains(body, sec) {
+			t.Errorf("%.80q: the session secret reached the upstream: %.300s", cookies, body)
+		}
 	}
 }
