@@ -290,8 +290,13 @@ type checked struct {
 }
 
 // maxSessionCookies bounds how many well-formed cookies of our name a
-// request may have looked up; malformed ones are skipped before counting,
-// so planted garbage cannot push the real cookie out of reach.
+// request may have looked up; malformed ones (see
+// session.WellFormedCookie) are skipped before counting, so planted
+// garbage cannot push the real cookie out of reach. Cookies of valid
+// shape that name no session do count, since each costs a store lookup:
+// a host that can set more than seven for the parent domain, on paths
+// that precede the real cookie's, can lock a user out of a plain-HTTP
+// site. On HTTPS the cookie is __Host-, which no other host can set.
 const maxSessionCookies = 8
 
 // Results of a session check, as CountCheck receives them.

@@ -337,3 +337,22 @@ func TestReview15SessionCookieNeverForwarded(t *testing.T) {
 		}
 	}
 }
+
+// Junk of a cookie's length and prefix, but not base64url, cannot be a
+// session and is skipped before maxSessionCookies counts: eight such
+// cookies, set for a parent domain by a sibling host on plain HTTP, must
+// not lock the user out.
+func TestReview15JunkOfCookieShapeLocksOut(t *testing.T) {
+	h := newHarness(t, memBackend)
+	alice := h.browser()
+	alice.login("alice", "/")
+	junk := "g1." + strings.Repeat("!", 43)
+	cookie := strings.Repeat("gatehouse="+junk+"; ", maxSessionCookies) + "gatehouse=" + alice.cookie("gatehouse")
+	r := h.browser().Do(http.MethodGet, h.site.URL+"/a/b/c/d/e/f/g/h", nil, false, "Cookie", cookie)
+	if r.Status != http.StatusOK {
+		t.Fatalf("real cookie behind %d junk ones of cookie shape: %d, want 200 as alice", maxSessionCookies, r.Status)
+	}
+	if got := parseEcho(t, r).Headers[HeaderUser]; len(got) != 1 || got[0] != "alice" {
+		t.Errorf("upstream X-Forwarded-User = %v, want [alice]", got)
+	}
+}

@@ -93,9 +93,19 @@ func ParseCookie(v string) (id string, err error) {
 }
 
 // WellFormedCookie reports cheaply, without decoding, whether v has the
-// length and prefix of a cookie this package writes.
+// length, prefix and alphabet (base64url) of a cookie this package
+// writes: what a request carries beyond that is junk, which must not take
+// the place of a real cookie among the few a request may have looked up.
 func WellFormedCookie(v string) bool {
-	return len(v) == CookieLen && v[:len(cookiePrefix)] == cookiePrefix
+	if len(v) != CookieLen || v[:len(cookiePrefix)] != cookiePrefix {
+		return false
+	}
+	for i := len(cookiePrefix); i < len(v); i++ {
+		if c := v[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // DecodeCookie returns the secret in a cookie value.

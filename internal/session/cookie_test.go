@@ -75,7 +75,8 @@ func TestValidID(t *testing.T) {
 // FuzzDecodeCookie decodes a fuzzed cookie value and encodes a fuzzed
 // secret. Decoding refuses with ErrMalformedCookie anything but a value
 // Cookie writes (no second spelling of a secret: base64 padding bits,
-// another alphabet), agrees with ParseCookie and WellFormedCookie, and
+// another alphabet), agrees with ParseCookie and WellFormedCookie (the
+// length, the prefix and base64url's alphabet), and
 // leads to a valid id; every secret's cookie decodes to that secret.
 func FuzzDecodeCookie(f *testing.F) {
 	f.Add(NewSecret().Cookie(), []byte{})
@@ -89,7 +90,8 @@ func FuzzDecodeCookie(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string, raw []byte) {
 		s, err := DecodeCookie(v)
 		id, perr := ParseCookie(v)
-		wellFormed := len(v) == CookieLen && strings.HasPrefix(v, "g1.")
+		wellFormed := len(v) == CookieLen && strings.HasPrefix(v, "g1.") &&
+			strings.Trim(v[3:], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == ""
 		if WellFormedCookie(v) != wellFormed {
 			t.Fatalf("WellFormedCookie(%q) = %v, want %v", v, !wellFormed, wellFormed)
 		}
