@@ -55,6 +55,9 @@ func (g *Gateway) render(w http.ResponseWriter, status int, title string, body f
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	// For browsers without CSP 2, as on the admin pages: a framed
+	// sign-out confirmation could be clicked through from another site.
+	h.Set("X-Frame-Options", "DENY")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(b.String()))
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +72,26 @@ func TestReview15bLogoutCrossSite(t *testing.T) {
 		t.Errorf("same-origin logout left the session: %v", err)
 	}
 	alive("same-origin logout", otherID)
+}
+
+// Review 15b: the confirmation form is what stands between a cross-site
+// GET and a sign-out, so no other site may frame it and lure a click onto
+// its button. frame-ancestors covers browsers with CSP 2; X-Frame-Options
+// the rest, as on the admin pages (admin/pages.go).
+func TestReview15bLogoutConfirmationNotFramable(t *testing.T) {
+	h := newHarness(t, memBackend)
+	b := h.browser()
+	b.login("bob", "/")
+	r := b.Do(http.MethodGet, h.site.URL+"/.gatehouse/logout", nil, true, "Sec-Fetch-Site", "cross-site")
+	if r.Status != http.StatusOK {
+		t.Fatalf("cross-site GET logout: %d", r.Status)
+	}
+	if got := r.Header.Get("X-Frame-Options"); got != "DENY" {
+		t.Errorf("X-Frame-Options = %q, want DENY", got)
+	}
+	if got := r.Header.Get("Content-Security-Policy"); !strings.Contains(got, "frame-ancestors 'none'") {
+		t.Errorf("Content-Security-Policy = %q, want frame-ancestors 'none'", got)
+	}
 }
 
 // signHS256 signs claims with key under HS256, as a forger who knows the
