@@ -480,6 +480,13 @@ func (g *Gateway) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lc, err := g.oidc.VerifyLogoutToken(r.Context(), raw)
+	if err != nil && !errors.Is(err, oidcflow.ErrTokenInvalid) {
+		// The token could not be checked (discovery failed): a 400
+		// would tell the provider the logout failed for good.
+		g.rt.cfg.OnError(err)
+		g.unavailable(w, r)
+		return
+	}
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "invalid logout token"})
 		return

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -268,4 +269,30 @@ func TestReview15bBackchannelLogout(t *testing.T) {
 		gone("valid sub-only token", ids[1])
 		alive("valid sub-only token", ids[0], ids[1])
 	})
+}
+
+// Review 15b: when the provider's discovery cannot be reached, a logout
+// token cannot be checked at all, and the gateway answered 400 "invalid
+// logout token": to the provider, a logout that failed for good (Back-
+// Channel Logout 1.0, 2.8), so it does not deliver again and the sessions
+// live on. As with the store down (TestBackchannelLogoutRetryAndJTI), it
+// is a 503 the provider may retry.
+func TestReview15bBackchannelLogoutProviderDown(t *testing.T) {
+	h := newHarness(t, memBackend)
+	down := httptest.NewServer(http.NotFoundHandler())
+	issuer := down.URL
+	down.Close()
+	gw, err := New(Config{Issuer: issuer, ClientID: "b", ClientSecret: "b-secret"}, h.rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.expectErrors("discovery of")
+	req := httptest.NewRequest(http.MethodPost, "http://b.example/.gatehouse/backchannel-logout",
+		strings.NewReader(url.Values{"logout_token": {"eyJhbGciOiJSUzI1NiJ9.e30.c2ln"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	gw.Serve(rec, req)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("logout token with the provider unreachable: %d %s, want 503", rec.Code, rec.Body)
+	}
 }
