@@ -264,7 +264,7 @@ func (g *Gateway) Serve(w http.ResponseWriter, r *http.Request) *session.Session
 		return nil
 	}
 	s := c.s
-	setIdentity(r.Header, s.User, g.email(s), s.Username, s.Groups)
+	setIdentity(r.Header, s.User, g.Email(s), s.Username, s.Groups)
 	if g.cfg.PassAccessToken {
 		if v := g.accessToken(s); v != nil {
 			r.Header[HeaderAccessToken] = v
@@ -452,25 +452,22 @@ func (g *Gateway) expiry(s *session.Session, now time.Time) string {
 	return ""
 }
 
-// email is the session's email as far as rules and the upstream may use
+// Email is the session's email as far as rules and the upstream may use
 // it: empty unless the provider verified it (or the site opted out of
 // that check). An upstream told an address the user merely typed would
 // take them for its owner (Grafana's auth proxy signs users in by
-// X-Forwarded-Email), so the header and the {http.auth.user.email}
-// placeholder carry only this, like the signed assertion.
-func (g *Gateway) email(s *session.Session) string {
+// X-Forwarded-Email), so the identity headers, the signed assertion and
+// the {http.auth.user.email} placeholder carry only this.
+func (g *Gateway) Email(s *session.Session) string {
 	if s.EmailVerified || g.cfg.InsecureUnverifiedEmail {
 		return s.Email
 	}
 	return ""
 }
 
-// Email is s's email for the upstream: empty unless verified (see email).
-func (g *Gateway) Email(s *session.Session) string { return g.email(s) }
-
 // refusal is why this site's identity rules refuse s, or "".
 func (g *Gateway) refusal(s *session.Session) string {
-	if d := g.cfg.Identity.Decide(g.email(s), s.Groups); !d.Allow {
+	if d := g.cfg.Identity.Decide(g.Email(s), s.Groups); !d.Allow {
 		return d.Reason
 	}
 	if g.cfg.RequireMFA && !s.MFA {
@@ -709,5 +706,5 @@ func (g *Gateway) currentSession(r *http.Request) (checked, error) {
 // isAdmin reports whether this site's admin rules make s an admin here;
 // an unverified email grants nothing.
 func (g *Gateway) isAdmin(s *session.Session) bool {
-	return policy.Member(s.Groups, g.email(s), g.cfg.AdminGroups, g.cfg.AdminEmails)
+	return policy.Member(s.Groups, g.Email(s), g.cfg.AdminGroups, g.cfg.AdminEmails)
 }

@@ -98,10 +98,10 @@ func setIdentity(h http.Header, user, email, username string, groups []string) {
 
 // JoinGroups is the comma list of X-Forwarded-Groups and the
 // {http.auth.user.groups} placeholder. In each group "%", ",", control
-// characters and a leading or trailing space are percent-encoded, so that a group named "staff,admins"
-// cannot pass for two groups to an upstream that splits on commas
-// (issue 6, item 11): split on "," and percent-decode each part to get
-// the names back.
+// characters and a leading or trailing space are percent-encoded, so that
+// a group named "staff,admins" cannot pass for two groups to an upstream
+// that splits on commas (issue 6, item 11), nor " admins" for "admins":
+// split on "," and percent-decode each part to get the names back.
 func JoinGroups(groups []string) string {
 	switch len(groups) {
 	case 0:

@@ -238,7 +238,7 @@ func (j *jwtSigner) assertion(ctx context.Context, g *Gateway, r *http.Request, 
 	}
 	k := assertionKey{g: g, sid: s.ID, host: host, https: g.cfg.Scheme(r) == "https"}
 	now := j.now()
-	email := g.email(s)
+	email := g.Email(s)
 	j.mu.Lock()
 	a := j.minted[k]
 	j.mu.Unlock()

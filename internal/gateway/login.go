@@ -584,7 +584,7 @@ func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	if !g.putAssertion(w, r, s, w.Header()) {
 		return
 	}
-	setIdentity(w.Header(), s.User, g.email(s), s.Username, s.Groups)
+	setIdentity(w.Header(), s.User, g.Email(s), s.Username, s.Groups)
 	if g.cfg.PassAccessToken {
 		// nginx and Traefik copy it onto the upstream's request, as
 		// they do the identity headers.

@@ -80,7 +80,7 @@ func emailKeys(emails []string) []string {
 // isAuditor reports whether this site's auditor rules make s an auditor
 // here; as for admins, an unverified email grants nothing.
 func (g *Gateway) isAuditor(s *session.Session) bool {
-	return policy.Member(s.Groups, g.email(s), g.cfg.AuditorGroups, g.cfg.AuditorEmails)
+	return policy.Member(s.Groups, g.Email(s), g.cfg.AuditorGroups, g.cfg.AuditorEmails)
 }
 
 // learn records that g serves r's site. It costs one comparison when g

@@ -101,11 +101,17 @@ func WellFormedCookie(v string) bool {
 		return false
 	}
 	for i := len(cookiePrefix); i < len(v); i++ {
-		if c := v[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+		if !base64URLChar(v[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// base64URLChar reports whether c is in base64url's alphabet, which
+// cookies and ids are written in.
+func base64URLChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }
 
 // DecodeCookie returns the secret in a cookie value.
@@ -134,8 +140,7 @@ func ValidID(id string) bool {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+		if !base64URLChar(id[i]) {
 			return false
 		}
 	}
