@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,17 +14,14 @@ import (
 
 	"github.com/gatehouse-proxy/gatehouse/internal/devidp"
 	"github.com/gatehouse-proxy/gatehouse/internal/testflow"
+	"github.com/gatehouse-proxy/gatehouse/internal/testport"
 	"github.com/gatehouse-proxy/gatehouse/internal/testredis"
 )
 
+// freePort is a loopback address no other test of any package is given.
 func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testport.Addr(t)
 }
 
 // siteConfig is a Caddy config with gatehouse in front of upstream, the

@@ -192,7 +192,7 @@ func startDemo(opts demoOptions) (*demo, error) {
 	}
 	d.closers = append(d.closers, idpLn.Close)
 	d.IssuerURL = "http://" + publicHost(idpLn.Addr().String())
-	listen, err := resolvePort(opts.Listen)
+	listen, err := resolvePort(opts.Listen, opts.Admin)
 	if err != nil {
 		d.Close()
 		return nil, err
@@ -255,18 +255,37 @@ func startDemo(opts demoOptions) (*demo, error) {
 }
 
 // resolvePort turns port 0 into a free port: the provider must know the
-// site's exact redirect URI before Caddy listens.
-func resolvePort(addr string) (string, error) {
+// site's exact redirect URI before Caddy listens. The port must not be
+// the admin endpoint's: Caddy listens with SO_REUSEPORT, so the site and
+// the admin endpoint could both bind it, and the kernel would share the
+// site's connections between them.
+func resolvePort(addr, admin string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
-	if err != nil || port != "0" {
-		return addr, err
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
+		return "", fmt.Errorf("address %q: %w", addr, err)
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	if admin == "" {
+		admin = caddy.DefaultAdminListen
+	}
+	_, adminPort, _ := net.SplitHostPort(admin)
+	if port != "0" {
+		if port == adminPort {
+			return "", fmt.Errorf("address %q: the site and Caddy's admin endpoint (%s) need different ports", addr, admin)
+		}
+		return addr, nil
+	}
+	for range 10 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return "", fmt.Errorf("finding a free port: %w", err)
+		}
+		got := ln.Addr().String()
+		_ = ln.Close()
+		if _, p, _ := net.SplitHostPort(got); p != adminPort {
+			return got, nil
+		}
+	}
+	return "", fmt.Errorf("finding a free port other than the admin endpoint's %s", admin)
 }
 
 func mustBeLoopback(addr string) error {

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/gatehouse-proxy/gatehouse/internal/testflow"
+	"github.com/gatehouse-proxy/gatehouse/internal/testport"
 	"github.com/gatehouse-proxy/gatehouse/internal/testredis"
 )
 
@@ -25,12 +26,7 @@ func TestModulesRegistered(t *testing.T) {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testport.Addr(t)
 }
 
 // startTestDemo runs the demo as `gatehouse demo` would, on free ports,
@@ -38,7 +34,7 @@ func freeAddr(t *testing.T) string {
 func startTestDemo(t *testing.T, redisURL string) (*demo, string) {
 	t.Helper()
 	admin := freeAddr(t)
-	d, err := startDemo(demoOptions{Listen: "127.0.0.1:0", IDPListen: "127.0.0.1:0", Redis: redisURL, Admin: admin})
+	d, err := startDemo(demoOptions{Listen: freeAddr(t), IDPListen: "127.0.0.1:0", Redis: redisURL, Admin: admin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,5 +110,32 @@ func getJSON(t *testing.T, u string, v any) {
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("GET %s: %v: %s", u, err, b)
+	}
+}
+
+// The site must never get the admin endpoint's port: Caddy binds both
+// with SO_REUSEPORT, so both binds would succeed and the kernel would
+// hand some of the site's connections to the admin endpoint (a CI run
+// failed that way, its page script answered by the admin API's 400).
+func TestResolvePortAvoidsAdmin(t *testing.T) {
+	admin := freeAddr(t)
+	_, adminPort, _ := net.SplitHostPort(admin)
+	if _, err := resolvePort("127.0.0.1:"+adminPort, admin); err == nil || !strings.Contains(err.Error(), "admin endpoint") {
+		t.Errorf("site on the admin endpoint's port: err = %v, want one naming the admin endpoint", err)
+	}
+	if _, err := resolvePort("127.0.0.1:2019", ""); err == nil {
+		t.Error("site on Caddy's default admin port with the default admin endpoint: no error")
+	}
+	for range 50 {
+		got, err := resolvePort("127.0.0.1:0", admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, p, _ := net.SplitHostPort(got); p == adminPort || p == "0" {
+			t.Fatalf("resolvePort gave %s, admin is %s", got, admin)
+		}
+	}
+	if got, err := resolvePort("127.0.0.1:8080", admin); err != nil || got != "127.0.0.1:8080" {
+		t.Errorf("explicit port: %q, %v", got, err)
 	}
 }

@@ -270,10 +270,8 @@ func startScreenshotDemo(t *testing.T) *demo {
 		t.Fatal(err)
 	}
 	d := &demo{IssuerURL: "http://" + publicHost(idpLn.Addr().String())}
-	listen, err := resolvePort("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	admin := freeAddr(t)
+	listen := freeAddr(t)
 	d.SiteURL = "http://" + publicHost(listen)
 	idp, err := devidp.New(devidp.Config{Issuer: d.IssuerURL, Users: users})
 	if err != nil {
@@ -299,7 +297,7 @@ func startScreenshotDemo(t *testing.T) *demo {
 
 	cfg, err := demoConfig(demoConfigInput{
 		store: "memory", listen: listen, issuer: d.IssuerURL, clientSecret: clientSecret,
-		upstream: appLn.Addr().String(), admin: freeAddr(t), geoip: geoDB,
+		upstream: appLn.Addr().String(), admin: admin, geoip: geoDB,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-proxy/gatehouse/internal/testport"
 )
 
 // How long a server may take to answer PING after it is started.
@@ -288,12 +290,7 @@ func ping(addr, password string) error {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return testport.Free()
 }
 
 // syncBuffer collects the server's output for error messages; the process
