@@ -660,3 +660,47 @@ func TestLogoutHint(t *testing.T) {
 		})
 	})
 }
+
+// A browser without Fetch Metadata (Safari before 16.4) following a link
+// on another site sends that site as Referer: the GET only gets the
+// confirmation form. The site's own pages, and clients that send neither
+// header (curl, a typed URL), still sign out at once.
+func TestLogoutGetFromElsewhereByReferer(t *testing.T) {
+	h := newHarness(t, memBackend)
+	for _, tt := range []struct {
+		name    string
+		headers []string
+		confirm bool
+	}{
+		{"foreign referer", []string{"Referer", "https://evil.example/page"}, true},
+		{"sibling subdomain referer", []string{"Referer", "http://other.127.0.0.1.nip.io/"}, true},
+		{"referer of another port", []string{"Referer", "http://127.0.0.1:1/"}, true},
+		{"unparsable referer", []string{"Referer", "::not a url"}, true},
+		{"fetch metadata wins over referer", []string{"Sec-Fetch-Site", "same-origin", "Referer", "https://evil.example/"}, false},
+		{"own referer", []string{"Referer", h.site.URL + "/app/page"}, false},
+		{"neither header", nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := h.browser()
+			b.login("alice", "/")
+			id := b.sessionID()
+			r := b.Do(http.MethodGet, h.site.URL+"/.gatehouse/logout", nil, false, tt.headers...)
+			_, err := h.store.Get(context.Background(), id)
+			if tt.confirm {
+				if r.Status != http.StatusOK || !strings.Contains(r.Body, `method="post"`) {
+					t.Errorf("GET logout: %d, want the confirmation form", r.Status)
+				}
+				if err != nil {
+					t.Errorf("session ended by a GET from elsewhere: %v", err)
+				}
+				return
+			}
+			if r.Status != http.StatusFound {
+				t.Errorf("GET logout: %d, want 302 after signing out", r.Status)
+			}
+			if !errors.Is(err, session.ErrNotFound) {
+				t.Errorf("session still there after a GET logout of its own: %v", err)
+			}
+		})
+	}
+}

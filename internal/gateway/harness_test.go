@@ -54,6 +54,9 @@ type harness struct {
 	// failList and failAppend make the store's List and event Append
 	// fail, as an unreachable store's would.
 	failList, failAppend atomic.Bool
+	// looseList makes List ignore the query's user, as a store whose
+	// user filter matched loosely would.
+	looseList atomic.Bool
 
 	// tamper, when set, rewrites the claims of ID tokens the provider
 	// returns from its token endpoint, and re-signs them (with a foreign
@@ -255,6 +258,9 @@ type failingStore struct {
 func (f *failingStore) List(ctx context.Context, q session.Query) (session.Page, error) {
 	if f.h.failList.Load() {
 		return session.Page{}, errors.New("store down")
+	}
+	if f.h.looseList.Load() {
+		q.User = ""
 	}
 	return f.backend.List(ctx, q)
 }

@@ -353,13 +353,13 @@ func (g *Gateway) createSession(r *http.Request, res *oidcflow.Result) (*session
 }
 
 // logout ends the browser's session, then sends it to the provider's
-// end_session_endpoint so the provider's session ends too. A cross-site
-// GET (a link or image on another site) only gets a confirmation form, so
-// nobody can sign users out from elsewhere.
+// end_session_endpoint so the provider's session ends too. A GET from
+// another site (a link or image there; see web.FromElsewhere) only gets a
+// confirmation form, so nobody can sign users out from elsewhere.
 func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+		if web.FromElsewhere(r, g.origin(r)) {
 			g.confirmLogout(w, r)
 			return
 		}
@@ -545,7 +545,10 @@ func (g *Gateway) endWhere(r *http.Request, q session.Query, sid string) error {
 		for _, s := range page.Items {
 			// Subjects and sids are the provider's: another provider's
 			// sessions are not this token's to end.
-			if !g.ownIssuer(s) || sid != "" && s.IDPSessionID != sid {
+			// The store filters by user already; the check here keeps a
+			// store whose filter matched loosely (case, prefix) from
+			// ending someone else's sessions.
+			if !g.ownIssuer(s) || sid != "" && s.IDPSessionID != sid || q.User != "" && s.User != q.User {
 				continue
 			}
 			if _, err := g.rt.End(r.Context(), s.ID, session.EndBackchannel, activity.ActorSystem, ""); err != nil && !errors.Is(err, session.ErrNotFound) {

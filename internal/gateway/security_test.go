@@ -721,3 +721,27 @@ func TestRecordReportsOnlyStoredEvents(t *testing.T) {
 		t.Errorf("stored event not reported: %+v", ev)
 	}
 }
+
+// Defence in depth: a logout token for one subject ends only that
+// subject's sessions even when the store's user filter lets others
+// through (the admin package's endAll checks the same way).
+func TestBackchannelLogoutRechecksSubject(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newH func(...harnessOption) *harness) {
+		h := newH()
+		alice, bob := h.browser(), h.browser()
+		alice.login("alice", "/")
+		bob.login("bob", "/")
+		h.looseList.Store(true)
+		tok := mustSign(t, h, map[string]any{"iss": h.idpSrv.URL, "aud": "site", "iat": h.clock.Now().Unix(), "jti": "loose-1",
+			"sub": "alice", "events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}}})
+		if r := alice.Do(http.MethodPost, h.site.URL+"/.gatehouse/backchannel-logout", url.Values{"logout_token": {tok}}, false); r.Status != http.StatusOK {
+			t.Fatalf("logout: %d %s", r.Status, r.Body)
+		}
+		if _, err := h.store.Get(context.Background(), alice.sessionID()); !errors.Is(err, session.ErrNotFound) {
+			t.Errorf("alice's session survived her logout token: %v", err)
+		}
+		if _, err := h.store.Get(context.Background(), bob.sessionID()); err != nil {
+			t.Errorf("alice's logout token ended bob's session: %v", err)
+		}
+	})
+}

@@ -112,6 +112,28 @@ func StateChangeAllowed(r *http.Request, own string) bool {
 	return r.Header.Get("Sec-Fetch-Site") != "cross-site"
 }
 
+// FromElsewhere tells a request sent from another site, for endpoints
+// that a GET may reach (sign-out): Sec-Fetch-Site when the browser sends
+// it ("same-site", a sibling subdomain, counts as elsewhere); otherwise a
+// Referer of another origin, which browsers without Fetch Metadata (Safari
+// before 16.4) still send on a cross-site link, by default as the origin.
+// Without either (curl, a typed URL, Referrer-Policy no-referrer) the
+// request is taken as the site's own.
+func FromElsewhere(r *http.Request, own string) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "cross-site" || site == "same-site"
+	}
+	ref := r.Header.Get("Referer")
+	if ref == "" {
+		return false
+	}
+	u, err := url.Parse(ref)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return true
+	}
+	return !SameOrigin(u.Scheme+"://"+u.Host, own)
+}
+
 func hostPort(host, scheme string) string {
 	host = strings.ToLower(host)
 	h, port, err := net.SplitHostPort(host)
