@@ -69,6 +69,8 @@ type harness struct {
 	// requests it received (answered or not).
 	tokenDown    atomic.Bool
 	refreshCalls atomic.Int64
+	// keysDown makes the provider's key set answer 503.
+	keysDown atomic.Bool
 	// calls counts the store calls by method (see failingStore).
 	calls storeCalls
 }
@@ -346,6 +348,10 @@ func upstream(w http.ResponseWriter, r *http.Request) {
 // serveIDP is the provider, with the token endpoint's ID token rewritten
 // when a test asks for it.
 func (h *harness) serveIDP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/keys" && h.keysDown.Load() {
+		http.Error(w, "provider down", http.StatusServiceUnavailable)
+		return
+	}
 	if r.URL.Path == "/oauth/token" {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))

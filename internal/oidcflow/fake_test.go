@@ -52,6 +52,13 @@ type fakeIdP struct {
 	mu       sync.Mutex
 	idClaims map[string]any // added to iss, aud, sub, iat, exp and nonce
 	userinfo map[string]any // nil: no userinfo_endpoint
+	// idKey and idKid, when set, sign the ID tokens instead of the
+	// published key, as a provider does just after rotating its keys.
+	idKey *rsa.PrivateKey
+	idKid string
+	// keysFail makes the key set fail: "503" answers 503, "404" 404,
+	// "hangup" closes the connection without an answer.
+	keysFail string
 }
 
 func newFakeIdP(t testing.TB) *fakeIdP {
@@ -75,6 +82,22 @@ func newFakeIdP(t testing.TB) *fakeIdP {
 		writeJSON(w, meta)
 	})
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		fail := p.keysFail
+		p.mu.Unlock()
+		switch fail {
+		case "503":
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		case "404":
+			http.NotFound(w, r)
+			return
+		case "hangup":
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				_ = c.Close()
+			}
+			return
+		}
 		writeJSON(w, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{
 			Key: &testKey().PublicKey, KeyID: fakeKeyID, Algorithm: "RS256", Use: "sig",
 		}}})
@@ -89,10 +112,14 @@ func newFakeIdP(t testing.TB) *fakeIdP {
 		for k, v := range p.idClaims {
 			claims[k] = v
 		}
+		key, kid := testKey(), fakeKeyID
+		if p.idKey != nil {
+			key, kid = p.idKey, p.idKid
+		}
 		p.mu.Unlock()
 		writeJSON(w, map[string]any{
 			"access_token": "access", "token_type": "Bearer", "expires_in": 300,
-			"id_token": sign(t, testKey(), fakeKeyID, claims),
+			"id_token": sign(t, key, kid, claims),
 		})
 	})
 	mux.HandleFunc("GET /userinfo", func(w http.ResponseWriter, r *http.Request) {

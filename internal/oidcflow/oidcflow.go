@@ -213,22 +213,18 @@ func (c *Client) attempt() (*discovery, error) {
 		EndSession string `json:"end_session_endpoint"`
 	}
 	_ = p.Claims(&meta)
+	verifier, logoutVer, err := c.newVerifiers(p)
+	if err != nil {
+		c.mu.Lock()
+		c.lastErr, c.lastEnd = err, c.cfg.Now()
+		c.mu.Unlock()
+		return nil, err
+	}
 	d := &discovery{
 		provider:   p,
 		endSession: meta.EndSession,
-		// The verifiers fetch the key set with bg: the provider may rotate
-		// keys long after the request that caused discovery has ended.
-		verifier: p.VerifierContext(c.bg, &oidc.Config{
-			ClientID: c.cfg.ClientID,
-			Now:      c.cfg.Now,
-		}),
-		// Logout tokens have no nonce and need not expire soon; their
-		// freshness is checked on iat below.
-		logoutVer: p.VerifierContext(c.bg, &oidc.Config{
-			ClientID:        c.cfg.ClientID,
-			Now:             c.cfg.Now,
-			SkipExpiryCheck: true,
-		}),
+		verifier:   verifier,
+		logoutVer:  logoutVer,
 	}
 	c.disc.Store(d)
 	c.mu.Lock()
@@ -406,9 +402,9 @@ func (c *Client) expiry(tok *oauth2.Token) time.Time {
 }
 
 func (c *Client) verify(ctx context.Context, d *discovery, raw string, tok *oauth2.Token, nonce string) (*Result, error) {
-	idt, err := d.verifier.Verify(c.ctx(ctx), raw)
+	idt, err := c.verifyToken(ctx, d.verifier, raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
+		return nil, err
 	}
 	// go-oidc leaves the nonce to us. A refreshed ID token need not carry
 	// one (OIDC Core 12.2), but if it does it must be the original.
@@ -592,9 +588,9 @@ func (c *Client) VerifyLogoutToken(ctx context.Context, raw string) (LogoutClaim
 	if err != nil {
 		return LogoutClaims{}, err
 	}
-	t, err := d.logoutVer.Verify(c.ctx(ctx), raw)
+	t, err := c.verifyToken(ctx, d.logoutVer, raw)
 	if err != nil {
-		return LogoutClaims{}, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
+		return LogoutClaims{}, err
 	}
 	var claims map[string]json.RawMessage
 	var cl logoutTokenClaims
